@@ -1,0 +1,68 @@
+# Sikkerhetsnett — every target does its own set-up on a fresh machine.
+#   make run    the bot (demo against the local Bot API when TELEGRAM_BOT_TOKEN is unset)
+#   make test   everything CI checks
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYBABEL := $(BIN)/pybabel
+DOMAINS := messages content
+
+.PHONY: install run test chat catalogs compile check lint typecheck bench clean help
+
+help:
+	@sed -n '1,4p' Makefile
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found " + sys.version.split()[0] + ")")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+# A venv with the project, compiled catalogs, and a migrated database.
+install: $(STAMP) compile
+	$(BIN)/python -m bot db upgrade
+
+compile: $(STAMP)
+	@for domain in $(DOMAINS); do $(PYBABEL) compile -d locales -D $$domain --statistics || exit 1; done
+
+run: install
+	$(BIN)/python -m bot run
+
+# A terminal chat with the demo bot, as a person (run `make run` in another terminal first).
+chat: $(STAMP)
+	$(BIN)/python -m bot chat
+
+test: install lint
+	$(BIN)/python -m bot content check
+	$(BIN)/python -m pytest
+
+# Extract → update → compile, for the bot's own texts and for the content.
+catalogs: $(STAMP)
+	$(PYBABEL) extract -F babel.cfg -o locales/messages.pot --no-wrap --sort-by-file \
+		--project=Sikkerhetsnett --copyright-holder=Sikkerhetsnett \
+		--msgid-bugs-address=admin@example.invalid --add-comments=TRANSLATORS: .
+	$(PYBABEL) extract -F babel-content.cfg -o locales/content.pot --no-wrap --sort-by-file \
+		--project=Sikkerhetsnett --copyright-holder=Sikkerhetsnett \
+		--msgid-bugs-address=admin@example.invalid .
+	$(PYBABEL) update -i locales/messages.pot -d locales -D messages --no-wrap
+	$(PYBABEL) update -i locales/content.pot -d locales -D content --no-wrap
+	$(MAKE) compile
+
+check: $(STAMP) compile
+	$(BIN)/python -m bot content check
+
+lint: $(STAMP)
+	$(BIN)/ruff check bot handlers tests bench
+	$(BIN)/ruff format --check bot handlers tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy bot handlers
+
+bench: install
+	@for b in bench/bench_*.py; do [ -e "$$b" ] || continue; echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache locales/*/LC_MESSAGES/*.mo

@@ -1,0 +1,242 @@
+"""Wiring: builds the runtime and the Telegram application, and runs them with the web server,
+the outbox sender and the scheduler tick. The one place where the parts are put together.
+
+``running_bot`` is used both by ``python -m bot run`` and by the end-to-end tests, so the tests
+exercise the same start-up and shutdown as production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from telegram import Bot, Update
+from telegram.ext import AIORateLimiter, Application, BaseUpdateProcessor, ContextTypes
+from telegram.request import HTTPXRequest
+
+from bot import outbox
+from bot.config import TELEGRAM_API_BASE_URL, Settings
+from bot.content import load_content
+from bot.db import make_engine, make_sessions
+from bot.i18n import LOCALES, Catalogs
+from bot.outbox import OutboxSender
+from bot.runtime import RUNTIME_KEY, Runtime
+from bot.web import build_web_app
+
+log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
+PURGE_EVERY = dt.timedelta(hours=1)
+
+
+class PerChatUpdateProcessor(BaseUpdateProcessor):
+    """Handle updates concurrently across chats, but one at a time within a chat.
+
+    A person who taps two buttons quickly gets the answers in order; many people are served
+    at once.
+    """
+
+    def __init__(self, max_concurrent_updates: int = 64) -> None:
+        super().__init__(max_concurrent_updates)
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        chat = update.effective_chat if isinstance(update, Update) else None
+        if chat is None:
+            await coroutine
+            return
+        lock = self._locks.setdefault(chat.id, asyncio.Lock())
+        try:
+            async with lock:
+                await coroutine
+        finally:
+            if not lock.locked() and not getattr(lock, "_waiters", None):
+                self._locks.pop(chat.id, None)
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """Load content and catalogs (raising on errors) and open the database."""
+    content = load_content(settings.content_dir)
+    catalogs = Catalogs(settings.locales_dir)
+    engine = make_engine(settings.async_database_url)
+    return Runtime(
+        settings=settings, sessions=make_sessions(engine), catalogs=catalogs, content=content
+    )
+
+
+def build_application(rt: Runtime, token: str, base_url: str) -> Application:  # type: ignore[type-arg]
+    """The python-telegram-bot application with every handler registered."""
+    from handlers import register_all
+
+    app = (
+        Application.builder()
+        .token(token)
+        .base_url(base_url)
+        .rate_limiter(AIORateLimiter(max_retries=2))
+        .concurrent_updates(PerChatUpdateProcessor())
+        .get_updates_read_timeout(35)
+        .build()
+    )
+    app.bot_data[RUNTIME_KEY] = rt
+    register_all(app, rt)
+    return app
+
+
+async def _tick(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The short scheduler tick: wake the sender; now and then, purge old outbox rows."""
+    rt: Runtime = context.application.bot_data[RUNTIME_KEY]
+    if rt.sender is not None:
+        rt.sender.wake()
+    job_data: dict[str, Any] = context.job.data if context.job and context.job.data else {}
+    last = job_data.get("last_purge")
+    now = dt.datetime.now(dt.UTC)
+    if last is None or now - last > PURGE_EVERY:
+        job_data["last_purge"] = now
+        purged = await outbox.purge_finished(
+            rt.sessions, dt.timedelta(days=rt.settings.retention_days)
+        )
+        if purged:
+            log.info("retention: deleted %d old outbox rows", purged)
+
+
+@dataclass
+class RunningBot:
+    rt: Runtime
+    app: Application  # type: ignore[type-arg]
+    web_url: str | None
+
+
+@contextlib.asynccontextmanager
+async def running_bot(
+    rt: Runtime,
+    token: str,
+    base_url: str,
+    *,
+    web_host: str | None = None,
+    web_port: int | None = None,
+    shutdown_deadline: float = 10.0,
+) -> AsyncIterator[RunningBot]:
+    """Run the bot (long polling), the outbox sender, the tick and, if asked, the web server."""
+    settings = rt.settings
+    app = build_application(rt, token, base_url)
+    sender_bot = Bot(
+        token,
+        base_url=base_url,
+        request=HTTPXRequest(connection_pool_size=settings.outbox_in_flight + 4),
+    )
+    rt.sender = OutboxSender(
+        rt.sessions,
+        sender_bot,
+        rate_per_second=settings.outbox_rate_per_second,
+        chat_rate_per_second=settings.outbox_chat_rate_per_second,
+        in_flight=settings.outbox_in_flight,
+        max_attempts=settings.outbox_max_attempts,
+        tick_seconds=settings.outbox_tick_seconds,
+    )
+    runner: web.AppRunner | None = None
+    web_url = None
+    await app.initialize()
+    await sender_bot.initialize()
+    try:
+        rt.bot_username = app.bot.username
+        await _set_command_menus(app, rt)
+        if web_port is not None:
+            runner = web.AppRunner(build_web_app(rt), access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, web_host or settings.bind_host, web_port)
+            await site.start()
+            web_url = f"http://{web_host or settings.bind_host}:{web_port}/"
+        await app.start()
+        assert app.job_queue is not None
+        app.job_queue.run_repeating(
+            _tick, interval=settings.outbox_tick_seconds, first=0, data={}, name="tick"
+        )
+        rt.sender.start()
+        assert app.updater is not None
+        await app.updater.start_polling(
+            poll_interval=0, timeout=dt.timedelta(seconds=25), allowed_updates=ALLOWED_UPDATES
+        )
+        log.info("bot running as @%s", rt.bot_username)
+        yield RunningBot(rt=rt, app=app, web_url=web_url)
+    finally:
+        # Graceful: stop taking updates and claiming, finish what is in flight, release the rest.
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()
+        if rt.sender is not None:
+            await rt.sender.stop(deadline=shutdown_deadline)
+        if app.running:
+            await app.stop()
+        await app.shutdown()
+        await sender_bot.shutdown()
+        if runner is not None:
+            await runner.cleanup()
+
+
+async def _set_command_menus(app: Application, rt: Runtime) -> None:  # type: ignore[type-arg]
+    from handlers.common import commands
+
+    await app.bot.set_my_commands(commands(rt.catalogs, rt.settings.default_locale))
+    for locale in LOCALES:
+        await app.bot.set_my_commands(commands(rt.catalogs, locale), language_code=locale)
+
+
+async def serve(settings: Settings, rt: Runtime) -> None:
+    """``python -m bot run``: run until SIGINT or SIGTERM; in demo mode with a local Bot API."""
+    from bot.localapi import serve_local_api
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    async with contextlib.AsyncExitStack() as stack:
+        if settings.demo:
+            api = await stack.enter_async_context(
+                serve_local_api(host="127.0.0.1", port=settings.local_bot_api_port)
+            )
+            token, base_url = api.token, api.base_url
+        else:
+            assert settings.telegram_bot_token is not None
+            token = settings.telegram_bot_token.get_secret_value()
+            base_url = settings.telegram_api_base_url or TELEGRAM_API_BASE_URL
+        running = await stack.enter_async_context(
+            running_bot(rt, token, base_url, web_port=settings.port)
+        )
+        if settings.demo:
+            print(demo_instructions(settings, running), flush=True)
+        await stop.wait()
+        log.info("shutting down")
+
+
+def demo_instructions(settings: Settings, running: RunningBot) -> str:
+    user_side = f"http://127.0.0.1:{settings.local_bot_api_port}"
+    return f"""
+Sikkerhetsnett is running in DEMO MODE (no TELEGRAM_BOT_TOKEN set).
+This is the real bot, talking to a local stand-in for Telegram at {user_side}
+(not Telegram itself). Data is kept in {settings.async_database_url.split(":///")[-1]}.
+
+Talk to it as a person: open a second terminal in this folder and run
+
+    make chat
+
+You are then "Kari" in a private chat with the bot. Type /start, /language, /privacy or
+/help and press the buttons by their number. Callers and leaders come in through a link
+(an SMS from the legevakt, or an invitation); `make chat` lets you open one by typing
+/start followed by the link's code.
+
+The bot's own web server: {running.web_url or "(off)"}healthz
+Stop the bot with Ctrl+C.
+"""

@@ -1,0 +1,200 @@
+"""The command line: ``python -m bot run | db … | content … | chat | localapi``.
+
+Commands parse arguments, call the application or services, and print; errors become one plain
+sentence and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.content import ContentErrors, load_content
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Sikkerhetsnett: advice after a call to the legevakt, and weekly reflection for leaders."""
+
+
+@main.command()
+def run() -> None:
+    """Run the bot.
+
+    Without TELEGRAM_BOT_TOKEN it runs the demo against a local stand-in for Telegram, on
+    SQLite under var/. With a token it uses Telegram (long polling).
+
+    \b
+    Example:
+        python -m bot run
+    """
+    from bot import migrate
+    from bot.app import build_runtime, serve
+    from bot.i18n import CatalogError
+    from bot.logs import setup_logging
+
+    settings = _settings()
+    setup_logging(settings.log_level)
+    migrate.upgrade(settings.async_database_url)
+    try:
+        rt = build_runtime(settings)
+    except ContentErrors as exc:
+        click.echo("The bot cannot start: the content has errors.", err=True)
+        for error in exc.errors:
+            click.echo(f"  {error}", err=True)
+        sys.exit(1)
+    except CatalogError as exc:
+        _fail(str(exc), 1)
+    try:
+        asyncio.run(serve(settings, rt))
+    except OSError as exc:
+        _fail(f"The bot cannot start: {exc.strerror or exc} (is another copy already running?)", 1)
+
+
+# --- db -------------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database schema migrations."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+def db_upgrade(revision: str) -> None:
+    """Bring the database schema up to date (safe to run again).
+
+    \b
+    Example:
+        DATABASE_URL=postgresql://bot@localhost/bot python -m bot db upgrade
+    """
+    from bot import migrate
+
+    settings = _settings()
+    migrate.upgrade(settings.async_database_url, revision)
+    click.echo(f"database at revision {migrate.current_revision(settings.async_database_url)}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Step the schema back to REVISION (e.g. -1, or base). Data in dropped tables is lost.
+
+    \b
+    Example:
+        python -m bot db downgrade -1
+    """
+    from bot import migrate
+
+    settings = _settings()
+    migrate.downgrade(settings.async_database_url, revision)
+    click.echo(f"database at revision {migrate.current_revision(settings.async_database_url)}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the database's schema revision.
+
+    \b
+    Example:
+        python -m bot db current
+    """
+    from bot import migrate
+
+    settings = _settings()
+    current = migrate.current_revision(settings.async_database_url)
+    head = migrate.head_revision()
+    click.echo(f"{current or 'empty'} (latest: {head})")
+
+
+# --- content --------------------------------------------------------------------------------
+
+
+@main.group()
+def content() -> None:
+    """Check and list the content under content/."""
+
+
+@content.command("check")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def content_check(fmt: str) -> None:
+    """Check every content file; print each problem with file:line.
+
+    Exits 1 when there are errors.
+
+    \b
+    Example:
+        python -m bot content check
+        python -m bot content check --format json
+    """
+    from bot.content.check import check_content
+
+    settings = _settings()
+    report = check_content(settings.content_dir, settings.locales_dir)
+    if fmt == "json":
+        click.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
+    else:
+        for finding in report.findings:
+            click.echo(str(finding), err=finding.severity == "error")
+        click.echo(report.summary())
+    sys.exit(1 if report.errors else 0)
+
+
+@content.command("list")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def content_list(fmt: str) -> None:
+    """List advice topics, leader roles and reflection programmes.
+
+    \b
+    Example:
+        python -m bot content list --format json
+    """
+    settings = _settings()
+    try:
+        bundle = load_content(settings.content_dir)
+    except ContentErrors as exc:
+        _fail(f"The content has errors; run `python -m bot content check`.\n{exc}", 1)
+    listing: dict[str, Any] = {
+        "advice_topics": [
+            {"id": t.id, "title": t.title, "status": t.status, "version": t.version}
+            for t in bundle.advice.values()
+        ],
+        "roles": [
+            {"id": role.id, "title": role.title, "programme": programme.id}
+            for role_id, (programme, role) in bundle.roles.items()
+        ],
+        "programmes": [
+            {
+                "id": p.id,
+                "title": p.title,
+                "roles": [r.id for r in p.roles],
+                "themes": len(p.themes),
+                "questions": sum(len(t.questions) for t in p.themes),
+            }
+            for p in bundle.programmes.values()
+        ],
+    }
+    if fmt == "json":
+        click.echo(json.dumps(listing, ensure_ascii=False, indent=2))
+        return
+    for section, items in listing.items():
+        click.echo(section.replace("_", " ") + ":")
+        for item in items:
+            click.echo(f"  {item['id']:<28} {item['title']}")

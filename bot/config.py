@@ -1,0 +1,188 @@
+"""Configuration from environment variables and an optional ``.env`` file.
+
+``load_settings()`` is the only entry point; a missing or malformed value becomes a
+``ConfigError`` with one plain sentence naming the variable, never a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TELEGRAM_API_BASE_URL = "https://api.telegram.org/bot"
+TOKEN_PATTERN = re.compile(r"^\d{3,20}:[A-Za-z0-9_-]{20,100}$")
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the person starting the bot."""
+
+
+class Settings(BaseSettings):
+    """Every setting, with its environment variable name in upper case."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_base_url: str | None = None
+    database_url: str | None = None
+    default_locale: Literal["nb", "nn"] = "nb"
+    timezone: str = "Europe/Oslo"
+    admin_user_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    secret_key: SecretStr | None = None  # keys the HMAC of phone numbers and other secrets
+
+    host: str | None = None
+    port: int = Field(default=8080, ge=1, le=65535)
+    local_bot_api_port: int = Field(default=8081, ge=1, le=65535)
+    var_dir: Path = PROJECT_ROOT / "var"
+    content_dir: Path = PROJECT_ROOT / "content"
+    locales_dir: Path = PROJECT_ROOT / "locales"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    retention_days: int = Field(default=30, ge=1, le=3650)  # caller data and sent messages
+    outbox_tick_seconds: float = Field(default=1.0, gt=0, le=60)
+    outbox_max_attempts: int = Field(default=8, ge=1, le=100)
+    outbox_rate_per_second: float = Field(default=30.0, gt=0, le=1000)
+    outbox_chat_rate_per_second: float = Field(default=1.0, gt=0, le=100)
+    outbox_in_flight: int = Field(default=16, ge=1, le=256)
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not TOKEN_PATTERN.match(value.get_secret_value().strip()):
+            raise ValueError("it does not look like a bot token from @BotFather (digits:letters)")
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("telegram_api_base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
+            raise ValueError("it must be an http(s) URL such as http://127.0.0.1:8081/bot")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not re.match(r"^(sqlite|postgres|postgresql)(\+\w+)?://", value):
+            raise ValueError(
+                "it must start with sqlite:/// or postgresql:// "
+                "(e.g. postgresql://user:password@localhost/sikkerhetsnett)"
+            )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("it must be a time zone name such as Europe/Oslo") from None
+        return value
+
+    @field_validator("admin_user_ids", mode="before")
+    @classmethod
+    def _ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.replace(";", ",").split(",") if p.strip()]
+            if not all(re.fullmatch(r"\d{1,20}", p) for p in parts):
+                raise ValueError(
+                    "it must be numeric Telegram user ids separated by commas, e.g. 12345,67890"
+                )
+            return [int(p) for p in parts]
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < 32:
+            raise ValueError("it must be at least 32 characters (try: openssl rand -hex 32)")
+        return value
+
+    # --- derived -------------------------------------------------------------------------
+
+    @property
+    def demo(self) -> bool:
+        """No token: run the embedded demo against the local Bot API."""
+        return self.telegram_bot_token is None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def bind_host(self) -> str:
+        # The demo listens on loopback only; a deployment behind a load balancer on all interfaces.
+        return self.host or ("127.0.0.1" if self.demo else "0.0.0.0")
+
+    @property
+    def async_database_url(self) -> str:
+        """The database URL with the async driver SQLAlchemy needs."""
+        url = self.database_url or f"sqlite:///{self.var_dir / 'sikkerhetsnett.db'}"
+        return to_async_url(url)
+
+    def secret(self) -> bytes:
+        """The key for HMACs; in the demo a random one kept under var/."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.var_dir / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
+
+
+def to_async_url(url: str) -> str:
+    """Map sqlite:// and postgresql:// URLs to their asyncio drivers (aiosqlite, psycopg)."""
+    scheme, _, rest = url.partition("://")
+    base = scheme.split("+", 1)[0]
+    if base == "sqlite":
+        return f"sqlite+aiosqlite://{rest}"
+    return f"postgresql+psycopg://{rest}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings; raise ConfigError with one sentence naming the first bad variable."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        name = str(err["loc"][0]).upper() if err["loc"] else "configuration"
+        reason = _reason(err)
+        raise ConfigError(f"The environment variable {name} is not valid: {reason}.") from None
+    if not settings.demo and settings.secret_key is None:
+        raise ConfigError(
+            "The environment variable SECRET_KEY is missing: with TELEGRAM_BOT_TOKEN set, give "
+            "it a random value of at least 32 characters (try: openssl rand -hex 32)."
+        )
+    return settings
+
+
+def _reason(err: Any) -> str:
+    if err["type"] == "value_error":
+        return str(err.get("ctx", {}).get("error", err["msg"]))
+    if err["type"] == "literal_error":
+        return f"it must be one of {err['ctx']['expected']}"
+    if err["type"] in ("int_parsing", "int_type"):
+        return "it must be a whole number"
+    if err["type"] in ("float_parsing", "float_type"):
+        return "it must be a number"
+    if err["type"] in ("greater_than_equal", "less_than_equal", "greater_than"):
+        return str(err["msg"]).lower()
+    return str(err["msg"])

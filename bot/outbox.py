@@ -1,0 +1,412 @@
+"""The one way out: a durable table of messages the bot sends on its own initiative, and the sender.
+
+``enqueue`` writes a row in the caller's transaction (with the event that caused it), keyed for
+idempotency. ``OutboxSender`` claims due rows, sends them under Telegram's flood limits, retries
+429/5xx/network errors and gives up on 400/403. It knows no domain logic and logs no content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import random
+import uuid
+from collections import OrderedDict, defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiolimiter import AsyncLimiter
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel.ext.asyncio.session import AsyncSession
+from telegram import Bot, Message
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter
+
+from bot.db import Sessions
+from bot.models import OutboxMessage, OutboxStatus, Person, utcnow
+
+log = logging.getLogger(__name__)
+
+FINAL = (OutboxStatus.SENT, OutboxStatus.FAILED, OutboxStatus.EXPIRED)
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    key: str,
+    chat_id: int,
+    payload: dict[str, Any],
+    person_id: int | None = None,
+    method: str = "sendMessage",
+    due_at: dt.datetime | None = None,
+    expires_at: dt.datetime | None = None,
+) -> bool:
+    """Add a message to the outbox inside the caller's transaction; False if the key exists.
+
+    The caller commits: the message exists exactly when the event that caused it does.
+    """
+    values = {
+        "idempotency_key": key,
+        "chat_id": chat_id,
+        "person_id": person_id,
+        "method": method,
+        "payload": payload,
+        "status": OutboxStatus.PENDING,
+        "due_at": due_at or utcnow(),
+        "expires_at": expires_at,
+        "attempts": 0,
+        "created_at": utcnow(),
+    }
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table: Any = OutboxMessage.__table__
+    # Bind through the column types (UTCDateTime) by going via the table's insert.
+    stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    result: Any = await session.execute(stmt)
+    return bool(result.rowcount)
+
+
+async def purge_finished(sessions: Sessions, older_than: dt.timedelta) -> int:
+    """Delete sent, failed and expired rows older than the retention period."""
+    cutoff = utcnow() - older_than
+    async with sessions() as session:
+        result: Any = await session.execute(
+            delete(OutboxMessage).where(
+                OutboxMessage.status.in_(FINAL),  # type: ignore[attr-defined]
+                OutboxMessage.created_at < cutoff,  # type: ignore[arg-type]
+            )
+        )
+        await session.commit()
+        return int(result.rowcount or 0)
+
+
+async def depth(sessions: Sessions) -> tuple[int, dt.datetime | None]:
+    """How many rows wait to be sent, and the due time of the oldest."""
+    from sqlalchemy import func
+
+    async with sessions() as session:
+        row = (
+            await session.execute(
+                select(func.count(), func.min(OutboxMessage.due_at)).where(
+                    OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING))  # type: ignore[attr-defined]
+                )
+            )
+        ).one()
+        oldest = row[1]
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=dt.UTC)
+        return int(row[0]), oldest
+
+
+@dataclass
+class SenderStats:
+    """Counters for /status and /metrics."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    expired: int = 0
+    flood_waits: int = 0
+    last_tick: dt.datetime | None = None
+    outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class OutboxSender:
+    """Claims due outbox rows and delivers them through the Bot API, within flood limits."""
+
+    def __init__(
+        self,
+        sessions: Sessions,
+        bot: Bot,
+        *,
+        rate_per_second: float = 30.0,
+        chat_rate_per_second: float = 1.0,
+        in_flight: int = 16,
+        max_attempts: int = 8,
+        lease: dt.timedelta = dt.timedelta(seconds=60),
+        tick_seconds: float = 1.0,
+        max_backoff_seconds: float = 300.0,
+        on_sent: Callable[[OutboxMessage, Message | None], Awaitable[None]] | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.bot = bot
+        self.worker = f"sender-{uuid.uuid4().hex[:8]}"
+        self.in_flight = in_flight
+        self.max_attempts = max_attempts
+        self.lease = lease
+        self.tick_seconds = tick_seconds
+        self.max_backoff = max_backoff_seconds
+        self.on_sent = on_sent
+        self.stats = SenderStats()
+        self._limiter = AsyncLimiter(rate_per_second, 1)
+        self._chat_rate = chat_rate_per_second
+        self._chat_limiters: OrderedDict[int, AsyncLimiter] = OrderedDict()
+        self._paused_until = 0.0  # loop time before which nothing is sent (a 429's retry_after)
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="outbox-sender")
+
+    def wake(self) -> None:
+        """Look for due rows now instead of at the next tick (e.g. after enqueueing)."""
+        self._wake.set()
+
+    async def stop(self, deadline: float = 10.0) -> None:
+        """Stop claiming, let in-flight sends finish within ``deadline`` s, release the rest."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), deadline)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        await self._release_own_claims()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            try:
+                handled = await self.drain_once()
+            except Exception:  # a database hiccup must not kill the sender
+                log.exception("outbox: drain failed; retrying at next tick")
+                handled = 0
+            if handled == 0 and not self._stopping:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.tick_seconds)
+
+    # --- one round -------------------------------------------------------------------------
+
+    async def drain_once(self, limit: int | None = None) -> int:
+        """Claim a batch of due rows and send them; returns how many were handled."""
+        self.stats.last_tick = utcnow()
+        await self._sleep_while_paused()
+        rows = await self._claim(limit or self.in_flight * 4)
+        if not rows:
+            return 0
+        by_chat: dict[int, list[OutboxMessage]] = defaultdict(list)
+        for row in rows:
+            by_chat[row.chat_id].append(row)
+        gate = asyncio.Semaphore(self.in_flight)
+
+        async def one_chat(chat_rows: list[OutboxMessage]) -> None:
+            async with gate:
+                for index, row in enumerate(chat_rows):
+                    if self._stopping:
+                        await self._release(chat_rows[index:], utcnow())
+                        return
+                    retry_at = await self._deliver(row)
+                    if retry_at is not None:
+                        # Keep the chat's order: later messages wait for the one being retried.
+                        await self._release(chat_rows[index + 1 :], retry_at)
+                        return
+
+        await asyncio.gather(*(one_chat(r) for r in by_chat.values()))
+        return len(rows)
+
+    async def _claim(self, limit: int) -> list[OutboxMessage]:
+        now = utcnow()
+        token = f"{self.worker}:{uuid.uuid4().hex[:8]}"
+        table: Any = OutboxMessage.__table__
+        due = or_(
+            and_(table.c.status == OutboxStatus.PENDING, table.c.due_at <= now),
+            and_(table.c.status == OutboxStatus.SENDING, table.c.claimed_until < now),
+        )
+        async with self.sessions() as session:
+            candidates = select(table.c.id).where(due).order_by(table.c.due_at, table.c.id)
+            candidates = candidates.limit(limit)
+            if session.bind is not None and session.bind.dialect.name == "postgresql":
+                candidates = candidates.with_for_update(skip_locked=True)
+            stmt = (
+                update(table)
+                .where(table.c.id.in_(candidates.scalar_subquery()), due)
+                .values(
+                    status=OutboxStatus.SENDING, claimed_by=token, claimed_until=now + self.lease
+                )
+                .returning(*table.c)
+            )
+            result = await session.execute(stmt)
+            rows = [OutboxMessage.model_validate(dict(r._mapping)) for r in result]
+            await session.commit()
+        rows.sort(key=lambda r: (r.due_at, r.id or 0))
+        return rows
+
+    async def _deliver(self, row: OutboxMessage) -> dt.datetime | None:
+        """Send one row and record the outcome; returns a retry time if it must wait."""
+        now = utcnow()
+        if row.expires_at is not None and now > row.expires_at:
+            await self._finish(row, OutboxStatus.EXPIRED, error="Expired")
+            self.stats.expired += 1
+            return None
+        await self._sleep_while_paused()
+        async with self._limiter, self._chat_limiter(row.chat_id):
+            try:
+                result = await self.bot.do_api_request(
+                    row.method,
+                    api_kwargs={"chat_id": row.chat_id, **row.payload},
+                    return_type=Message,
+                )
+            except RetryAfter as exc:
+                wait = _seconds(exc.retry_after)
+                self.stats.flood_waits += 1
+                self._paused_until = max(self._paused_until, _loop_time() + wait)
+                log.warning("outbox: flood limit, pausing all sending for %.0f s", wait)
+                retry_at = utcnow() + dt.timedelta(seconds=wait)
+                await self._retry(row, retry_at, "RetryAfter", count_attempt=False)
+                return retry_at
+            except Forbidden:
+                await self._finish(row, OutboxStatus.FAILED, error="Forbidden")
+                await self._mark_blocked(row.chat_id)
+                self.stats.failed += 1
+                return None
+            except BadRequest as exc:
+                log.warning(
+                    "outbox: message %s refused by the Bot API (400): %s", row.id, exc.message[:80]
+                )
+                await self._finish(row, OutboxStatus.FAILED, error="BadRequest")
+                self.stats.failed += 1
+                return None
+            except InvalidToken:
+                log.error("outbox: the Bot API refused the token; sending paused")
+                self._paused_until = _loop_time() + 60
+                retry_at = utcnow() + dt.timedelta(seconds=60)
+                await self._retry(row, retry_at, "InvalidToken", count_attempt=False)
+                return retry_at
+            except NetworkError as exc:  # 5xx, timeouts, connection errors
+                attempts = row.attempts + 1
+                if attempts >= self.max_attempts:
+                    await self._finish(row, OutboxStatus.FAILED, error="GaveUp", attempts=attempts)
+                    self.stats.failed += 1
+                    log.warning("outbox: message %s given up after %d attempts", row.id, attempts)
+                    return None
+                backoff = min(self.max_backoff, 2 ** (attempts - 1)) * random.uniform(0.75, 1.25)
+                retry_at = utcnow() + dt.timedelta(seconds=backoff)
+                await self._retry(row, retry_at, type(exc).__name__, count_attempt=True)
+                self.stats.retried += 1
+                return retry_at
+        message_id = result.message_id if isinstance(result, Message) else None
+        await self._finish(row, OutboxStatus.SENT, message_id=message_id)
+        self.stats.sent += 1
+        if self.on_sent is not None:
+            await self.on_sent(row, result if isinstance(result, Message) else None)
+        return None
+
+    # --- bookkeeping -----------------------------------------------------------------------
+
+    async def _finish(
+        self,
+        row: OutboxMessage,
+        status: str,
+        *,
+        error: str | None = None,
+        message_id: int | None = None,
+        attempts: int | None = None,
+    ) -> None:
+        values: dict[str, Any] = {
+            "status": status,
+            "claimed_by": None,
+            "claimed_until": None,
+            "last_error": error,
+            "attempts": attempts if attempts is not None else row.attempts + 1,
+        }
+        if status == OutboxStatus.SENT:
+            values.update(sent_at=utcnow(), telegram_message_id=message_id)
+        self.stats.outcomes[status] += 1
+        await self._update_claimed(row, values)
+
+    async def _retry(
+        self, row: OutboxMessage, when: dt.datetime, error: str, *, count_attempt: bool
+    ) -> None:
+        await self._update_claimed(
+            row,
+            {
+                "status": OutboxStatus.PENDING,
+                "due_at": when,
+                "claimed_by": None,
+                "claimed_until": None,
+                "last_error": error,
+                "attempts": row.attempts + (1 if count_attempt else 0),
+            },
+        )
+
+    async def _release(self, rows: list[OutboxMessage], when: dt.datetime) -> None:
+        for row in rows:
+            await self._update_claimed(
+                row,
+                {
+                    "status": OutboxStatus.PENDING,
+                    "due_at": max(when, row.due_at),
+                    "claimed_by": None,
+                    "claimed_until": None,
+                },
+            )
+
+    async def _release_own_claims(self) -> None:
+        table: Any = OutboxMessage.__table__
+        async with self.sessions() as session:
+            await session.execute(
+                update(table)
+                .where(
+                    table.c.status == OutboxStatus.SENDING,
+                    table.c.claimed_by.like(f"{self.worker}:%"),
+                )
+                .values(status=OutboxStatus.PENDING, claimed_by=None, claimed_until=None)
+            )
+            await session.commit()
+
+    async def _update_claimed(self, row: OutboxMessage, values: dict[str, Any]) -> None:
+        # Only touch the row while this sender's claim on it stands.
+        table: Any = OutboxMessage.__table__
+        async with self.sessions() as session:
+            await session.execute(
+                update(table)
+                .where(table.c.id == row.id, table.c.claimed_by == row.claimed_by)
+                .values(**values)
+            )
+            await session.commit()
+
+    async def _mark_blocked(self, chat_id: int) -> None:
+        """The person blocked the bot: remember it and stop queueing more for them."""
+        now = utcnow()
+        table: Any = OutboxMessage.__table__
+        async with self.sessions() as session:
+            await session.execute(
+                update(Person).where(Person.telegram_user_id == chat_id).values(blocked_at=now)  # type: ignore[arg-type]
+            )
+            await session.execute(
+                update(table)
+                .where(table.c.chat_id == chat_id, table.c.status == OutboxStatus.PENDING)
+                .values(status=OutboxStatus.FAILED, last_error="Blocked")
+            )
+            await session.commit()
+        log.info("outbox: a person blocked the bot; their pending messages were dropped")
+
+    def _chat_limiter(self, chat_id: int) -> AsyncLimiter:
+        limiter = self._chat_limiters.get(chat_id)
+        if limiter is None:
+            limiter = self._chat_limiters[chat_id] = AsyncLimiter(1, 1 / self._chat_rate)
+            if len(self._chat_limiters) > 50_000:
+                self._chat_limiters.popitem(last=False)
+        else:
+            self._chat_limiters.move_to_end(chat_id)
+        return limiter
+
+    async def _sleep_while_paused(self) -> None:
+        while (delay := self._paused_until - _loop_time()) > 0 and not self._stopping:
+            await asyncio.sleep(min(delay, 1.0))
+
+
+def _seconds(value: int | float | dt.timedelta) -> float:
+    return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()

@@ -1,0 +1,310 @@
+"""Handlers every person meets: /start, /help, /language, /privacy, unknown text, errors.
+
+``/start <payload>`` is routed by the payload's prefix to the caller or leader flow, which
+register their routes in ``Runtime.start_routes``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from telegram import BotCommand, BotCommandScopeChat, InlineKeyboardMarkup, Update
+from telegram.error import TelegramError
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+
+from bot.i18n import LANGUAGE_NAMES, LOCALES, Catalogs, Locale, as_locale, guess_locale
+from bot.runtime import runtime
+from bot.services.people import choose_locale, delete_person
+from handlers.base import Context, Turn, begin, keyboard, reply
+
+log = logging.getLogger(__name__)
+
+PAYLOAD = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _(message: str) -> str:
+    """Mark a string for extraction; it is translated later, per person."""
+    return message
+
+
+EMERGENCY_LINE = _(
+    "If you are getting worse, call the legevakt on 116 117. In an emergency, call 113."
+)
+
+
+def commands(catalogs: Catalogs, locale: Locale) -> list[BotCommand]:
+    """The command menu with descriptions in one language."""
+    _ = catalogs.gettext(locale)
+    return [
+        BotCommand("start", _("What this bot does")),
+        BotCommand("help", _("Help and emergency numbers")),
+        BotCommand("language", _("Choose Bokmål or Nynorsk")),
+        BotCommand("privacy", _("What we store about you, and how to delete it")),
+    ]
+
+
+async def start(update: Update, context: Context) -> None:
+    """Explain the bot, or follow a link from an SMS or an invitation."""
+    turn = await begin(update, context)
+    if turn is None:
+        return
+    if context.args:
+        await follow_link(update, context, turn, context.args[0])
+        return
+    _ = turn.gettext
+    await reply(
+        update,
+        _(
+            "<b>Sikkerhetsnett</b> gives you written advice after you have called the legevakt: "
+            "what you can do yourself, what is normal, and exactly when to call again. The "
+            "legevakt sends you a personal link by SMS; open it to read your advice here."
+        )
+        + "\n\n"
+        + _(
+            "Leaders in health services use Sikkerhetsnett for one reflection question a week. "
+            "You join with an invitation link from your organisation."
+        )
+        + "\n\n"
+        + _(EMERGENCY_LINE)
+        + " "
+        + _("/help shows what else you can do."),
+    )
+
+
+async def follow_link(update: Update, context: Context, turn: Turn, payload: str) -> None:
+    """Hand a deep-link payload to the flow that owns its prefix; refuse anything else plainly."""
+    route = None
+    if PAYLOAD.match(payload) and "_" in payload:
+        route = turn.rt.start_routes.get(payload.split("_", 1)[0])
+    if route is None:
+        await invalid_link(update, turn)
+        return
+    await route(update, context, turn, payload)
+
+
+async def invalid_link(update: Update, turn: Turn) -> None:
+    _ = turn.gettext
+    await reply(
+        update,
+        _(
+            "This link is not valid. It may be incomplete: open it straight from the SMS or "
+            "invitation, without changing it."
+        )
+        + "\n\n"
+        + _(EMERGENCY_LINE),
+    )
+
+
+async def help_command(update: Update, context: Context) -> None:
+    """List what the person can do, and the numbers to call."""
+    turn = await begin(update, context)
+    if turn is None:
+        return
+    _ = turn.gettext
+    await reply(
+        update,
+        _("<b>What you can do here</b>")
+        + "\n"
+        + _("/language – choose Bokmål or Nynorsk")
+        + "\n"
+        + _("/privacy – what we store about you, and how to delete it")
+        + "\n"
+        + _("/start – what this bot is for")
+        + "\n\n"
+        + _(
+            "Advice and invitations come as links; open the link you got and the rest happens here."
+        )
+        + "\n\n"
+        + _(EMERGENCY_LINE),
+    )
+
+
+def language_keyboard() -> InlineKeyboardMarkup:
+    return keyboard([[(LANGUAGE_NAMES[loc], f"lang:{loc}") for loc in LOCALES]])
+
+
+async def language(update: Update, context: Context) -> None:
+    """Offer Bokmål and Nynorsk as buttons."""
+    turn = await begin(update, context)
+    if turn is None:
+        return
+    _ = turn.gettext
+    current = LANGUAGE_NAMES[turn.locale].lower()
+    await reply(
+        update,
+        _("Which language do you want? Now: {language}.").format(language=current),
+        language_keyboard(),
+    )
+
+
+async def language_chosen(update: Update, context: Context) -> None:
+    """Remember the chosen language and answer in it at once."""
+    query = update.callback_query
+    turn = await begin(update, context)
+    if query is None or turn is None:
+        return
+    chosen = as_locale((query.data or "").removeprefix("lang:"), turn.locale)
+    rt = turn.rt
+    await choose_locale(rt.sessions, turn.person.telegram_user_id, chosen)
+    _ = rt.catalogs.gettext(chosen)
+    await query.answer()
+    await query.edit_message_text(
+        _("From now on I will write {language}.").format(language=LANGUAGE_NAMES[chosen].lower())
+    )
+    try:
+        await context.bot.set_my_commands(
+            commands(rt.catalogs, chosen), scope=BotCommandScopeChat(turn.person.telegram_user_id)
+        )
+    except TelegramError:  # the menu is a convenience; the choice itself is stored
+        log.warning("could not set the command menu after a language change")
+
+
+async def privacy(update: Update, context: Context) -> None:
+    """Say what is stored, why, for how long, and offer deletion."""
+    turn = await begin(update, context)
+    if turn is None:
+        return
+    _ = turn.gettext
+    days = turn.rt.settings.retention_days
+    text = (
+        _("<b>What Sikkerhetsnett stores about you</b>")
+        + "\n\n"
+        + _(
+            "• Always: a number Telegram gives your account, and the language you use here. We "
+            "do not store your name or your Telegram username."
+        )
+        + "\n"
+        + _(
+            "• If you got advice from the legevakt: which advice, when it was sent, whether you "
+            "opened it, whether you pressed “I am getting worse”, and your answer to a "
+            "check-in. Your phone number is stored only as a code that cannot be read back; it "
+            "lets the legevakt see that you have been in touch before."
+        )
+        + "\n"
+        + _(
+            "• If you are a leader: your organisation, your role, the day and time you chose, "
+            "and your answers. Your answers are private unless you share them."
+        )
+        + "\n\n"
+        + _(
+            "<b>Why:</b> so the legevakt can help you safely if you get worse, and so you can "
+            "read your own reflections again."
+        )
+        + "\n"
+        + _(
+            "<b>How long:</b> advice and what belongs to it is deleted after {days} days. "
+            "Leaders' answers are kept until you delete them or leave."
+        ).format(days=days)
+        + "\n"
+        + _(
+            "<b>Delete:</b> press the button below to delete everything about you now. This "
+            "cannot be undone."
+        )
+    )
+    await reply(update, text, keyboard([[(_("Delete my data"), "privacy:delete")]]))
+
+
+async def privacy_delete(update: Update, context: Context) -> None:
+    """Ask once more, then delete everything stored about the person."""
+    query = update.callback_query
+    turn = await begin(update, context)
+    if query is None or turn is None:
+        return
+    _ = turn.gettext
+    await query.answer()
+    if query.data == "privacy:delete":
+        await query.edit_message_text(
+            _("Delete everything Sikkerhetsnett has stored about you? This cannot be undone."),
+            reply_markup=keyboard(
+                [
+                    [
+                        (_("Yes, delete"), "privacy:delete:yes"),
+                        (_("No, keep it"), "privacy:delete:no"),
+                    ]
+                ]
+            ),
+        )
+        return
+    if query.data == "privacy:delete:yes":
+        await delete_person(turn.rt.sessions, turn.person.telegram_user_id)
+        log.info("a person deleted their data")
+        await query.edit_message_text(
+            _(
+                "Done. Everything we stored about you is deleted. If you write again, you start "
+                "afresh."
+            )
+        )
+        return
+    await query.edit_message_text(_("Nothing was deleted."))
+
+
+async def unknown(update: Update, context: Context) -> None:
+    """Any other text or command: a short, helpful answer that always names 116 117 and 113."""
+    turn = await begin(update, context)
+    if turn is None:
+        return
+    _ = turn.gettext
+    await reply(
+        update,
+        _("I can't read messages here, so nobody at the legevakt will see this.")
+        + "\n\n"
+        + _(EMERGENCY_LINE)
+        + " "
+        + _("/help shows what you can do."),
+    )
+
+
+async def stale_button(update: Update, context: Context) -> None:
+    """A button from an old message this version does not know: say so instead of spinning."""
+    query = update.callback_query
+    turn = await begin(update, context)
+    if query is None or turn is None:
+        return
+    await query.answer(turn.gettext("This button no longer works. Write /help to start again."))
+
+
+async def on_error(update: object, context: Context) -> None:
+    """Log what failed without personal data, and tell the person something went wrong."""
+    error = context.error
+    update_id = update.update_id if isinstance(update, Update) else None
+    log.error(
+        "error while handling update %s: %s",
+        update_id,
+        type(error).__name__,
+        exc_info=(type(error), error, error.__traceback__) if error else None,
+    )
+    if not isinstance(update, Update) or update.effective_chat is None:
+        return
+    chat = update.effective_chat
+    if chat.type != chat.PRIVATE:
+        return
+    rt = runtime(context)
+    locale = rt.settings.default_locale
+    user = update.effective_user
+    if user is not None:
+        locale = guess_locale(user.language_code, rt.settings.default_locale)
+    _ = rt.catalogs.gettext(locale)
+    try:
+        await chat.send_message(
+            _("Sorry, something went wrong on our side. Please try again in a moment.")
+            + "\n\n"
+            + _(EMERGENCY_LINE)
+        )
+    except TelegramError:
+        log.warning("could not tell the person about the error")
+
+
+def register(app: Application) -> None:  # type: ignore[type-arg]
+    """Add the common handlers. Called last, so the audience modules' handlers win."""
+    private = filters.ChatType.PRIVATE
+    app.add_handler(CommandHandler("start", start, filters=private))
+    app.add_handler(CommandHandler("help", help_command, filters=private))
+    app.add_handler(CommandHandler("language", language, filters=private))
+    app.add_handler(CommandHandler("privacy", privacy, filters=private))
+    app.add_handler(CallbackQueryHandler(language_chosen, pattern=r"^lang:(nb|nn)$"))
+    app.add_handler(CallbackQueryHandler(privacy_delete, pattern=r"^privacy:delete(:yes|:no)?$"))
+    app.add_handler(CallbackQueryHandler(stale_button))
+    # Anything else a person sends in private (text, unknown commands, stickers, photos).
+    app.add_handler(MessageHandler(private & ~filters.UpdateType.EDITED, unknown))
+    app.add_error_handler(on_error)
