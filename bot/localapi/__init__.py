@@ -1,0 +1,36 @@
+"""A local Telegram Bot API (bot side over real HTTP) with a user side to act as a person.
+
+Used by end-to-end tests, benchmarks and the demo mode; the bot reaches it through PTB's
+``base_url``. Nothing here may be imported by the production bot's handlers or services.
+"""
+
+from bot.localapi.client import BotMessage, Button, CallbackAnswer, LocalUser, UserActionError
+from bot.localapi.entities import EntityParseError, parse_html
+from bot.localapi.records import ApiError, Call, FileRecord, SentMessage, UserSideError
+from bot.localapi.server import (
+    DEFAULT_TOKEN,
+    DEFAULT_USERNAME,
+    LocalBotApi,
+    run_forever,
+    serve_local_api,
+)
+
+__all__ = [
+    "DEFAULT_TOKEN",
+    "DEFAULT_USERNAME",
+    "ApiError",
+    "BotMessage",
+    "Button",
+    "Call",
+    "CallbackAnswer",
+    "EntityParseError",
+    "FileRecord",
+    "LocalBotApi",
+    "LocalUser",
+    "SentMessage",
+    "UserActionError",
+    "UserSideError",
+    "parse_html",
+    "run_forever",
+    "serve_local_api",
+]
