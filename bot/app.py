@@ -73,7 +73,11 @@ def build_runtime(settings: Settings) -> Runtime:
     catalogs = Catalogs(settings.locales_dir)
     engine = make_engine(settings.async_database_url)
     return Runtime(
-        settings=settings, sessions=make_sessions(engine), catalogs=catalogs, content=content
+        settings=settings,
+        engine=engine,
+        sessions=make_sessions(engine),
+        catalogs=catalogs,
+        content=content,
     )
 
 

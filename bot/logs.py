@@ -11,7 +11,20 @@ import re
 
 _TOKEN = re.compile(r"\b\d{5,20}:[A-Za-z0-9_-]{20,}")
 _PHONE = re.compile(r"(?<![\w])\+?\d[\d \-]{6,}\d(?![\w])")
-_NOISY = ("httpx", "httpcore", "aiohttp.access", "apscheduler", "telegram.ext.ExtBot")
+# Loggers that would write personal data or the token at DEBUG/INFO, with the most they may say:
+# httpx logs request URLs (the token); python-telegram-bot logs whole updates and API parameters
+# (names, chat ids, message text) at DEBUG; aiosqlite and SQLAlchemy log statements and values.
+_FLOORS = {
+    "httpx": logging.WARNING,
+    "httpcore": logging.WARNING,
+    "aiohttp.access": logging.WARNING,
+    "apscheduler": logging.WARNING,
+    "telegram": logging.INFO,
+    "aiosqlite": logging.WARNING,
+    "sqlalchemy.engine": logging.WARNING,
+    "psycopg": logging.WARNING,
+}
+_OURS = "_sikkerhetsnett_handler"
 
 
 class RedactingFilter(logging.Filter):
@@ -33,12 +46,14 @@ class RedactingFilter(logging.Filter):
 
 
 def setup_logging(level: str = "INFO") -> None:
+    """Log to stderr through the redacting filter; library loggers never go below their floor."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
+    setattr(handler, _OURS, True)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, _OURS, False)] + [handler]
     root.setLevel(level)
-    for name in _NOISY:
-        # httpx logs every request URL, and Telegram URLs contain the bot token.
-        logging.getLogger(name).setLevel(logging.WARNING)
+    numeric = logging.getLevelName(level)
+    for name, floor in _FLOORS.items():
+        logging.getLogger(name).setLevel(max(floor, numeric if isinstance(numeric, int) else 0))

@@ -65,7 +65,7 @@ async def enqueue(
     table: Any = OutboxMessage.__table__
     # Bind through the column types (UTCDateTime) by going via the table's insert.
     stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"])
-    result: Any = await session.execute(stmt)
+    result: Any = await session.exec(stmt)
     return bool(result.rowcount)
 
 
@@ -73,7 +73,7 @@ async def purge_finished(sessions: Sessions, older_than: dt.timedelta) -> int:
     """Delete sent, failed and expired rows older than the retention period."""
     cutoff = utcnow() - older_than
     async with sessions() as session:
-        result: Any = await session.execute(
+        result: Any = await session.exec(
             delete(OutboxMessage).where(
                 OutboxMessage.status.in_(FINAL),  # type: ignore[attr-defined]
                 OutboxMessage.created_at < cutoff,  # type: ignore[arg-type]
@@ -89,7 +89,7 @@ async def depth(sessions: Sessions) -> tuple[int, dt.datetime | None]:
 
     async with sessions() as session:
         row = (
-            await session.execute(
+            await session.exec(
                 select(func.count(), func.min(OutboxMessage.due_at)).where(
                     OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING))  # type: ignore[attr-defined]
                 )
@@ -233,7 +233,7 @@ class OutboxSender:
                 )
                 .returning(*table.c)
             )
-            result = await session.execute(stmt)
+            result = await session.exec(stmt)
             rows = [OutboxMessage.model_validate(dict(r._mapping)) for r in result]
             await session.commit()
         rows.sort(key=lambda r: (r.due_at, r.id or 0))
@@ -352,7 +352,7 @@ class OutboxSender:
     async def _release_own_claims(self) -> None:
         table: Any = OutboxMessage.__table__
         async with self.sessions() as session:
-            await session.execute(
+            await session.exec(
                 update(table)
                 .where(
                     table.c.status == OutboxStatus.SENDING,
@@ -366,7 +366,7 @@ class OutboxSender:
         # Only touch the row while this sender's claim on it stands.
         table: Any = OutboxMessage.__table__
         async with self.sessions() as session:
-            await session.execute(
+            await session.exec(
                 update(table)
                 .where(table.c.id == row.id, table.c.claimed_by == row.claimed_by)
                 .values(**values)
@@ -378,10 +378,10 @@ class OutboxSender:
         now = utcnow()
         table: Any = OutboxMessage.__table__
         async with self.sessions() as session:
-            await session.execute(
+            await session.exec(
                 update(Person).where(Person.telegram_user_id == chat_id).values(blocked_at=now)  # type: ignore[arg-type]
             )
-            await session.execute(
+            await session.exec(
                 update(table)
                 .where(table.c.chat_id == chat_id, table.c.status == OutboxStatus.PENDING)
                 .values(status=OutboxStatus.FAILED, last_error="Blocked")

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from bot.config import Settings
 from bot.content import ContentBundle
 from bot.db import Sessions
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 @dataclass
 class Runtime:
     settings: Settings
+    engine: AsyncEngine
     sessions: Sessions
     catalogs: Catalogs
     content: ContentBundle

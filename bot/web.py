@@ -18,7 +18,7 @@ async def healthz(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     try:
         async with rt.sessions() as session:
-            await session.execute(text("SELECT 1"))
+            await session.exec(text("SELECT 1"))
     except Exception:
         return web.json_response({"ok": False, "database": "unreachable"}, status=503)
     return web.json_response({"ok": True, "database": "ok", "content": rt.content.digest})

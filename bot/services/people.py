@@ -5,8 +5,9 @@ Takes Telegram user ids as plain ints; returns ``Person`` rows. No Telegram type
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
 
 from bot.db import Sessions
 from bot.i18n import Locale, as_locale
@@ -20,8 +21,8 @@ async def ensure_person(sessions: Sessions, telegram_user_id: int, guessed: Loca
     """
     async with sessions() as session:
         person = (
-            await session.execute(select(Person).where(Person.telegram_user_id == telegram_user_id))
-        ).scalar_one_or_none()
+            await session.exec(select(Person).where(Person.telegram_user_id == telegram_user_id))
+        ).one_or_none()
         if person is None:
             person = Person(telegram_user_id=telegram_user_id, locale=guessed)
             session.add(person)
@@ -44,8 +45,8 @@ async def choose_locale(sessions: Sessions, telegram_user_id: int, locale: Local
     """Store an explicit language choice; from now on Telegram's language is ignored."""
     async with sessions() as session:
         person = (
-            await session.execute(select(Person).where(Person.telegram_user_id == telegram_user_id))
-        ).scalar_one()
+            await session.exec(select(Person).where(Person.telegram_user_id == telegram_user_id))
+        ).one()
         person.locale = locale
         person.locale_chosen = True
         session.add(person)
@@ -56,7 +57,7 @@ async def choose_locale(sessions: Sessions, telegram_user_id: int, locale: Local
 async def delete_person(sessions: Sessions, telegram_user_id: int) -> bool:
     """Delete a person and, through the foreign keys, everything stored about them."""
     async with sessions() as session:
-        result = await session.execute(
+        result = await session.exec(
             delete(Person).where(Person.telegram_user_id == telegram_user_id)  # type: ignore[arg-type]
         )
         await session.commit()
