@@ -55,8 +55,8 @@ check: $(STAMP) compile
 	$(BIN)/python -m bot content check
 
 lint: $(STAMP)
-	$(BIN)/ruff check bot handlers tests bench
-	$(BIN)/ruff format --check bot handlers tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
 	$(BIN)/mypy bot handlers
