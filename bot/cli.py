@@ -178,7 +178,7 @@ def content_list(fmt: str) -> None:
         ],
         "roles": [
             {"id": role.id, "title": role.title, "programme": programme.id}
-            for role_id, (programme, role) in bundle.roles.items()
+            for programme, role in bundle.roles.values()
         ],
         "programmes": [
             {

@@ -15,8 +15,7 @@ from babel.messages.pofile import read_po
 
 from bot.content.loader import ContentBundle, ContentError, ContentErrors, load_content, msgctxt
 from bot.content.schema import translatable_strings
-
-LANGUAGE_NAMES = {"nb": "Bokmål", "nn": "Nynorsk"}
+from bot.i18n import LANGUAGE_NAMES
 
 
 @dataclass

@@ -60,10 +60,7 @@ class SourceFile:
 
     def line_of(self, path: Path) -> int:
         """The line of ``path``, or of its nearest parent that has one."""
-        for end in range(len(path), 0, -1):
-            if path[:end] in self.lines:
-                return self.lines[path[:end]]
-        return 1
+        return nearest_line(self.lines, path)
 
 
 @dataclass(frozen=True)
@@ -278,16 +275,17 @@ def _field_name(path: Path) -> str:
     return out
 
 
-def _line_for(lines: dict[Path, int], loc: Path) -> int:
-    for end in range(len(loc), 0, -1):
-        if loc[:end] in lines:
-            return lines[loc[:end]]
+def nearest_line(lines: dict[Path, int], path: Path) -> int:
+    """The line of ``path``, or of its nearest parent that has one (1 if none has)."""
+    for end in range(len(path), 0, -1):
+        if path[:end] in lines:
+            return lines[path[:end]]
     return 1
 
 
 def _plain_error(display: str, lines: dict[Path, int], err: Any) -> ContentError:
     loc: Path = tuple(step for step in err["loc"] if not (isinstance(step, str) and "[" in step))
-    return ContentError(display, _line_for(lines, loc), _field_name(loc), _plain_message(err))
+    return ContentError(display, nearest_line(lines, loc), _field_name(loc), _plain_message(err))
 
 
 def _plain_message(err: Any) -> str:
