@@ -28,6 +28,8 @@ from bot.db import make_engine, make_sessions
 from bot.i18n import LOCALES, Catalogs
 from bot.outbox import OutboxSender
 from bot.runtime import RUNTIME_KEY, Runtime
+from bot.services.dispatches import purge_old, record_checkin_outcome
+from bot.sms import SmsSender, make_provider, sms_cipher
 from bot.web import build_web_app
 
 log = logging.getLogger(__name__)
@@ -104,7 +106,9 @@ async def _tick(context: ContextTypes.DEFAULT_TYPE) -> None:
     rt: Runtime = context.application.bot_data[RUNTIME_KEY]
     if rt.sender is not None:
         rt.sender.wake()
-    job_data: dict[str, Any] = context.job.data if context.job and context.job.data else {}
+    if rt.sms_sender is not None:
+        rt.sms_sender.wake()
+    job_data: dict[str, Any] = context.job.data if context.job is not None else {}  # type: ignore[assignment]
     last = job_data.get("last_purge")
     now = dt.datetime.now(dt.UTC)
     if last is None or now - last > PURGE_EVERY:
@@ -114,6 +118,13 @@ async def _tick(context: ContextTypes.DEFAULT_TYPE) -> None:
         )
         if purged:
             log.info("retention: deleted %d old outbox rows", purged)
+        dispatches_gone, people_gone = await purge_old(rt)
+        if dispatches_gone or people_gone:
+            log.info(
+                "retention: deleted %d old dispatches and %d people with nothing left",
+                dispatches_gone,
+                people_gone,
+            )
 
 
 @dataclass
@@ -149,6 +160,15 @@ async def running_bot(
         in_flight=settings.outbox_in_flight,
         max_attempts=settings.outbox_max_attempts,
         tick_seconds=settings.outbox_tick_seconds,
+        on_final=lambda row, status: record_checkin_outcome(rt, row, status),
+    )
+    sms_provider = make_provider(settings)
+    rt.sms_sender = SmsSender(
+        rt.sessions,
+        sms_provider,
+        sms_cipher(settings),
+        max_attempts=settings.sms_max_attempts,
+        tick_seconds=settings.outbox_tick_seconds,
     )
     runner: web.AppRunner | None = None
     web_url = None
@@ -160,15 +180,18 @@ async def running_bot(
         if web_port is not None:
             runner = web.AppRunner(build_web_app(rt), access_log=None)
             await runner.setup()
-            site = web.TCPSite(runner, web_host or settings.bind_host, web_port)
+            host = web_host or settings.bind_host
+            site = web.TCPSite(runner, host, web_port)
             await site.start()
-            web_url = f"http://{web_host or settings.bind_host}:{web_port}/"
+            port = runner.addresses[0][1]  # the real port when 0 asked for a free one
+            web_url = f"http://{host}:{port}/"
         await app.start()
         assert app.job_queue is not None
         app.job_queue.run_repeating(
             _tick, interval=settings.outbox_tick_seconds, first=0, data={}, name="tick"
         )
         rt.sender.start()
+        rt.sms_sender.start()
         assert app.updater is not None
         await app.updater.start_polling(
             poll_interval=0, timeout=dt.timedelta(seconds=25), allowed_updates=ALLOWED_UPDATES
@@ -181,6 +204,9 @@ async def running_bot(
             await app.updater.stop()
         if rt.sender is not None:
             await rt.sender.stop(deadline=shutdown_deadline)
+        if rt.sms_sender is not None:
+            await rt.sms_sender.stop(deadline=shutdown_deadline)
+        await sms_provider.close()
         if app.running:
             await app.stop()
         await app.shutdown()

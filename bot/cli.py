@@ -1,4 +1,4 @@
-"""The command line: ``python -m bot run | db … | content … | chat | localapi``.
+"""The command line: ``python -m bot run | db | content | apikey | dispatch | chat | localapi``.
 
 Commands parse arguments, call the application or services, and print; errors become one plain
 sentence and a non-zero exit code, never a traceback.
@@ -315,3 +315,217 @@ def localapi(host: str, port: int | None, flood_limits: bool) -> None:
         asyncio.run(run_forever(host, port, flood_limits=flood_limits))
     except OSError as exc:
         _fail(f"The local Bot API cannot start: {exc.strerror or exc}", 1)
+
+
+# --- API keys and dispatches ----------------------------------------------------------------
+
+
+def _runtime(settings: Settings) -> Any:
+    """The runtime for a one-off command: migrated database, content and catalogs."""
+    from bot import migrate
+    from bot.app import build_runtime
+    from bot.i18n import CatalogError
+
+    migrate.upgrade(settings.async_database_url)
+    try:
+        return build_runtime(settings)
+    except ContentErrors as exc:
+        _fail(f"The content has errors; run `python -m bot content check`.\n{exc}", 1)
+    except CatalogError as exc:
+        _fail(str(exc), 1)
+
+
+@main.group()
+def apikey() -> None:
+    """API keys for the clinic's call system."""
+
+
+@apikey.command("create")
+@click.option("--name", required=True, help="Who the key is for, e.g. the clinic's name.")
+def apikey_create(name: str) -> None:
+    """Make an API key and print it once. Only a hash is stored: keep the key safe.
+
+    \b
+    Example:
+        python -m bot apikey create --name "Legevakten i Bergen"
+    """
+    from bot.services import apikeys
+
+    if not name.strip():
+        _fail("Give the key a name, e.g. --name 'Legevakten i Bergen'.")
+    rt = _runtime(_settings())
+
+    async def make() -> tuple[Any, str]:
+        try:
+            return await apikeys.create(rt.sessions, name)
+        finally:
+            await rt.engine.dispose()
+
+    row, key = asyncio.run(make())
+    click.echo(f"API key {row.id} for {row.name}:\n\n    {key}\n")
+    click.echo("This is the only time the key is shown. Send it as 'Authorization: Bearer <key>'.")
+
+
+@apikey.command("list")
+def apikey_list() -> None:
+    """List API keys (never the keys themselves): id, name, created, last used, revoked.
+
+    \b
+    Example:
+        python -m bot apikey list
+    """
+    from bot.services import apikeys
+
+    rt = _runtime(_settings())
+
+    async def fetch() -> list[Any]:
+        try:
+            return await apikeys.list_keys(rt.sessions)
+        finally:
+            await rt.engine.dispose()
+
+    for row in asyncio.run(fetch()):
+        state = "revoked" if row.revoked_at else "active"
+        used = row.last_used_at.isoformat(timespec="minutes") if row.last_used_at else "never"
+        click.echo(f"{row.id:>4}  {state:<8} last used {used:<17} {row.name}")
+
+
+@apikey.command("revoke")
+@click.argument("key_id", type=int)
+def apikey_revoke(key_id: int) -> None:
+    """Stop an API key from working, at once (KEY_ID from `apikey list`).
+
+    \b
+    Example:
+        python -m bot apikey revoke 3
+    """
+    from bot.services import apikeys
+
+    rt = _runtime(_settings())
+
+    async def go() -> bool:
+        try:
+            return await apikeys.revoke(rt.sessions, key_id)
+        finally:
+            await rt.engine.dispose()
+
+    if not asyncio.run(go()):
+        _fail(f"There is no active API key {key_id}; see `python -m bot apikey list`.", 1)
+    click.echo(f"API key {key_id} revoked.")
+
+
+def _bot_username(settings: Settings) -> str:
+    """The bot's username for deep links: configured, the demo's, or asked from Telegram."""
+    if settings.bot_username:
+        return settings.bot_username
+    if settings.demo:
+        from bot.localapi import DEFAULT_USERNAME
+
+        return DEFAULT_USERNAME
+    from telegram import Bot
+    from telegram.error import TelegramError
+
+    from bot.config import TELEGRAM_API_BASE_URL
+
+    assert settings.telegram_bot_token is not None
+
+    async def ask() -> str:
+        bot = Bot(
+            settings.telegram_bot_token.get_secret_value(),  # type: ignore[union-attr]
+            base_url=settings.telegram_api_base_url or TELEGRAM_API_BASE_URL,
+        )
+        async with bot:
+            return bot.username
+
+    try:
+        return asyncio.run(ask())
+    except TelegramError:
+        _fail("Could not ask Telegram for the bot's name; set BOT_USERNAME.", 1)
+
+
+@main.group()
+def dispatch() -> None:
+    """Advice after a call: create a dispatch, look up re-contacts."""
+
+
+@dispatch.command("create")
+@click.option("--topic", required=True, help="Advice topic id (see `content list`).")
+@click.option("--locale", type=click.Choice(["nb", "nn"]), required=True, help="Language.")
+@click.option("--note", default=None, help="The nurse's note to the caller (max 500 characters).")
+@click.option("--checkin-hours", type=int, default=None, help="Ask how it goes after N hours.")
+@click.option("--phone", default=None, help="The caller's number (stored only as a keyed hash).")
+@click.option("--risk", "risk", multiple=True, help="A risk group of the topic; repeatable.")
+@click.option("--send-sms", is_flag=True, help="Queue the SMS with the link to --phone.")
+def dispatch_create(
+    topic: str,
+    locale: str,
+    note: str | None,
+    checkin_hours: int | None,
+    phone: str | None,
+    risk: tuple[str, ...],
+    send_sms: bool,
+) -> None:
+    """Create advice for one caller; print the same JSON as POST /api/v1/dispatches.
+
+    Exits 1 with the field errors as JSON if the input is not valid.
+
+    \b
+    Example:
+        python -m bot dispatch create --topic fever-child --locale nn \\
+            --checkin-hours 6 --risk infant-under-3-months --phone +4791234567
+    """
+    from bot.services import dispatches
+
+    settings = _settings()
+    rt = _runtime(settings)
+    rt.bot_username = _bot_username(settings)
+    request: dict[str, Any] = {"topic": topic, "locale": locale, "risk_groups": list(risk)}
+    request.update(note=note, checkin_hours=checkin_hours, phone=phone, send_sms=send_sms)
+
+    async def go() -> dict[str, Any]:
+        try:
+            valid = dispatches.validate(request, rt)
+            return (await dispatches.create(rt, valid)).as_json()
+        finally:
+            await rt.engine.dispose()
+
+    try:
+        result = asyncio.run(go())
+    except dispatches.InvalidRequest as exc:
+        error = {"error": "invalid", "message": "the dispatch was not created"}
+        click.echo(json.dumps({**error, "fields": exc.fields}, ensure_ascii=False, indent=2))
+        sys.exit(1)
+    click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+@dispatch.command("recontacts")
+@click.option("--phone", required=True, help="The caller's number.")
+@click.option("--hours", type=click.IntRange(1, 720), default=None, help="Look back N hours.")
+def dispatch_recontacts(phone: str, hours: int | None) -> None:
+    """Print earlier dispatches for a number, as POST /api/v1/recontacts does.
+
+    \b
+    Example:
+        python -m bot dispatch recontacts --phone +4791234567 --hours 72
+    """
+    from bot.privacy import PhoneError, normalise_phone
+    from bot.services import dispatches
+
+    settings = _settings()
+    try:
+        e164 = normalise_phone(phone)
+    except PhoneError as exc:
+        _fail(f"--phone: {exc}")
+    rt = _runtime(settings)
+    window = hours or settings.recontact_hours
+
+    async def go() -> list[dict[str, Any]]:
+        try:
+            found = await dispatches.recontacts(rt, e164, window)
+            return [dispatches.recontact_json(d, rt) for d in found]
+        finally:
+            await rt.engine.dispose()
+
+    found = asyncio.run(go())
+    result = {"recontact": bool(found), "hours": window, "dispatches": found}
+    click.echo(json.dumps(result, ensure_ascii=False, indent=2))

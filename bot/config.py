@@ -54,6 +54,24 @@ class Settings(BaseSettings):
     outbox_chat_rate_per_second: float = Field(default=1.0, gt=0, le=100)
     outbox_in_flight: int = Field(default=16, ge=1, le=256)
 
+    # Advice after a call.
+    bot_username: str | None = None  # for deep links made by the CLI without asking Telegram
+    link_ttl_hours: int = Field(default=72, ge=1, le=720)  # how long an advice link can be opened
+    checkin_window_hours: float = Field(default=2.0, gt=0, le=48)  # late check-ins are dropped
+    recontact_hours: int = Field(default=72, ge=1, le=720)  # default look-back for re-contacts
+    # Draft (not clinically approved) advice may be sent: default yes in the demo, no with a token.
+    allow_draft_advice: bool | None = None
+
+    # SMS gateway: "console" prints the SMS (demo); "http" posts it to the clinic's gateway.
+    sms_provider: Literal["console", "http"] = "console"
+    sms_http_url: str | None = None
+    sms_http_auth_header: SecretStr | None = None  # e.g. "Authorization: Bearer abc123"
+    # JSON body; the strings "{to}" and "{text}" are replaced by the number and the message.
+    sms_http_body: str = '{"to": "{to}", "text": "{text}"}'
+    sms_http_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    sms_max_attempts: int = Field(default=6, ge=1, le=50)
+    sms_window_hours: float = Field(default=1.0, gt=0, le=72)  # an SMS not sent by then is dropped
+
     @field_validator("telegram_bot_token")
     @classmethod
     def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
@@ -82,6 +100,48 @@ class Settings(BaseSettings):
                 "it must start with sqlite:/// or postgresql:// "
                 "(e.g. postgresql://user:password@localhost/sikkerhetsnett)"
             )
+        return value
+
+    @field_validator("bot_username")
+    @classmethod
+    def _username(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        value = value.strip().removeprefix("@")
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{3,31}", value):
+            raise ValueError("it must be the bot's Telegram username, e.g. SikkerhetsnettBot")
+        return value
+
+    @field_validator("sms_http_url")
+    @classmethod
+    def _sms_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
+            raise ValueError("it must be an http(s) URL such as https://sms.example.no/send")
+        return value
+
+    @field_validator("sms_http_auth_header")
+    @classmethod
+    def _sms_auth(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        name, sep, rest = value.get_secret_value().partition(":")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9-]+", name.strip()) or not rest.strip():
+            raise ValueError("it must be one header line, e.g. 'Authorization: Bearer abc123'")
+        return value
+
+    @field_validator("sms_http_body")
+    @classmethod
+    def _sms_body(cls, value: str) -> str:
+        import json
+
+        try:
+            json.loads(value)
+        except ValueError:
+            raise ValueError('it must be JSON, e.g. {"to": "{to}", "text": "{text}"}') from None
+        if '"{to}"' not in value or '"{text}"' not in value:
+            raise ValueError('it must contain the strings "{to}" and "{text}"')
         return value
 
     @field_validator("timezone")
@@ -120,6 +180,11 @@ class Settings(BaseSettings):
     def demo(self) -> bool:
         """No token: run the embedded demo against the local Bot API."""
         return self.telegram_bot_token is None
+
+    @property
+    def draft_advice_allowed(self) -> bool:
+        """Whether advice awaiting clinical approval may be sent to callers."""
+        return self.demo if self.allow_draft_advice is None else self.allow_draft_advice
 
     @property
     def zone(self) -> ZoneInfo:
@@ -170,6 +235,11 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(
             "The environment variable SECRET_KEY is missing: with TELEGRAM_BOT_TOKEN set, give "
             "it a random value of at least 32 characters (try: openssl rand -hex 32)."
+        )
+    if settings.sms_provider == "http" and not settings.sms_http_url:
+        raise ConfigError(
+            "The environment variable SMS_HTTP_URL is missing: with SMS_PROVIDER=http, give the "
+            "address of the SMS gateway (e.g. https://sms.example.no/send)."
         )
     return settings
 

@@ -130,6 +130,7 @@ class OutboxSender:
         tick_seconds: float = 1.0,
         max_backoff_seconds: float = 300.0,
         on_sent: Callable[[OutboxMessage, Message | None], Awaitable[None]] | None = None,
+        on_final: Callable[[OutboxMessage, str], Awaitable[None]] | None = None,
     ) -> None:
         self.sessions = sessions
         self.bot = bot
@@ -140,6 +141,7 @@ class OutboxSender:
         self.tick_seconds = tick_seconds
         self.max_backoff = max_backoff_seconds
         self.on_sent = on_sent
+        self.on_final = on_final  # told of every sent, failed or expired row (e.g. check-ins)
         self.stats = SenderStats()
         self._limiter = AsyncLimiter(rate_per_second, 1)
         self._chat_rate = chat_rate_per_second
@@ -321,6 +323,11 @@ class OutboxSender:
             values.update(sent_at=utcnow(), telegram_message_id=message_id)
         self.stats.outcomes[status] += 1
         await self._update_claimed(row, values)
+        if self.on_final is not None:
+            try:
+                await self.on_final(row, status)
+            except Exception:  # bookkeeping must not stop the sending
+                log.exception("outbox: on_final failed for message %s", row.id)
 
     async def _retry(
         self, row: OutboxMessage, when: dt.datetime, error: str, *, count_attempt: bool

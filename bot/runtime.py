@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from telegram.ext import CallbackContext
 
     from bot.outbox import OutboxSender
+    from bot.sms import SmsSender
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Runtime:
     catalogs: Catalogs
     content: ContentBundle
     sender: OutboxSender | None = None
+    sms_sender: SmsSender | None = None
     bot_username: str = ""
     # Start-payload prefix -> handler, filled by the audience modules' register() functions.
     start_routes: dict[str, Any] = field(default_factory=dict)

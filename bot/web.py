@@ -8,6 +8,7 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import text
 
+from bot.api import build_api
 from bot.runtime import Runtime
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -28,4 +29,5 @@ def build_web_app(rt: Runtime) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
     app[RUNTIME] = rt
     app.router.add_get("/healthz", healthz)
+    app.add_subapp("/api/v1/", build_api(rt))
     return app

@@ -1,26 +1,212 @@
-"""The caller's side: advice links from an SMS after a call to the legevakt.
+"""The caller's side: the advice link from an SMS after a call to the legevakt.
 
-Owns the ``a_`` start-payload prefix. Dispatches (the advice sent after a call) arrive with the
-advice issue; until then no advice link can exist, and the person is told plainly that it is not
-valid, with the numbers to call.
+Owns the ``a_`` start-payload prefix and the ``a:`` buttons: "I am getting worse", the other
+language, and the check-in answers. "Delete my data" is the common ``privacy:delete`` flow.
 """
 
 from __future__ import annotations
 
+import logging
+
 from telegram import Update
-from telegram.ext import Application
+from telegram.error import BadRequest
+from telegram.ext import Application, CallbackQueryHandler
 
+from bot import render
+from bot.i18n import Locale, as_locale
+from bot.models import Dispatch
 from bot.runtime import Runtime
-from handlers.base import Context, Turn
-from handlers.common import invalid_link
+from bot.services import dispatches
+from bot.services.dispatches import Opened
+from bot.services.people import choose_locale, guess_locale_once
+from handlers.base import Context, Turn, begin, keyboard, reply
+from handlers.common import EMERGENCY_LINE, invalid_link
 
-PREFIX = "a"
+log = logging.getLogger(__name__)
+
+PREFIX = dispatches.PREFIX
 
 
 async def open_advice_link(update: Update, context: Context, turn: Turn, payload: str) -> None:
-    """Open the advice behind a one-time link (no dispatches exist yet: always not valid)."""
-    await invalid_link(update, turn)
+    """Show the advice behind a one-time link, or say plainly why it cannot be shown."""
+    rt = turn.rt
+    token = payload.split("_", 1)[1]
+    result = await dispatches.open_link(rt, token, turn.person)
+    _ = turn.gettext
+    if result.outcome is Opened.UNKNOWN:
+        await invalid_link(update, turn)
+        return
+    if result.outcome is Opened.EXPIRED:
+        await reply(
+            update,
+            _(
+                "This link has expired: it could be opened for {hours} hours after your call. "
+                "If you still need advice, call the legevakt on 116 117. In an emergency, "
+                "call 113."
+            ).format(hours=rt.settings.link_ttl_hours),
+        )
+        return
+    if result.outcome is Opened.TAKEN:
+        await reply(
+            update,
+            _(
+                "This link has already been opened in another chat. Advice is personal, so a "
+                "link works in one chat only. If you need advice, call the legevakt on 116 117."
+            )
+            + "\n\n"
+            + _(EMERGENCY_LINE),
+        )
+        return
+    dispatch = result.dispatch
+    assert dispatch is not None
+    if result.outcome is Opened.FIRST:
+        # The nurse knows the caller's language better than Telegram's setting does.
+        locale = as_locale(dispatch.locale)
+        await guess_locale_once(rt.sessions, turn.person.telegram_user_id, locale)
+    else:
+        locale = turn.locale
+    await send_advice(update, rt, dispatch, locale)
+
+
+async def send_advice(update: Update, rt: Runtime, dispatch: Dispatch, locale: Locale) -> None:
+    messages = advice_messages(rt, dispatch, locale)
+    if messages is None:
+        await reply(update, _no_longer(rt, locale))
+        return
+    _ = rt.catalogs.gettext(locale)
+    buttons = keyboard(render.advice_buttons(_, dispatch.id, locale))
+    for index, text in enumerate(messages):
+        await reply(update, text, buttons if index == len(messages) - 1 else None)
+
+
+def advice_messages(rt: Runtime, dispatch: Dispatch, locale: Locale) -> list[str] | None:
+    """The advice as one or more messages; None if the topic was removed from the content."""
+    topic = rt.content.advice.get(dispatch.topic_id)
+    if topic is None:
+        return None
+    localized = dispatches.localized_topic(rt, topic, locale)
+    _ = rt.catalogs.gettext(locale)
+    sections = render.advice_sections(
+        localized,
+        _,
+        note=dispatch.note,
+        risk_groups=dispatch.risk_groups,
+        checkin_when=dispatches.checkin_when(rt, dispatch, locale),
+    )
+    return render.split_messages(sections)
+
+
+def _no_longer(rt: Runtime, locale: Locale) -> str:
+    _ = rt.catalogs.gettext(locale)
+    return _("This advice is no longer available here.") + "\n\n" + _(EMERGENCY_LINE)
+
+
+async def _own_dispatch(update: Update, context: Context) -> tuple[Turn, Dispatch, str] | None:
+    """The person and their dispatch behind an ``a:`` button; answers the button otherwise."""
+    query = update.callback_query
+    turn = await begin(update, context)
+    if query is None or turn is None:
+        return None
+    parts = (query.data or "").split(":")
+    dispatch = await dispatches.for_person(turn.rt, parts[2], turn.person)
+    if dispatch is None:
+        await query.answer(
+            turn.gettext("This advice is no longer stored, so this button no longer works."),
+            show_alert=True,
+        )
+        return None
+    return turn, dispatch, ":".join(parts[3:])
+
+
+async def worse(update: Update, context: Context) -> None:
+    """ "I am getting worse": what to do now, at once, and a note on the dispatch."""
+    found = await _own_dispatch(update, context)
+    if found is None:
+        return
+    turn, dispatch, _rest = found
+    assert update.callback_query is not None
+    await update.callback_query.answer()
+    await dispatches.record_worse(turn.rt, dispatch.id, turn.person)
+    await reply(update, worse_message(turn.rt, dispatch, turn.locale))
+
+
+def worse_message(rt: Runtime, dispatch: Dispatch, locale: Locale) -> str:
+    topic = rt.content.advice.get(dispatch.topic_id)
+    _ = rt.catalogs.gettext(locale)
+    if topic is None:
+        return _("Call the legevakt now on 116 117.") + "\n\n" + _(EMERGENCY_LINE)
+    return render.worse_text(dispatches.localized_topic(rt, topic, locale), _)
+
+
+async def switch_language(update: Update, context: Context) -> None:
+    """Show the same advice in the other language, and keep that language from now on."""
+    found = await _own_dispatch(update, context)
+    if found is None:
+        return
+    turn, dispatch, rest = found
+    query = update.callback_query
+    assert query is not None
+    locale = as_locale(rest, turn.locale)
+    rt = turn.rt
+    await choose_locale(rt.sessions, turn.person.telegram_user_id, locale)
+    await dispatches.relocalize_checkin(rt, dispatch, locale)
+    await query.answer()
+    messages = advice_messages(rt, dispatch, locale)
+    if messages is None:
+        await reply(update, _no_longer(rt, locale))
+        return
+    _ = rt.catalogs.gettext(locale)
+    buttons = keyboard(render.advice_buttons(_, dispatch.id, locale))
+    if len(messages) == 1:
+        try:
+            await query.edit_message_text(messages[0], parse_mode="HTML", reply_markup=buttons)
+            return
+        except BadRequest:  # too old to edit, or unchanged: send it anew
+            log.info("advice could not be edited in place; sending it anew")
+    for index, text in enumerate(messages):
+        await reply(update, text, buttons if index == len(messages) - 1 else None)
+
+
+async def checkin_answer(update: Update, context: Context) -> None:
+    """Better / the same / worse, in answer to the check-in."""
+    found = await _own_dispatch(update, context)
+    if found is None:
+        return
+    turn, dispatch, answer = found
+    query = update.callback_query
+    assert query is not None
+    rt = turn.rt
+    _ = turn.gettext
+    stored, first = await dispatches.answer_checkin(rt, dispatch.id, turn.person, answer)
+    if stored is None:
+        await query.answer()
+        return
+    if not first:
+        await query.answer(_("You have already answered. Thank you."))
+        return
+    await query.answer()
+    label = {"better": _("Better"), "same": _("The same"), "worse": _("Worse")}[answer]
+    message = query.message
+    original = message.text_html if message is not None and hasattr(message, "text_html") else ""
+    try:
+        await query.edit_message_text(
+            (original + "\n\n" if original else "")
+            + render.esc(_("Your answer: {answer}").format(answer=label)),
+            parse_mode="HTML",
+        )
+    except BadRequest:
+        log.info("check-in message could not be edited")
+    if answer == "worse":
+        await reply(update, worse_message(rt, dispatch, turn.locale))
+    else:
+        await reply(update, render.checkin_reply(answer, _))
 
 
 def register(app: Application, rt: Runtime) -> None:  # type: ignore[type-arg]
     rt.start_routes[PREFIX] = open_advice_link
+    ident = r"[0-9a-f]{32}"
+    app.add_handler(CallbackQueryHandler(worse, pattern=rf"^a:worse:{ident}$"))
+    app.add_handler(CallbackQueryHandler(switch_language, pattern=rf"^a:lang:{ident}:(nb|nn)$"))
+    app.add_handler(
+        CallbackQueryHandler(checkin_answer, pattern=rf"^a:ci:{ident}:(better|same|worse)$")
+    )

@@ -214,9 +214,11 @@ async def privacy_delete(update: Update, context: Context) -> None:
     _ = turn.gettext
     await query.answer()
     if query.data == "privacy:delete":
-        await query.edit_message_text(
+        # A new message, so the one with the button (e.g. the advice) stays if they say no.
+        await reply(
+            update,
             _("Delete everything Sikkerhetsnett has stored about you? This cannot be undone."),
-            reply_markup=keyboard(
+            keyboard(
                 [
                     [
                         (_("Yes, delete"), "privacy:delete:yes"),

@@ -256,21 +256,6 @@ async def test_an_error_is_told_to_the_person_and_logged_without_personal_data(
     assert "Kari" not in logged and str(kari.user_id) not in logged
 
 
-@pytest.fixture
-def production_logging_at_debug():  # type: ignore[no-untyped-def]
-    """The bot's own log set-up, at its most talkative level; restored afterwards."""
-    from bot.logs import setup_logging
-
-    names = ["", "telegram", "httpx", "aiosqlite", "sqlalchemy.engine", "apscheduler"]
-    saved = {n: logging.getLogger(n).level for n in names}
-    handlers = logging.getLogger().handlers[:]
-    setup_logging("DEBUG")
-    yield
-    logging.getLogger().handlers[:] = handlers
-    for name, level in saved.items():
-        logging.getLogger(name).setLevel(level)
-
-
 async def test_logs_of_a_whole_dialogue_hold_no_personal_data(
     people: People,
     local_api: LocalBotApi,

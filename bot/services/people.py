@@ -54,6 +54,19 @@ async def choose_locale(sessions: Sessions, telegram_user_id: int, locale: Local
         return person
 
 
+async def guess_locale_once(sessions: Sessions, telegram_user_id: int, locale: Locale) -> None:
+    """A better guess (e.g. the language a nurse chose); an explicit choice is kept."""
+    async with sessions() as session:
+        person = (
+            await session.exec(select(Person).where(Person.telegram_user_id == telegram_user_id))
+        ).one_or_none()
+        if person is None or person.locale_chosen:
+            return
+        person.locale = locale
+        session.add(person)
+        await session.commit()
+
+
 async def delete_person(sessions: Sessions, telegram_user_id: int) -> bool:
     """Delete a person and, through the foreign keys, everything stored about them."""
     async with sessions() as session:

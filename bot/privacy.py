@@ -1,0 +1,90 @@
+"""Handling identifying data: link tokens, phone numbers, national identity numbers, encryption.
+
+Pure functions, no I/O. The rules from the design:
+
+- link tokens have at least 128 bits from ``secrets``; only their SHA-256 is stored;
+- phone numbers are validated and normalised to E.164 with ``phonenumbers`` and stored only as
+  an HMAC keyed with ``SECRET_KEY``, enough to find re-contacts and not readable;
+- free text holding a Norwegian national identity number (11 digits that pass the fødselsnummer
+  check digits, D- and H-numbers included, via ``python-stdnum``) is refused;
+- what must be kept readable for a while (an SMS waiting to be sent) is encrypted with Fernet.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+
+import phonenumbers
+from cryptography.fernet import Fernet, InvalidToken
+from stdnum.no import fodselsnummer
+
+TOKEN_BYTES = 17  # 136 bits; token_urlsafe gives 23 characters of [A-Za-z0-9_-]
+DEFAULT_REGION = "NO"  # numbers written without +47 are Norwegian
+
+
+def new_token() -> str:
+    """A fresh, unguessable link token (URL-safe, 23 characters, 136 bits)."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def token_hash(token: str) -> str:
+    """What is stored for a token: its SHA-256 (the token itself has full entropy)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_api_key() -> str:
+    return "sn_" + secrets.token_urlsafe(32)
+
+
+class PhoneError(ValueError):
+    """A phone number that cannot be a real caller's number."""
+
+
+def normalise_phone(raw: str) -> str:
+    """The number in E.164 (``+4791234567``); Norwegian if written without a country code."""
+    text = raw.strip()
+    if not text or len(text) > 32 or not re.fullmatch(r"[+0-9 ().-]+", text):
+        raise PhoneError("it must be a phone number, e.g. +4791234567")
+    try:
+        number = phonenumbers.parse(text, DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        raise PhoneError("it must be a phone number, e.g. +4791234567") from None
+    if not phonenumbers.is_valid_number(number):
+        raise PhoneError("it is not a valid phone number (check the digits and the country code)")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def phone_hash(secret: bytes, e164: str) -> str:
+    """The keyed hash stored in place of a phone number."""
+    return hmac.new(secret, b"phone:" + e164.encode(), hashlib.sha256).hexdigest()
+
+
+# 11 digits, alone or written as 6+5 with a space, dot or dash; not part of a longer number.
+_NATIONAL_ID = re.compile(r"(?<![0-9])(\d{6})[ .-]?(\d{5})(?![0-9])")
+
+
+def contains_national_id(text: str) -> bool:
+    """True if the text holds a Norwegian fødselsnummer, D-number or H-number."""
+    return any(fodselsnummer.is_valid(a + b) for a, b in _NATIONAL_ID.findall(text))
+
+
+class Cipher:
+    """Fernet with a key derived from ``SECRET_KEY``: for data kept readable only briefly."""
+
+    def __init__(self, secret: bytes, purpose: str) -> None:
+        key = hashlib.sha256(b"fernet:" + purpose.encode() + b":" + secret).digest()
+        self._fernet = Fernet(base64.urlsafe_b64encode(key))
+
+    def encrypt(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def decrypt(self, ciphertext: str) -> str | None:
+        """The plaintext; None if it was made with another key (SECRET_KEY changed)."""
+        try:
+            return self._fernet.decrypt(ciphertext.encode()).decode()
+        except InvalidToken:
+            return None

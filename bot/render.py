@@ -1,0 +1,197 @@
+"""What callers read, as Telegram HTML: the advice, the "worse" answer, the check-in, the SMS.
+
+Pure functions of (localised content, a gettext function, plain values). Buttons come back as
+rows of ``(label, callback_data)``; ``inline_keyboard`` turns them into Bot API JSON for the
+outbox, ``handlers.base.keyboard`` into python-telegram-bot objects for direct replies.
+
+The UI strings here are English msgids; each function takes the person's ``_``.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bot.content.schema import AdviceTopic
+
+Gettext = Callable[[str], str]
+Rows = list[list[tuple[str, str]]]
+
+TELEGRAM_LIMIT = 4096  # characters in one message, after entity parsing
+# The split works on the HTML source, which is at least as long as what Telegram counts.
+
+CHECKIN_ANSWERS = ("better", "same", "worse")
+
+
+def esc(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def _heading(text: str) -> str:
+    return f"<b>{esc(text)}</b>\n"
+
+
+def _bullets(items: Sequence[str]) -> str:
+    return "\n".join(f"• {esc(item)}" for item in items)
+
+
+def advice_sections(
+    topic: AdviceTopic,
+    _: Gettext,
+    *,
+    note: str | None,
+    risk_groups: Sequence[str],
+    checkin_when: str | None,
+) -> list[str]:
+    """The advice as sections in reading order; a message boundary may fall between any two.
+
+    Order: what it is, the nurse's own words, what to do, what is normal, extras for the
+    caller's risk group, then what "worse" means (113 before 116 117), then what happens next.
+    """
+    head = f"<b>{esc(topic.title)}</b>"
+    if topic.example:
+        head += "\n<i>" + esc(_("Example text: not yet approved by a doctor.")) + "</i>"
+    sections = [head + "\n" + esc(topic.summary)]
+    if note:
+        sections.append(_heading(_("From the nurse you spoke to")) + esc(note))
+    sections.append(_heading(_("What you can do yourself")) + _bullets(topic.self_care))
+    sections.append(_heading(_("What is normal")) + _bullets(topic.normal))
+    chosen = [group for group in topic.tailoring.risk_groups if group.id in set(risk_groups)]
+    for group in chosen:
+        sections.append(_heading(group.label) + esc(group.advice))
+    urgent = [s.sign for s in topic.worsening_signs if s.action == "call_113"]
+    again = [s.sign for s in topic.worsening_signs if s.action == "call_116117"]
+    if urgent:
+        sections.append(_heading(_("Call 113 at once if")) + _bullets(urgent))
+    if again:
+        sections.append(_heading(_("Call the legevakt again on 116 117 if")) + _bullets(again))
+    closing = esc(
+        _("If you are getting worse, press “I am getting worse” and you will see what to do.")
+    )
+    if checkin_when:
+        closing += "\n" + esc(_("We will ask you how it is going on {when}.")).format(
+            when=esc(checkin_when)
+        )
+    sections.append(closing)
+    return sections
+
+
+def split_messages(sections: Sequence[str], limit: int = TELEGRAM_LIMIT) -> list[str]:
+    """Join sections into as few messages as fit ``limit``, breaking only between sections.
+
+    A single section longer than the limit is broken between lines (and, for one very long
+    line, between words), so nothing is ever cut off.
+    """
+    pieces: list[str] = []
+    for section in sections:
+        pieces.extend(_fit(section, limit))
+    messages: list[str] = []
+    for piece in pieces:
+        if messages and len(messages[-1]) + 2 + len(piece) <= limit:
+            messages[-1] += "\n\n" + piece
+        else:
+            messages.append(piece)
+    return messages
+
+
+def _fit(section: str, limit: int) -> list[str]:
+    if len(section) <= limit:
+        return [section]
+    out: list[str] = []
+    for line in section.split("\n"):
+        while len(line) > limit:
+            cut = line.rfind(" ", 0, limit)
+            cut = cut if cut > 0 else limit
+            out.append(line[:cut])
+            line = line[cut:].lstrip()
+        if out and len(out[-1]) + 1 + len(line) <= limit:
+            out[-1] += "\n" + line
+        else:
+            out.append(line)
+    return out
+
+
+def advice_buttons(_: Gettext, dispatch_id: str, locale: str) -> Rows:
+    """Under the advice: "worse" first and alone, then the other language, then deletion."""
+    other, label = ("nn", "Nynorsk") if locale == "nb" else ("nb", "Bokmål")
+    return [
+        [(_("I am getting worse"), f"a:worse:{dispatch_id}")],
+        [(_("Show in {language}").format(language=label), f"a:lang:{dispatch_id}:{other}")],
+        [(_("Delete my data"), "privacy:delete")],
+    ]
+
+
+def worse_text(topic: AdviceTopic, _: Gettext) -> str:
+    """What to do now: 113 first when the topic has signs that call for it, 116 117 otherwise."""
+    urgent = [s.sign for s in topic.worsening_signs if s.action == "call_113"]
+    parts = []
+    if urgent:
+        parts.append(
+            "<b>" + esc(_("Call 113 now if you see any of this:")) + "</b>\n" + _bullets(urgent)
+        )
+        parts.append(
+            "<b>"
+            + esc(_("Otherwise, call the legevakt now on 116 117."))
+            + "</b> "
+            + esc(_("Say that you have had written advice about: {topic}.")).format(
+                topic=esc(topic.title)
+            )
+        )
+    else:
+        parts.append(
+            "<b>"
+            + esc(_("Call the legevakt now on 116 117."))
+            + "</b> "
+            + esc(_("Say that you have had written advice about: {topic}.")).format(
+                topic=esc(topic.title)
+            )
+        )
+    parts.append(
+        esc(_("If someone is unconscious, has trouble breathing or you fear for their life: 113."))
+    )
+    return "\n\n".join(parts)
+
+
+def checkin_question(topic: AdviceTopic, _: Gettext) -> str:
+    return esc(_("How is it going now? You got advice from the legevakt about: {topic}.")).format(
+        topic=esc(topic.title)
+    )
+
+
+def checkin_buttons(_: Gettext, dispatch_id: str) -> Rows:
+    return [
+        [
+            (_("Better"), f"a:ci:{dispatch_id}:better"),
+            (_("The same"), f"a:ci:{dispatch_id}:same"),
+            (_("Worse"), f"a:ci:{dispatch_id}:worse"),
+        ]
+    ]
+
+
+def checkin_reply(answer: str, _: Gettext) -> str:
+    """The line after a check-in answer of "better" or "the same" ("worse" gets ``worse_text``)."""
+    if answer == "better":
+        return esc(_("Good to hear. Thank you for answering. Get well soon!"))
+    return esc(
+        _(
+            "Thank you. Keep following the advice above. If you see any of the signs in it, "
+            "call 116 117, or 113 in an emergency."
+        )
+    )
+
+
+def sms_text(_: Gettext, link: str, hours: int) -> str:
+    """The SMS that carries the link: one GSM-7 segment (checked by the caller)."""
+    return _(
+        "Advice from the legevakt after your call: {link} The link works for {hours} hours."
+    ).format(link=link, hours=hours)
+
+
+def inline_keyboard(rows: Rows) -> dict[str, Any]:
+    """Bot API JSON for an inline keyboard, for messages sent through the outbox."""
+    return {
+        "inline_keyboard": [
+            [{"text": label, "callback_data": data} for label, data in row] for row in rows
+        ]
+    }

@@ -1,0 +1,535 @@
+"""Advice after a call: create a dispatch, open its one-time link, "worse", check-in, re-contacts,
+retention.
+
+A dispatch is the advice one caller got after one call. The clinic creates it (HTTP API or CLI)
+and gets back a deep link to send by SMS; the caller opens the link in Telegram, which binds the
+dispatch to that chat for good. Everything the caller then does is recorded on the dispatch, so
+the next nurse can see a re-contact.
+
+No Telegram types here: callers of these functions render and send.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from sqlalchemy import delete, exists, update
+from sqlmodel import select
+
+from bot import outbox, render
+from bot.content.schema import AdviceTopic
+from bot.i18n import Locale, as_locale, format_when
+from bot.models import (
+    CheckinStatus,
+    Dispatch,
+    OutboxMessage,
+    OutboxStatus,
+    Person,
+    SmsStatus,
+    utcnow,
+)
+from bot.privacy import (
+    PhoneError,
+    contains_national_id,
+    new_token,
+    normalise_phone,
+    phone_hash,
+    token_hash,
+)
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+PREFIX = "a"  # deep-link payloads for advice start with "a_"
+NOTE_MAX = 500
+CHECKIN_KEY = "checkin:"
+MIN_CHECKIN_AFTER_OPEN = dt.timedelta(hours=1)
+
+
+# --- the request ---------------------------------------------------------------------------
+
+
+class DispatchRequest(BaseModel):
+    """What the clinic sends, the same for the HTTP API and the CLI."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    topic: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    locale: Literal["nb", "nn"]
+    note: Annotated[str, StringConstraints(max_length=NOTE_MAX)] | None = None
+    risk_groups: list[Annotated[str, StringConstraints(max_length=40)]] = Field(
+        default_factory=list, max_length=10
+    )
+    checkin_hours: Annotated[int, Field(ge=1, le=168)] | None = None
+    phone: Annotated[str, StringConstraints(max_length=32)] | None = None
+    send_sms: bool = False
+
+
+class InvalidRequest(Exception):
+    """Bad input, with one plain message per field."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
+        self.fields = fields
+
+
+@dataclass(frozen=True)
+class ValidRequest:
+    request: DispatchRequest
+    topic: AdviceTopic
+    phone: str | None  # E.164
+    note: str | None
+
+
+def validate(data: Any, rt: Runtime) -> ValidRequest:
+    """Check a request against the schema, the live content and the privacy rules."""
+    try:
+        request = DispatchRequest.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRequest(_field_errors(exc)) from None
+    errors: dict[str, str] = {}
+    topic = rt.content.advice.get(request.topic)
+    if topic is None:
+        known = ", ".join(sorted(rt.content.advice))
+        errors["topic"] = f"unknown topic '{request.topic}'; known topics: {known}"
+    elif topic.status != "approved" and not rt.settings.draft_advice_allowed:
+        errors["topic"] = (
+            f"topic '{request.topic}' is a draft awaiting clinical approval and cannot be sent"
+        )
+    note = request.note or None
+    if note is not None:
+        if topic is not None and not topic.tailoring.note:
+            errors["note"] = f"topic '{request.topic}' takes no note"
+        elif contains_national_id(note):
+            errors["note"] = (
+                "the note contains a national identity number (fødselsnummer); identifying "
+                "details do not belong in a chat, so leave them out"
+            )
+    if topic is not None:
+        allowed = [group.id for group in topic.tailoring.risk_groups]
+        unknown = [g for g in request.risk_groups if g not in allowed]
+        if unknown:
+            errors["risk_groups"] = (
+                f"unknown risk group '{unknown[0]}' for topic '{topic.id}'; "
+                + (f"choose from: {', '.join(allowed)}" if allowed else "this topic has none")
+            )
+        hours = request.checkin_hours
+        offered = topic.tailoring.checkin_hours
+        if hours is not None and hours not in offered:
+            errors["checkin_hours"] = (
+                f"topic '{topic.id}' offers a check-in after "
+                + (", ".join(str(h) for h in offered) + " hours" if offered else "no hours")
+                + f", not {hours}"
+            )
+    phone = None
+    if request.phone:
+        try:
+            phone = normalise_phone(request.phone)
+        except PhoneError as exc:
+            errors["phone"] = str(exc)
+    if request.send_sms and not request.phone:
+        errors["send_sms"] = "sending an SMS needs the caller's phone number"
+    if errors:
+        raise InvalidRequest(errors)
+    assert topic is not None
+    return ValidRequest(request=request, topic=topic, phone=phone, note=note)
+
+
+def _field_errors(exc: ValidationError) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for err in exc.errors(include_url=False):
+        loc = [str(part) for part in err["loc"]]
+        field = loc[0] if loc else "body"
+        if err["type"] == "extra_forbidden":
+            errors.setdefault(field, "is not a field of a dispatch")
+        elif err["type"] == "missing":
+            errors.setdefault(field, "is required")
+        elif err["type"] == "literal_error":
+            errors.setdefault(field, f"must be one of {err['ctx']['expected']}")
+        elif err["type"] == "model_type":
+            errors.setdefault("body", "must be a JSON object")
+        elif err["type"] == "string_too_long":
+            limit = err["ctx"]["max_length"]
+            errors.setdefault(field, f"must be at most {limit} characters")
+        else:
+            errors.setdefault(field, str(err["msg"]).lower())
+    return errors
+
+
+# --- creating ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Created:
+    dispatch: Dispatch
+    deep_link: str
+    sms_text: str
+
+    def as_json(self) -> dict[str, Any]:
+        d = self.dispatch
+        return {
+            "id": d.id,
+            "topic": d.topic_id,
+            "topic_version": d.topic_version,
+            "locale": d.locale,
+            "deep_link": self.deep_link,
+            "expires_at": _iso(d.expires_at),
+            "sms_text": self.sms_text,
+            "sms": d.sms_status,
+            "checkin_hours": d.checkin_hours,
+            "risk_groups": d.risk_groups,
+        }
+
+
+async def create(
+    rt: Runtime,
+    valid: ValidRequest,
+    *,
+    api_key_id: int | None = None,
+    now: dt.datetime | None = None,
+) -> Created:
+    """Store a dispatch (and its SMS, if asked) in one transaction; return the link and SMS text."""
+    from bot.sms import gsm7_septets, is_gsm7, queue_sms, sms_cipher
+
+    now = now or utcnow()
+    request = valid.request
+    token = new_token()
+    payload = f"{PREFIX}_{token}"
+    deep_link = f"https://t.me/{rt.bot_username}?start={payload}"
+    locale = as_locale(request.locale)
+    hours = rt.settings.link_ttl_hours
+    text = render.sms_text(rt.catalogs.gettext(locale), deep_link, hours)
+    if not is_gsm7(text) or gsm7_septets(text) > 160:
+        # Only a translation or a very long bot name can cause this; the check catches it.
+        raise RuntimeError("the SMS text does not fit one GSM-7 segment; check the translations")
+    dispatch = Dispatch(
+        id=secrets.token_hex(16),
+        api_key_id=api_key_id,
+        topic_id=valid.topic.id,
+        topic_version=valid.topic.version,
+        locale=locale,
+        note=valid.note,
+        risk_groups=list(dict.fromkeys(request.risk_groups)),
+        checkin_hours=request.checkin_hours,
+        phone_hash=phone_hash(rt.settings.secret(), valid.phone) if valid.phone else None,
+        token_hash=token_hash(token),
+        created_at=now,
+        expires_at=now + dt.timedelta(hours=hours),
+        checkin_status=CheckinStatus.WAITING if request.checkin_hours else CheckinStatus.NONE,
+        sms_status=SmsStatus.QUEUED if request.send_sms else SmsStatus.NONE,
+    )
+    async with rt.sessions() as session:
+        session.add(dispatch)
+        await session.flush()
+        if request.send_sms:
+            assert valid.phone is not None
+            await queue_sms(
+                session,
+                sms_cipher(rt.settings),
+                dispatch_id=dispatch.id,
+                to=valid.phone,
+                text=text,
+                due_at=now,
+                expires_at=now + dt.timedelta(hours=rt.settings.sms_window_hours),
+            )
+        await session.commit()
+    log.info(
+        "dispatch %s created: topic %s, sms %s", dispatch.id, dispatch.topic_id, request.send_sms
+    )
+    return Created(dispatch=dispatch, deep_link=deep_link, sms_text=text)
+
+
+# --- opening the link ----------------------------------------------------------------------
+
+
+class Opened(enum.Enum):
+    FIRST = "first"  # bound to this person now
+    AGAIN = "again"  # this person opened it before
+    UNKNOWN = "unknown"  # no such link (never made, mistyped, or deleted)
+    EXPIRED = "expired"  # never opened in time
+    TAKEN = "taken"  # opened in another chat
+
+
+@dataclass(frozen=True)
+class OpenResult:
+    outcome: Opened
+    dispatch: Dispatch | None = None
+
+
+async def open_link(
+    rt: Runtime, token: str, person: Person, *, now: dt.datetime | None = None
+) -> OpenResult:
+    """Bind the dispatch behind a link to the first person who opens it, and plan the check-in."""
+    now = now or utcnow()
+    async with rt.sessions() as session:
+        dispatch = (
+            await session.exec(select(Dispatch).where(Dispatch.token_hash == token_hash(token)))
+        ).one_or_none()
+        if dispatch is None:
+            return OpenResult(Opened.UNKNOWN)
+        if dispatch.person_id is not None:
+            if dispatch.person_id == person.id:
+                return OpenResult(Opened.AGAIN, dispatch)
+            return OpenResult(Opened.TAKEN)
+        if now > dispatch.expires_at:
+            return OpenResult(Opened.EXPIRED)
+        topic = rt.content.advice.get(dispatch.topic_id)
+        version = topic.version if topic is not None else dispatch.topic_version
+        # Only the first of two chats opening the same link at once gets it.
+        claimed: Any = await session.exec(
+            update(Dispatch)
+            .where(Dispatch.id == dispatch.id, Dispatch.person_id.is_(None))  # type: ignore[union-attr,arg-type]
+            .values(person_id=person.id, opened_at=now, topic_version=version)
+        )
+        if claimed.rowcount != 1:
+            await session.rollback()
+            return OpenResult(Opened.TAKEN)
+        if dispatch.checkin_hours and topic is not None:
+            await _schedule_checkin(rt, session, dispatch, topic, person, now)
+        await session.commit()
+        await session.refresh(dispatch)
+    log.info("dispatch %s opened", dispatch.id)
+    if rt.sender is not None:
+        rt.sender.wake()
+    return OpenResult(Opened.FIRST, dispatch)
+
+
+def checkin_due(dispatch: Dispatch, opened_at: dt.datetime) -> dt.datetime:
+    """N hours after the call; at least an hour after the advice was opened."""
+    assert dispatch.checkin_hours
+    return max(
+        dispatch.created_at + dt.timedelta(hours=dispatch.checkin_hours),
+        opened_at + MIN_CHECKIN_AFTER_OPEN,
+    )
+
+
+async def _schedule_checkin(
+    rt: Runtime,
+    session: Any,
+    dispatch: Dispatch,
+    topic: AdviceTopic,
+    person: Person,
+    now: dt.datetime,
+) -> None:
+    due = checkin_due(dispatch, now)
+    await outbox.enqueue(
+        session,
+        key=f"{CHECKIN_KEY}{dispatch.id}",
+        chat_id=person.telegram_user_id,
+        person_id=person.id,
+        payload=_checkin_payload(rt, dispatch, topic, as_locale(dispatch.locale)),
+        due_at=due,
+        expires_at=due + dt.timedelta(hours=rt.settings.checkin_window_hours),
+    )
+    await session.exec(
+        update(Dispatch)
+        .where(Dispatch.id == dispatch.id)  # type: ignore[arg-type]
+        .values(checkin_status=CheckinStatus.SCHEDULED, checkin_due_at=due)
+    )
+
+
+async def relocalize_checkin(rt: Runtime, dispatch: Dispatch, locale: Locale) -> None:
+    """The caller switched language: a check-in still waiting is rewritten in the new one."""
+    topic = rt.content.advice.get(dispatch.topic_id)
+    if topic is None or dispatch.checkin_status != CheckinStatus.SCHEDULED:
+        return
+    payload = _checkin_payload(rt, dispatch, topic, locale)
+    table: Any = OutboxMessage.__table__
+    async with rt.sessions() as session:
+        await session.exec(
+            update(table)
+            .where(
+                table.c.idempotency_key == f"{CHECKIN_KEY}{dispatch.id}",
+                table.c.status == OutboxStatus.PENDING,
+            )
+            .values(payload=payload)
+        )
+        await session.commit()
+
+
+def _checkin_payload(
+    rt: Runtime, dispatch: Dispatch, topic: AdviceTopic, locale: Locale
+) -> dict[str, Any]:
+    _ = rt.catalogs.gettext(locale)
+    return {
+        "text": render.checkin_question(localized_topic(rt, topic, locale), _),
+        "parse_mode": "HTML",
+        "reply_markup": render.inline_keyboard(render.checkin_buttons(_, dispatch.id)),
+    }
+
+
+def localized_topic(rt: Runtime, topic: AdviceTopic, locale: Locale) -> AdviceTopic:
+    from bot.content.loader import localize
+
+    return localize(topic, "advice", rt.catalogs.content_lookup(locale))
+
+
+def checkin_when(rt: Runtime, dispatch: Dispatch, locale: Locale) -> str | None:
+    """When the check-in will come, in words, if it is still ahead."""
+    if dispatch.checkin_status != CheckinStatus.SCHEDULED or dispatch.checkin_due_at is None:
+        return None
+    return format_when(dispatch.checkin_due_at, locale, rt.settings.zone)
+
+
+# --- what the caller does ------------------------------------------------------------------
+
+
+async def for_person(rt: Runtime, dispatch_id: str, person: Person) -> Dispatch | None:
+    """The dispatch, if it belongs to this person (a button from someone else's chat is not)."""
+    async with rt.sessions() as session:
+        dispatch = await session.get(Dispatch, dispatch_id)
+        if dispatch is None or dispatch.person_id != person.id:
+            return None
+        return dispatch
+
+
+async def record_worse(
+    rt: Runtime, dispatch_id: str, person: Person, *, now: dt.datetime | None = None
+) -> Dispatch | None:
+    """The caller pressed "I am getting worse": count it, remember the first time."""
+    now = now or utcnow()
+    async with rt.sessions() as session:
+        dispatch = await session.get(Dispatch, dispatch_id)
+        if dispatch is None or dispatch.person_id != person.id:
+            return None
+        dispatch.worse_count += 1
+        dispatch.worse_at = dispatch.worse_at or now
+        session.add(dispatch)
+        await session.commit()
+        await session.refresh(dispatch)
+    log.info("dispatch %s: caller getting worse (%d)", dispatch.id, dispatch.worse_count)
+    return dispatch
+
+
+async def answer_checkin(
+    rt: Runtime, dispatch_id: str, person: Person, answer: str, *, now: dt.datetime | None = None
+) -> tuple[Dispatch | None, bool]:
+    """Store the first answer to the check-in; later taps keep the first. (dispatch, is_first)."""
+    if answer not in render.CHECKIN_ANSWERS:
+        return None, False
+    now = now or utcnow()
+    async with rt.sessions() as session:
+        dispatch = await session.get(Dispatch, dispatch_id)
+        if dispatch is None or dispatch.person_id != person.id:
+            return None, False
+        if dispatch.checkin_answer is not None:
+            return dispatch, False
+        dispatch.checkin_answer = answer
+        dispatch.checkin_answered_at = now
+        dispatch.checkin_status = CheckinStatus.ANSWERED
+        if answer == "worse":
+            dispatch.worse_count += 1
+            dispatch.worse_at = dispatch.worse_at or now
+        session.add(dispatch)
+        await session.commit()
+        await session.refresh(dispatch)
+    log.info("dispatch %s: check-in answered %s", dispatch.id, answer)
+    return dispatch, True
+
+
+async def record_checkin_outcome(rt: Runtime, row: OutboxMessage, status: str) -> None:
+    """The outbox finished a check-in message: sent, expired (too late) or failed."""
+    if not row.idempotency_key.startswith(CHECKIN_KEY):
+        return
+    dispatch_id = row.idempotency_key.removeprefix(CHECKIN_KEY)
+    new = {
+        OutboxStatus.SENT: CheckinStatus.SENT,
+        OutboxStatus.EXPIRED: CheckinStatus.EXPIRED,
+        OutboxStatus.FAILED: CheckinStatus.FAILED,
+    }.get(status)
+    if new is None:
+        return
+    async with rt.sessions() as session:
+        await session.exec(
+            update(Dispatch)
+            .where(
+                Dispatch.id == dispatch_id,  # type: ignore[arg-type]
+                Dispatch.checkin_status == CheckinStatus.SCHEDULED,  # type: ignore[arg-type]
+            )
+            .values(checkin_status=new)
+        )
+        await session.commit()
+    if new != CheckinStatus.SENT:
+        log.info("dispatch %s: check-in %s", dispatch_id, new)
+
+
+# --- re-contacts ---------------------------------------------------------------------------
+
+
+async def recontacts(
+    rt: Runtime, phone_e164: str, hours: int, *, now: dt.datetime | None = None
+) -> list[Dispatch]:
+    """Dispatches for this number in the last ``hours``, newest first."""
+    now = now or utcnow()
+    digest = phone_hash(rt.settings.secret(), phone_e164)
+    async with rt.sessions() as session:
+        rows = await session.exec(
+            select(Dispatch)
+            .where(
+                Dispatch.phone_hash == digest,
+                Dispatch.created_at >= now - dt.timedelta(hours=hours),  # type: ignore[operator]
+            )
+            .order_by(Dispatch.created_at.desc())  # type: ignore[attr-defined]
+        )
+        return list(rows)
+
+
+def recontact_json(dispatch: Dispatch, rt: Runtime) -> dict[str, Any]:
+    topic = rt.content.advice.get(dispatch.topic_id)
+    return {
+        "id": dispatch.id,
+        "topic": dispatch.topic_id,
+        "topic_title": topic.title if topic is not None else None,
+        "topic_version": dispatch.topic_version,
+        "locale": dispatch.locale,
+        "created_at": _iso(dispatch.created_at),
+        "link_opened": dispatch.opened_at is not None,
+        "opened_at": _iso(dispatch.opened_at),
+        "worse_pressed": dispatch.worse_count > 0,
+        "worse_count": dispatch.worse_count,
+        "first_worse_at": _iso(dispatch.worse_at),
+        "checkin": {
+            "status": dispatch.checkin_status,
+            "hours": dispatch.checkin_hours,
+            "answer": dispatch.checkin_answer,
+            "answered_at": _iso(dispatch.checkin_answered_at),
+        },
+        "sms": dispatch.sms_status,
+    }
+
+
+# --- retention -----------------------------------------------------------------------------
+
+
+async def purge_old(rt: Runtime, *, now: dt.datetime | None = None) -> tuple[int, int]:
+    """Delete dispatches older than the retention period, and callers with nothing left.
+
+    A person is deleted when they have not written for the retention period and no dispatch
+    remains. (The reflection issue must add: and is not an enrolled leader.)
+    """
+    now = now or utcnow()
+    cutoff = now - dt.timedelta(days=rt.settings.retention_days)
+    async with rt.sessions() as session:
+        gone: Any = await session.exec(
+            delete(Dispatch).where(Dispatch.created_at < cutoff)  # type: ignore[arg-type]
+        )
+        people: Any = await session.exec(
+            delete(Person).where(
+                Person.last_seen_at < cutoff,  # type: ignore[arg-type]
+                ~exists().where(Dispatch.person_id == Person.id),  # type: ignore[arg-type]
+            )
+        )
+        await session.commit()
+    return int(gone.rowcount or 0), int(people.rowcount or 0)
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

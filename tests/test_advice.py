@@ -1,0 +1,348 @@
+"""Advice after a call, end to end: the clinic's API, the one-time link, the advice in the chat,
+"I am getting worse", the check-in, switching language and deleting one's data.
+
+Everything goes over real HTTP: the API on the bot's own server, the chat through the local Bot
+API. Time passing is simulated by moving a check-in's due time in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import re
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+from sqlmodel import select
+
+from bot import migrate
+from bot.app import RunningBot, build_runtime, running_bot
+from bot.config import Settings
+from bot.localapi import DEFAULT_USERNAME, LocalBotApi, LocalUser
+from bot.models import Dispatch, OutboxMessage, Person, SmsMessage, utcnow
+from bot.services.dispatches import answer_checkin
+from tests.conftest import Api, People
+
+PHONE = "+4791234567"
+
+
+def start_payload(deep_link: str) -> str:
+    match = re.fullmatch(r"https://t\.me/(\w+)\?start=([A-Za-z0-9_-]{1,64})", deep_link)
+    assert match, deep_link
+    return match.group(2)
+
+
+async def dispatch_row(bot: RunningBot, dispatch_id: str) -> Dispatch:
+    async with bot.rt.sessions() as session:
+        row = await session.get(Dispatch, dispatch_id)
+        assert row is not None
+        return row
+
+
+async def make_checkin_due(bot: RunningBot, dispatch_id: str, *, late: bool = False) -> None:
+    """Let the check-in's hours pass: due now, or (late) so long ago that its window closed."""
+    now = utcnow()
+    due = now - dt.timedelta(hours=5) if late else now - dt.timedelta(seconds=1)
+    async with bot.rt.sessions() as session:
+        await session.exec(
+            update(OutboxMessage)
+            .where(OutboxMessage.idempotency_key == f"checkin:{dispatch_id}")  # type: ignore[arg-type]
+            .values(due_at=due, expires_at=due + dt.timedelta(hours=2))
+        )
+        await session.commit()
+    assert bot.rt.sender is not None
+    bot.rt.sender.wake()
+
+
+async def test_a_caller_gets_tailored_advice_says_worse_answers_the_checkin_and_deletes(
+    api: Api, people: People, bot: RunningBot
+) -> None:
+    created = await api.dispatch(
+        topic="fever-child",
+        locale="nb",
+        note="Gi paracetamol etter vekt, og mål temperaturen igjen i kveld.",
+        risk_groups=["infant-under-3-months"],
+        checkin_hours=6,
+        phone="912 34 567",
+    )
+    payload = start_payload(created["deep_link"])
+    assert created["deep_link"].startswith(f"https://t.me/{DEFAULT_USERNAME}?start=a_")
+    assert len(payload) <= 64
+    assert created["topic"] == "fever-child" and created["locale"] == "nb"
+    assert created["deep_link"] in created["sms_text"]
+    assert len(created["sms_text"]) <= 160
+
+    kari = await people("Kari", language_code="en")
+    [advice] = await kari.says(f"/start {payload}")
+
+    text = advice.text
+    assert text.startswith("Feber hos barn\nEksempeltekst: ikke godkjent av lege ennå.")
+    # The nurse's own words, the chosen risk group, and nothing from the other risk group.
+    assert "Fra sykepleieren du snakket med\nGi paracetamol etter vekt" in text
+    assert "Barn under 3 måneder\nSmå barn kan bli alvorlig syke fort." in text
+    assert "Nedsatt immunforsvar" not in text
+    # Worsening signs grouped by action, 113 before 116 117, each a concrete sign.
+    urgent = text.index("Ring 113 med en gang hvis")
+    again = text.index("Ring legevakten igjen på 116 117 hvis")
+    assert urgent < again
+    assert "• Barnet får kramper" in text[urgent:again]
+    assert "• Barnet har ikke tisset på 8 timer" in text[again:]
+    assert "Vi spør deg hvordan det går" in text
+    assert "<b>Ring 113 med en gang hvis</b>" in advice.html
+    assert advice.button_texts == ["Jeg blir verre", "Vis på Nynorsk", "Slett dataene mine"]
+
+    [what_now] = await kari.presses("Jeg blir verre")
+    assert what_now.text.startswith("Ring 113 nå hvis du ser noe av dette:\n• Barnet har små")
+    assert "Ellers: ring legevakten nå på 116 117." in what_now.text
+    assert "Si at du har fått skriftlige råd om: Feber hos barn." in what_now.text
+    row = await dispatch_row(bot, created["id"])
+    assert row.worse_count == 1 and row.worse_at is not None
+    assert row.opened_at is not None and row.topic_version == 1 and row.locale == "nb"
+
+    await make_checkin_due(bot, created["id"])
+    [checkin] = await kari.replies(timeout=5)
+    assert checkin.text == "Hvordan går det nå? Du fikk råd fra legevakten om: Feber hos barn."
+    assert checkin.button_texts == ["Bedre", "Som før", "Verre"]
+
+    answers = await kari.presses("Bedre")
+    assert [m.text for m in answers if m.edited] == [checkin.text + "\n\nDitt svar: Bedre"]
+    assert [m.text for m in answers if not m.edited] == ["Så bra. Takk for svaret, og god bedring!"]
+    row = await dispatch_row(bot, created["id"])
+    assert row.checkin_status == "answered" and row.checkin_answer == "better"
+
+    # What the next nurse sees.
+    status, found = await api.post("/api/v1/recontacts", {"phone": PHONE})
+    assert status == 200 and found["recontact"] is True
+    [seen] = found["dispatches"]
+    assert seen["link_opened"] and seen["worse_pressed"] and seen["worse_count"] == 1
+    assert seen["checkin"]["answer"] == "better" and seen["topic"] == "fever-child"
+
+    await kari.presses("Slett dataene mine")
+    [done] = await kari.presses("Ja, slett")
+    assert done.text.startswith("Ferdig. Alt vi hadde lagret om deg, er slettet.")
+    async with bot.rt.sessions() as session:
+        assert (await session.get(Dispatch, created["id"])) is None
+    status, found = await api.post("/api/v1/recontacts", {"phone": PHONE})
+    assert found == {"recontact": False, "hours": 72, "dispatches": []}
+
+
+async def test_the_advice_comes_in_the_language_the_nurse_chose_and_can_be_switched(
+    api: Api, people: People, bot: RunningBot
+) -> None:
+    created = await api.dispatch(topic="head-injury", locale="nn", checkin_hours=None)
+    ola = await people("Ola", language_code="nb")
+
+    [advice] = await ola.says(f"/start {start_payload(created['deep_link'])}")
+    assert "Ring 113 med ein gong viss" in advice.text
+    assert "Dette kan du gjere sjølv" in advice.text
+    assert advice.button_texts == ["Eg blir verre", "Vis på Bokmål", "Slett dataa mine"]
+    # The rest of the bot now speaks Nynorsk too.
+    [helptext] = await ola.says("/help")
+    assert "Dette kan du gjere her" in helptext.text
+
+    [switched] = await ola.presses("Vis på Bokmål")
+    assert switched.edited and switched.message_id == advice.message_id
+    assert "Ring 113 med en gang hvis" in switched.text
+    assert switched.button_texts == ["Jeg blir verre", "Vis på Nynorsk", "Slett dataene mine"]
+    async with bot.rt.sessions() as session:
+        person = (await session.exec(select(Person))).one()
+    assert person.locale == "nb" and person.locale_chosen
+
+
+async def test_a_link_works_in_the_first_chat_only(api: Api, people: People) -> None:
+    created = await api.dispatch(topic="urinary-tract-infection", locale="nb")
+    payload = start_payload(created["deep_link"])
+    kari, stranger = await people("Kari"), await people("Per")
+
+    [advice] = await kari.says(f"/start {payload}")
+    assert advice.text.startswith("Urinveisinfeksjon")
+
+    [refusal] = await stranger.says(f"/start {payload}")
+    assert refusal.text.startswith("Denne lenken er allerede åpnet i en annen chat.")
+    assert "Urinveisinfeksjon" not in refusal.text and "116 117" in refusal.text
+    assert refusal.buttons == []
+
+    # The first chat can open its own advice again.
+    [again] = await kari.says(f"/start {payload}")
+    assert again.text == advice.text
+
+
+async def test_an_expired_link_names_116_117_and_shows_no_advice(
+    api: Api, people: People, bot: RunningBot
+) -> None:
+    created = await api.dispatch(topic="abdominal-pain", locale="nb")
+    async with bot.rt.sessions() as session:
+        await session.exec(
+            update(Dispatch)
+            .where(Dispatch.id == created["id"])  # type: ignore[arg-type]
+            .values(expires_at=utcnow() - dt.timedelta(minutes=1))
+        )
+        await session.commit()
+    kari = await people("Kari")
+
+    [answer] = await kari.says(f"/start {start_payload(created['deep_link'])}")
+
+    assert answer.text.startswith("Denne lenken har gått ut: den kunne åpnes i 72 timer")
+    assert "ring legevakten på 116 117" in answer.text and "113" in answer.text
+    assert answer.buttons == []
+    assert (await dispatch_row(bot, created["id"])).opened_at is None
+
+
+@pytest.mark.parametrize("payload", ["a_" + "A" * 23, "a_", "a_short", "a_" + "x" * 62])
+async def test_a_made_up_or_mangled_link_is_refused(people: People, payload: str) -> None:
+    kari = await people("Kari")
+    [answer] = await kari.says(f"/start {payload}")
+    assert answer.text.startswith("Denne lenken er ikke gyldig.")
+
+
+async def test_worse_in_nynorsk_puts_113_first(api: Api, people: People) -> None:
+    created = await api.dispatch(topic="urinary-tract-infection", locale="nn")
+    kari = await people("Kari")
+    await kari.says(f"/start {start_payload(created['deep_link'])}")
+    [what_now] = await kari.presses("Eg blir verre")
+    assert what_now.text.startswith("Ring 113 no viss du ser noko av dette:")
+    assert "Elles: ring legevakta no på 116 117." in what_now.text
+
+
+async def test_a_checkin_answered_worse_says_what_to_do_and_counts(
+    api: Api, people: People, bot: RunningBot
+) -> None:
+    created = await api.dispatch(topic="vomiting-diarrhoea-child", locale="nb", checkin_hours=4)
+    kari = await people("Kari")
+    await kari.says(f"/start {start_payload(created['deep_link'])}")
+    await make_checkin_due(bot, created["id"])
+    await kari.replies(timeout=5)
+
+    answers = await kari.presses("Verre")
+    [what_now] = [m for m in answers if not m.edited]
+    assert what_now.text.startswith("Ring 113 nå hvis du ser noe av dette:")
+    row = await dispatch_row(bot, created["id"])
+    assert row.checkin_answer == "worse" and row.worse_count == 1
+
+    # The buttons are gone; a quick second tap that raced the edit keeps the first answer.
+    [edited] = [m for m in await kari.inbox() if m.message_id == answers[0].message_id]
+    assert edited.buttons == []
+    person = (await dispatch_row(bot, created["id"])).person_id
+    async with bot.rt.sessions() as session:
+        owner = await session.get(Person, person)
+    assert owner is not None
+    stored, first = await answer_checkin(bot.rt, created["id"], owner, "better")
+    assert not first and stored is not None and stored.checkin_answer == "worse"
+
+
+async def test_a_checkin_that_could_not_be_sent_in_time_is_dropped_and_recorded(
+    api: Api, people: People, bot: RunningBot, local_api: LocalBotApi
+) -> None:
+    created = await api.dispatch(topic="fever-child", locale="nb", checkin_hours=12)
+    kari = await people("Kari")
+    await kari.says(f"/start {start_payload(created['deep_link'])}")
+
+    await make_checkin_due(bot, created["id"], late=True)
+    for _ in range(50):
+        if (await dispatch_row(bot, created["id"])).checkin_status != "scheduled":
+            break
+        await asyncio.sleep(0.1)
+
+    assert (await dispatch_row(bot, created["id"])).checkin_status == "expired"
+    await kari.silence(0.5)
+    status, found = await api.post("/api/v1/recontacts", {"phone": "+47 912 34 567"})
+    assert status == 200 and found["recontact"] is False  # no phone given: no re-contact
+
+
+async def test_a_checkin_survives_a_restart(
+    settings: Settings, local_api: LocalBotApi, api: Api, people: People, bot: RunningBot
+) -> None:
+    created = await api.dispatch(topic="breathing-cough-adult", locale="nb", checkin_hours=4)
+    kari = await people("Kari")
+    await kari.says(f"/start {start_payload(created['deep_link'])}")
+    # Stop the running bot as a deploy would, then let the hours pass while it is down.
+    await bot.app.updater.stop()  # type: ignore[union-attr]
+    assert bot.rt.sender is not None
+    await bot.rt.sender.stop(deadline=1)
+    await make_checkin_due(bot, created["id"])
+
+    await asyncio.to_thread(migrate.upgrade, settings.async_database_url)
+    rt = build_runtime(settings)
+    try:
+        async with running_bot(rt, local_api.token, local_api.base_url, shutdown_deadline=1):
+            [checkin] = await kari.replies(timeout=5)
+    finally:
+        await rt.engine.dispose()
+    assert checkin.text.startswith("Hvordan går det nå?")
+
+
+async def test_retention_deletes_old_dispatches_and_callers_with_nothing_left(
+    api: Api, people: People, bot: RunningBot
+) -> None:
+    from bot.services.dispatches import purge_old
+
+    old = await api.dispatch(topic="fever-child", locale="nb", phone=PHONE, send_sms=True)
+    new = await api.dispatch(topic="fever-child", locale="nb", phone=PHONE)
+    kari = await people("Kari")
+    await kari.says(f"/start {start_payload(old['deep_link'])}")
+    days = bot.rt.settings.retention_days
+    async with bot.rt.sessions() as session:
+        await session.exec(
+            update(Dispatch)
+            .where(Dispatch.id == old["id"])  # type: ignore[arg-type]
+            .values(created_at=utcnow() - dt.timedelta(days=days, minutes=1))
+        )
+        await session.exec(
+            update(Person).values(last_seen_at=utcnow() - dt.timedelta(days=days, minutes=1))
+        )
+        await session.commit()
+
+    assert await purge_old(bot.rt) == (1, 1)
+
+    async with bot.rt.sessions() as session:
+        assert await session.get(Dispatch, old["id"]) is None
+        assert await session.get(Dispatch, new["id"]) is not None
+        assert (await session.exec(select(SmsMessage))).all() == []
+        assert (await session.exec(select(Person))).all() == []
+    _status, found = await api.post("/api/v1/recontacts", {"phone": PHONE})
+    assert [d["id"] for d in found["dispatches"]] == [new["id"]]
+
+
+async def test_no_phone_number_chat_id_token_or_note_reaches_the_logs(
+    api: Api,
+    people: People,
+    bot: RunningBot,
+    caplog: pytest.LogCaptureFixture,
+    production_logging_at_debug: None,
+) -> None:
+    note = "Ring fastlegen mandag om hosten ikke har gitt seg."
+    created = await api.dispatch(
+        topic="breathing-cough-adult",
+        locale="nb",
+        note=note,
+        checkin_hours=4,
+        phone=PHONE,
+        send_sms=True,
+    )
+    payload = start_payload(created["deep_link"])
+    kari = await people("Kari")
+    with caplog.at_level(logging.DEBUG):
+        await kari.says(f"/start {payload}")
+        await kari.presses("Jeg blir verre")
+        await make_checkin_due(bot, created["id"])
+        await kari.replies(timeout=5)
+        await kari.presses("Som før")
+        await api.post("/api/v1/recontacts", {"phone": PHONE})
+
+    logged = "\n".join(record.getMessage() + (record.exc_text or "") for record in caplog.records)
+    assert "dispatch " + created["id"] in logged  # the log does tell what happened, by id
+    secret_things: list[Any] = [
+        PHONE,
+        "91234567",
+        "912 34 567",
+        payload,
+        payload.removeprefix("a_"),
+        str(kari.user_id),
+        note,
+        api.key,
+    ]
+    for thing in secret_things:
+        assert str(thing) not in logged, f"{thing!r} was logged"
+    assert LocalUser  # the chat ran over the local Bot API
