@@ -263,9 +263,16 @@ Talk to it as a person: open a second terminal in this folder and run
     make chat
 
 You are then "Kari" in a private chat with the bot. Type /start, /language, /privacy or
-/help and press the buttons by their number. Callers and leaders come in through a link
-(an SMS from the legevakt, or an invitation); `make chat` lets you open one by typing
-/start followed by the link's code.
+/help and press the buttons by their number.
+
+To be a caller who has just phoned the legevakt, make advice as a nurse would, in a third
+terminal:
+
+    .venv/bin/python -m bot dispatch create --topic fever-child --locale nb --checkin-hours 6
+
+and paste the "deep_link" it prints into `make chat` (as if you tapped it in the SMS).
+Topics: .venv/bin/python -m bot content list. Call systems use the HTTP API instead:
+POST {running.web_url or "(off)"}api/v1/dispatches, with a key from `python -m bot apikey create`.
 
 The bot's own web server: {running.web_url or "(off)"}healthz
 Stop the bot with Ctrl+C.

@@ -215,7 +215,8 @@ def content_list(fmt: str) -> None:
 def chat(url: str | None, user_id: int, name: str, language: str) -> None:
     """Chat with the demo bot in the terminal, as a person on the local Bot API.
 
-    Start the demo first (`make run`); type text or /commands, a number presses a button.
+    Start the demo first (`make run`); type text or /commands, a number presses a button,
+    and a pasted https://t.me/…?start=… link opens it as tapping it would.
 
     \b
     Example:
@@ -252,6 +253,8 @@ def chat(url: str | None, user_id: int, name: str, language: str) -> None:
                     break
                 if not line:
                     continue
+                if line.startswith("https://t.me/") and "?start=" in line:
+                    line = "/start " + line.split("?start=", 1)[1]  # a link from an SMS
                 try:
                     if line.isdigit():
                         with_buttons = [m for m, flat in buttons.items() if flat]

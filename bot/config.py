@@ -69,8 +69,8 @@ class Settings(BaseSettings):
     # JSON body; the strings "{to}" and "{text}" are replaced by the number and the message.
     sms_http_body: str = '{"to": "{to}", "text": "{text}"}'
     sms_http_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
-    sms_max_attempts: int = Field(default=6, ge=1, le=50)
-    sms_window_hours: float = Field(default=1.0, gt=0, le=72)  # an SMS not sent by then is dropped
+    sms_max_attempts: int = Field(default=25, ge=1, le=100)  # ~1.5 h of retries, 5 min apart
+    sms_window_hours: float = Field(default=6.0, gt=0, le=72)  # an SMS not sent by then is dropped
 
     @field_validator("telegram_bot_token")
     @classmethod

@@ -9,11 +9,13 @@ The UI strings here are English msgids; each function takes the person's ``_``.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from bot.content.schema import AdviceTopic
+from bot.i18n import Locale, format_day
 
 Gettext = Callable[[str], str]
 Rows = list[list[tuple[str, str]]]
@@ -70,11 +72,24 @@ def advice_sections(
         _("If you are getting worse, press “I am getting worse” and you will see what to do.")
     )
     if checkin_when:
-        closing += "\n" + esc(_("We will ask you how it is going on {when}.")).format(
+        closing += "\n" + esc(_("We will ask you how it is going {when}.")).format(
             when=esc(checkin_when)
         )
     sections.append(closing)
     return sections
+
+
+def when_text(
+    _: Gettext, when: dt.datetime, now: dt.datetime, locale: Locale, zone: dt.tzinfo
+) -> str:
+    """ "today at 18:00", "tomorrow at 09:00", or "on tysdag 1. desember at 09:00"."""
+    local, today = when.astimezone(zone), now.astimezone(zone).date()
+    time = local.strftime("%H:%M")
+    if local.date() == today:
+        return _("today at {time}").format(time=time)
+    if local.date() == today + dt.timedelta(days=1):
+        return _("tomorrow at {time}").format(time=time)
+    return _("on {day} at {time}").format(day=format_day(local.date(), locale), time=time)
 
 
 def split_messages(sections: Sequence[str], limit: int = TELEGRAM_LIMIT) -> list[str]:

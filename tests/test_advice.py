@@ -280,6 +280,8 @@ async def test_retention_deletes_old_dispatches_and_callers_with_nothing_left(
 
     old = await api.dispatch(topic="fever-child", locale="nb", phone=PHONE, send_sms=True)
     new = await api.dispatch(topic="fever-child", locale="nb", phone=PHONE)
+    # The second call from the same number is flagged to the nurse making it.
+    assert (old["recontact"], new["recontact"], new["earlier_dispatches"]) == (False, True, 1)
     kari = await people("Kari")
     await kari.says(f"/start {start_payload(old['deep_link'])}")
     days = bot.rt.settings.retention_days

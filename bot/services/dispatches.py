@@ -24,7 +24,7 @@ from sqlmodel import select
 
 from bot import outbox, render
 from bot.content.schema import AdviceTopic
-from bot.i18n import Locale, as_locale, format_when
+from bot.i18n import Locale, as_locale
 from bot.models import (
     CheckinStatus,
     Dispatch,
@@ -170,6 +170,7 @@ class Created:
     dispatch: Dispatch
     deep_link: str
     sms_text: str
+    earlier: int = 0  # dispatches to the same number in the last RECONTACT_HOURS
 
     def as_json(self) -> dict[str, Any]:
         d = self.dispatch
@@ -184,6 +185,8 @@ class Created:
             "sms": d.sms_status,
             "checkin_hours": d.checkin_hours,
             "risk_groups": d.risk_groups,
+            "recontact": self.earlier > 0,
+            "earlier_dispatches": self.earlier,
         }
 
 
@@ -224,7 +227,20 @@ async def create(
         checkin_status=CheckinStatus.WAITING if request.checkin_hours else CheckinStatus.NONE,
         sms_status=SmsStatus.QUEUED if request.send_sms else SmsStatus.NONE,
     )
+    earlier = 0
     async with rt.sessions() as session:
+        if dispatch.phone_hash is not None:
+            since = now - dt.timedelta(hours=rt.settings.recontact_hours)
+            earlier = len(
+                (
+                    await session.exec(
+                        select(Dispatch.id).where(
+                            Dispatch.phone_hash == dispatch.phone_hash,
+                            Dispatch.created_at >= since,  # type: ignore[operator]
+                        )
+                    )
+                ).all()
+            )
         session.add(dispatch)
         await session.flush()
         if request.send_sms:
@@ -242,7 +258,7 @@ async def create(
     log.info(
         "dispatch %s created: topic %s, sms %s", dispatch.id, dispatch.topic_id, request.send_sms
     )
-    return Created(dispatch=dispatch, deep_link=deep_link, sms_text=text)
+    return Created(dispatch=dispatch, deep_link=deep_link, sms_text=text, earlier=earlier)
 
 
 # --- opening the link ----------------------------------------------------------------------
@@ -374,7 +390,8 @@ def checkin_when(rt: Runtime, dispatch: Dispatch, locale: Locale) -> str | None:
     """When the check-in will come, in words, if it is still ahead."""
     if dispatch.checkin_status != CheckinStatus.SCHEDULED or dispatch.checkin_due_at is None:
         return None
-    return format_when(dispatch.checkin_due_at, locale, rt.settings.zone)
+    _ = rt.catalogs.gettext(locale)
+    return render.when_text(_, dispatch.checkin_due_at, utcnow(), locale, rt.settings.zone)
 
 
 # --- what the caller does ------------------------------------------------------------------
