@@ -348,3 +348,30 @@ async def test_no_phone_number_chat_id_token_or_note_reaches_the_logs(
     for thing in secret_things:
         assert str(thing) not in logged, f"{thing!r} was logged"
     assert LocalUser  # the chat ran over the local Bot API
+
+
+async def test_two_chats_opening_one_link_at_the_same_moment_get_one_advice(
+    api: Api, people: People, bot: RunningBot
+) -> None:
+    from bot.services.dispatches import Opened, open_link
+    from bot.services.people import ensure_person
+
+    created = await api.dispatch(topic="head-injury", locale="nb", checkin_hours=6)
+    token = start_payload(created["deep_link"]).removeprefix("a_")
+    people_ = [await ensure_person(bot.rt.sessions, 9100 + n, "nb") for n in range(6)]
+
+    results = await asyncio.gather(*(open_link(bot.rt, token, p) for p in people_))
+
+    outcomes = sorted(r.outcome.value for r in results)
+    assert outcomes == ["first"] + ["taken"] * 5
+    async with bot.rt.sessions() as session:
+        checkins = (
+            await session.exec(
+                select(OutboxMessage).where(
+                    OutboxMessage.idempotency_key == f"checkin:{created['id']}"  # type: ignore[arg-type]
+                )
+            )
+        ).all()
+    assert len(checkins) == 1
+    [winner] = [r for r in results if r.outcome is Opened.FIRST]
+    assert winner.dispatch is not None and checkins[0].person_id == winner.dispatch.person_id
