@@ -61,6 +61,18 @@ async def _json_body(request: web.Request) -> Any:
         )
     try:
         return await request.json()
+    except web.HTTPRequestEntityTooLarge:
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=request.client_max_size,
+            actual_size=request.content_length or 0,
+            text=json.dumps({"error": "too_large", "message": "the body is too large"}),
+            content_type="application/json",
+        ) from None
+    except LookupError:  # a charset Python does not know
+        raise web.HTTPUnsupportedMediaType(
+            text=json.dumps({"error": "unsupported_media_type", "message": "send JSON in UTF-8"}),
+            content_type="application/json",
+        ) from None
     except ValueError:
         raise web.HTTPBadRequest(
             text=json.dumps({"error": "bad_json", "message": "the body is not valid JSON"}),
@@ -81,6 +93,16 @@ async def create_dispatch(request: web.Request) -> web.Response:
     if rt.sms_sender is not None and valid.request.send_sms:
         rt.sms_sender.wake()
     return web.json_response(created.as_json(), status=201)
+
+
+async def get_dispatch(request: web.Request) -> web.Response:
+    """GET /api/v1/dispatches/{id}: what became of a dispatch this key created (SMS, link, …)."""
+    rt = request.app[RUNTIME]
+    key: ApiKey = request[API_KEY]
+    found = await dispatches.get(rt, request.match_info["dispatch_id"])
+    if found is None or found.api_key_id != key.id:
+        return _error(404, "not_found", "no dispatch with this id was made with this key")
+    return web.json_response(dispatches.recontact_json(found, rt))
 
 
 async def find_recontacts(request: web.Request) -> web.Response:
@@ -148,6 +170,7 @@ def build_api(rt: Runtime) -> web.Application:
     api = web.Application(middlewares=[authenticate], client_max_size=64 * 1024)
     api[RUNTIME] = rt
     api.router.add_post("/dispatches", create_dispatch)
+    api.router.add_get("/dispatches/{dispatch_id:[0-9a-f]{32}}", get_dispatch)
     api.router.add_post("/recontacts", find_recontacts)
     api.router.add_get("/topics", list_topics)
     return api

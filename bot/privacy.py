@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import unicodedata
 
 import phonenumbers
 from cryptography.fernet import Fernet, InvalidToken
@@ -63,13 +64,22 @@ def phone_hash(secret: bytes, e164: str) -> str:
     return hmac.new(secret, b"phone:" + e164.encode(), hashlib.sha256).hexdigest()
 
 
-# 11 digits, alone or written as 6+5 with a space, dot or dash; not part of a longer number.
-_NATIONAL_ID = re.compile(r"(?<![0-9])(\d{6})[ .-]?(\d{5})(?![0-9])")
+# 11 digits, each perhaps followed by one separator (space, dot, dash, slash), as people write
+# "010190 00083", "01.01.90 00083" or "0101 9000 083"; not part of a longer number.
+_NATIONAL_ID = re.compile(r"(?<![0-9])(?:[0-9][ .\-/]?){10}[0-9](?![0-9])")
 
 
 def contains_national_id(text: str) -> bool:
-    """True if the text holds a Norwegian fødselsnummer, D-number or H-number."""
-    return any(fodselsnummer.is_valid(a + b) for a, b in _NATIONAL_ID.findall(text))
+    """True if the text holds a Norwegian fødselsnummer, D-number or H-number.
+
+    The text is NFKC-normalised first, so full-width digits and no-break spaces count too.
+    """
+    normal = unicodedata.normalize("NFKC", text)
+    for match in _NATIONAL_ID.finditer(normal):
+        digits = re.sub(r"[^0-9]", "", match.group())
+        if fodselsnummer.is_valid(digits):
+            return True
+    return False
 
 
 class Cipher:

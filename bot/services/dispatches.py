@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -58,7 +59,8 @@ MIN_CHECKIN_AFTER_OPEN = dt.timedelta(hours=1)
 class DispatchRequest(BaseModel):
     """What the clinic sends, the same for the HTTP API and the CLI."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # Strict: "6" is not 6 and "yes" is not true; a call system gets told, not guessed at.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
     topic: Annotated[str, StringConstraints(min_length=1, max_length=40)]
     locale: Literal["nb", "nn"]
@@ -87,6 +89,9 @@ class ValidRequest:
     note: str | None
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # all but tab and line breaks
+
+
 def validate(data: Any, rt: Runtime) -> ValidRequest:
     """Check a request against the schema, the live content and the privacy rules."""
     try:
@@ -106,6 +111,8 @@ def validate(data: Any, rt: Runtime) -> ValidRequest:
     if note is not None:
         if topic is not None and not topic.tailoring.note:
             errors["note"] = f"topic '{request.topic}' takes no note"
+        elif _CONTROL.search(note):  # NUL cannot be stored in PostgreSQL text
+            errors["note"] = "must be plain text, without control characters"
         elif contains_national_id(note):
             errors["note"] = (
                 "the note contains a national identity number (fødselsnummer); identifying "
@@ -395,6 +402,11 @@ def checkin_when(rt: Runtime, dispatch: Dispatch, locale: Locale) -> str | None:
 
 
 # --- what the caller does ------------------------------------------------------------------
+
+
+async def get(rt: Runtime, dispatch_id: str) -> Dispatch | None:
+    async with rt.sessions() as session:
+        return await session.get(Dispatch, dispatch_id)
 
 
 async def for_person(rt: Runtime, dispatch_id: str, person: Person) -> Dispatch | None:
