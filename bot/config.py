@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     # Draft (not clinically approved) advice may be sent: default yes in the demo, no with a token.
     allow_draft_advice: bool | None = None
 
+    # Weekly reflection for leaders.
+    reminder_after_hours: float = Field(default=48.0, ge=0, le=24 * 6)  # 0: no reminders
+    prompt_late_hours: float = Field(default=12.0, gt=0, le=24 * 6)  # later than this: missed
+    report_min_group: int = Field(default=5, ge=1, le=100)  # smaller groups' counts are hidden
+    invite_days: int = Field(default=30, ge=1, le=365)  # default lifetime of an invite link
+
     # SMS gateway: "console" prints the SMS (demo); "http" posts it to the clinic's gateway.
     sms_provider: Literal["console", "http"] = "console"
     sms_http_url: str | None = None

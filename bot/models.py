@@ -9,7 +9,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Index, MetaData, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Index,
+    MetaData,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 # Deterministic constraint names, so Alembic batch migrations on SQLite can find them.
@@ -174,4 +183,97 @@ class SmsMessage(SQLModel, table=True):
     claimed_until: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     sent_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str | None = Field(default=None, max_length=200)  # error class or HTTP status
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+# --- weekly reflection for leaders ---------------------------------------------------------
+
+
+class Organisation(SQLModel, table=True):
+    """A health service whose leaders take part; invites and reports are per organisation."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, unique=True)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Invite(SQLModel, table=True):
+    """A link that enrols leaders of one organisation in one role. Only its SHA-256 is stored."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", ondelete="CASCADE", index=True)
+    role_id: str = Field(max_length=40)
+    token_hash: str = Field(max_length=64, unique=True)
+    max_uses: int = 1
+    uses: int = 0
+    expires_at: dt.datetime = Field(sa_type=UTCDateTime)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    revoked_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class LeaderStatus:
+    ENROLLING = "enrolling"  # answering the enrolment questions
+    ACTIVE = "active"
+    PAUSED = "paused"  # until paused_until, or until /resume when that is empty
+    STOPPED = "stopped"  # left, but chose to keep their answers
+
+
+class Leader(SQLModel, table=True):
+    """A person taking part in the weekly reflection: role, day and time, place in the programme."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", ondelete="CASCADE", unique=True)
+    organisation_id: int = Field(foreign_key="organisation.id", ondelete="CASCADE", index=True)
+    role_id: str = Field(max_length=40)
+    programme_id: str = Field(max_length=40)
+    status: str = Field(default=LeaderStatus.ENROLLING, max_length=16)
+    enrol_step: str | None = Field(default=None, max_length=16)  # language, weekday, time, confirm
+    weekday: int | None = None  # 0 = Monday, in the leader's time zone
+    minute_of_day: int | None = None  # 540 = 09:00, local time
+    timezone: str = Field(default="Europe/Oslo", max_length=64)
+    position: int = 0  # index of the next question in the role's programme order
+    cycle: int = 0  # how many times the programme has been completed
+    next_due_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    paused_until: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    invite_id: int | None = Field(default=None, foreign_key="invite.id", ondelete="SET NULL")
+    enrolled_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    stopped_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class PromptStatus:
+    SENT = "sent"  # in the outbox or delivered; open for an answer
+    ANSWERED = "answered"
+    SKIPPED = "skipped"  # the leader chose to skip, perhaps with a reason
+    MISSED = "missed"  # the bot was down too long: not sent, recorded
+
+
+class Prompt(SQLModel, table=True):
+    """One week's question to one leader, and what became of it (the answer lives here too)."""
+
+    __table_args__ = (
+        UniqueConstraint("leader_id", "week", name="uq_prompt_leader_id_week"),
+        Index("ix_prompt_status_reminder_due_at", "status", "reminder_due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    leader_id: int = Field(foreign_key="leader.id", ondelete="CASCADE", index=True)
+    programme_id: str = Field(max_length=40)
+    theme_id: str = Field(max_length=40)
+    question_id: str = Field(max_length=40)
+    role_id: str = Field(max_length=40)
+    position: int
+    cycle: int = 0
+    week: str = Field(max_length=10)  # ISO week of due_at in the leader's zone, e.g. 2026-W49
+    due_at: dt.datetime = Field(sa_type=UTCDateTime)
+    status: str = Field(default=PromptStatus.SENT, max_length=16)
+    sent_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    reminder_due_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    reminders_sent: int = 0
+    skip_reason: str | None = Field(default=None, max_length=16)  # not_relevant, busy, leave
+    answer_text: str | None = Field(default=None, sa_type=Text)  # free text: never logged
+    answer_message_id: int | None = Field(default=None, sa_type=BigInteger)
+    answered_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    edited_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    shared: bool = False  # shared with the organisation by the leader
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
