@@ -1,4 +1,4 @@
-"""The command line: ``python -m bot run | db | content | apikey | dispatch | chat | localapi``.
+"""The command line: ``python -m bot run | db | content | apikey | dispatch | invite | report | …``.
 
 Commands parse arguments, call the application or services, and print; errors become one plain
 sentence and a non-zero exit code, never a traceback.
@@ -532,3 +532,157 @@ def dispatch_recontacts(phone: str, hours: int | None) -> None:
     found = asyncio.run(go())
     result = {"recontact": bool(found), "hours": window, "dispatches": found}
     click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+# --- invites and reports for the weekly reflection ------------------------------------------
+
+
+@main.group()
+def invite() -> None:
+    """Invite links that enrol leaders of an organisation in the weekly reflection."""
+
+
+@invite.command("create")
+@click.option("--org", "org", required=True, help="The organisation; made if it is new.")
+@click.option("--role", "role", required=True, help="Leader role id (see `content list`).")
+@click.option("--uses", type=int, default=1, show_default=True, help="How many leaders (1-1000).")
+@click.option(
+    "--expires",
+    default=None,
+    help="How long the link works: 90m, 12h, 30d, 2w  [default: INVITE_DAYS]",
+)
+def invite_create(org: str, role: str, uses: int, expires: str | None) -> None:
+    """Make an invite link and print it as JSON. Only a hash is stored: the link is shown once.
+
+    Exits 1 with the field errors as JSON if the input is not valid; nothing is stored then.
+
+    \b
+    Example:
+        python -m bot invite create --org "Legevakten i Bergen" --role legevakt-leader \\
+            --uses 10 --expires 2w
+    """
+    from bot.services import invites
+
+    settings = _settings()
+    rt = _runtime(settings)
+    rt.bot_username = _bot_username(settings)
+
+    async def go() -> dict[str, Any]:
+        try:
+            return (await invites.create(rt, org, role, uses=uses, expires=expires)).as_json()
+        finally:
+            await rt.engine.dispose()
+
+    try:
+        result = asyncio.run(go())
+    except invites.InvalidInvite as exc:
+        error = {"error": "invalid", "message": "the invite was not created"}
+        click.echo(json.dumps({**error, "fields": exc.fields}, ensure_ascii=False, indent=2))
+        sys.exit(1)
+    click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+@invite.command("list")
+@click.option("--org", "org", default=None, help="Only this organisation's invites.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def invite_list(org: str | None, fmt: str) -> None:
+    """List invites (never the links): id, state, uses, expiry, organisation and role.
+
+    \b
+    Example:
+        python -m bot invite list --org "Legevakten i Bergen"
+    """
+    from bot.services import invites
+
+    rt = _runtime(_settings())
+
+    async def fetch() -> list[Any]:
+        try:
+            return await invites.list_invites(rt, org)
+        finally:
+            await rt.engine.dispose()
+
+    found = asyncio.run(fetch())
+    if fmt == "json":
+        click.echo(json.dumps([i.as_json() for i in found], ensure_ascii=False, indent=2))
+        return
+    if not found:
+        click.echo("No invites" + (f" for '{org}'." if org else " yet."))
+    for info in found:
+        row = info.invite
+        expires = row.expires_at.isoformat(timespec="minutes")
+        click.echo(
+            f"{row.id:>4}  {info.state():<8} used {row.uses}/{row.max_uses:<4} "
+            f"expires {expires:<17} {info.organisation.name} — {row.role_id}"
+        )
+
+
+@invite.command("revoke")
+@click.argument("invite_id", type=int)
+def invite_revoke(invite_id: int) -> None:
+    """Stop an invite link from working, at once (INVITE_ID from `invite list`).
+
+    Leaders who already joined with it stay enrolled.
+
+    \b
+    Example:
+        python -m bot invite revoke 3
+    """
+    from bot.services import invites
+
+    rt = _runtime(_settings())
+
+    async def go() -> bool:
+        try:
+            return await invites.revoke(rt, invite_id)
+        finally:
+            await rt.engine.dispose()
+
+    if not asyncio.run(go()):
+        _fail(f"There is no active invite {invite_id}; see `python -m bot invite list`.", 1)
+    click.echo(f"Invite {invite_id} revoked.")
+
+
+@main.group()
+def report() -> None:
+    """Reports for admins: participation in the weekly reflection, counts only."""
+
+
+@report.command("participation")
+@click.option("--org", "org", required=True, help="The organisation.")
+@click.option(
+    "--weeks", type=click.IntRange(1, 520), default=8, show_default=True, help="Last N ISO weeks."
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "csv", "json"]), default="text")
+def report_participation(org: str, weeks: int, fmt: str) -> None:
+    """Participation per week, role and theme, and the answers leaders chose to share.
+
+    Groups with fewer than REPORT_MIN_GROUP leaders (default 5) show no counts, so no one's
+    participation can be singled out. Unshared answers are never shown. The CSV holds the counts
+    only.
+
+    \b
+    Example:
+        python -m bot report participation --org "Legevakten i Bergen" --weeks 12
+        python -m bot report participation --org "Legevakten i Bergen" --format csv > report.csv
+    """
+    from bot.services import reports
+
+    rt = _runtime(_settings())
+
+    async def go() -> Any:
+        try:
+            return await reports.participation(rt, org, weeks)
+        finally:
+            await rt.engine.dispose()
+
+    try:
+        result = asyncio.run(go())
+    except LookupError as exc:
+        _fail(str(exc.args[0]), 1)
+    if fmt == "json":
+        click.echo(json.dumps(reports.as_json(result), ensure_ascii=False, indent=2))
+    elif fmt == "csv":
+        click.echo(reports.as_csv(result), nl=False)
+    else:
+        click.echo(reports.as_text(result), nl=False)
