@@ -28,6 +28,7 @@ from bot.db import make_engine, make_sessions
 from bot.i18n import LOCALES, Catalogs
 from bot.outbox import OutboxSender
 from bot.runtime import RUNTIME_KEY, Runtime
+from bot.services import weekly
 from bot.services.dispatches import purge_old, record_checkin_outcome
 from bot.sms import SmsSender, make_provider, sms_cipher
 from bot.web import build_web_app
@@ -108,6 +109,12 @@ async def _tick(context: ContextTypes.DEFAULT_TYPE) -> None:
         rt.sender.wake()
     if rt.sms_sender is not None:
         rt.sms_sender.wake()
+    # The database is the schedule: weekly questions and reminders that are due now.
+    try:
+        await weekly.send_due_prompts(rt)
+        await weekly.send_due_reminders(rt)
+    except Exception:  # a database hiccup must not stop the rest of the tick
+        log.exception("weekly: tick failed")
     job_data: dict[str, Any] = context.job.data if context.job is not None else {}  # type: ignore[assignment]
     last = job_data.get("last_purge")
     now = dt.datetime.now(dt.UTC)
@@ -271,6 +278,10 @@ terminal:
     .venv/bin/python -m bot dispatch create --topic fever-child --locale nb --checkin-hours 6
 
 and paste the "deep_link" it prints into `make chat` (as if you tapped it in the SMS).
+To be a leader in the weekly reflection, paste the link from
+
+    .venv/bin/python -m bot invite create --org "Demo HF" --role unit-leader --uses 10
+
 Topics: .venv/bin/python -m bot content list. Call systems use the HTTP API instead:
 POST {running.web_url or "(off)"}api/v1/dispatches, with a key from `python -m bot apikey create`.
 

@@ -33,15 +33,37 @@ EMERGENCY_LINE = _(
 )
 
 
-def commands(catalogs: Catalogs, locale: Locale) -> list[BotCommand]:
-    """The command menu with descriptions in one language."""
+def commands(catalogs: Catalogs, locale: Locale, *, leader: bool = False) -> list[BotCommand]:
+    """The command menu with descriptions in one language; leaders get their own commands."""
     _ = catalogs.gettext(locale)
+    menu = []
+    if leader:
+        menu = [
+            BotCommand("settings", _("Day, time and language for your weekly question")),
+            BotCommand("answers", _("Read your own answers")),
+            BotCommand("pause", _("Pause the weekly questions")),
+            BotCommand("resume", _("Start the weekly questions again")),
+            BotCommand("export", _("Download your answers as a file")),
+            BotCommand("stop", _("Leave the weekly reflection")),
+        ]
     return [
+        *menu,
         BotCommand("start", _("What this bot does")),
         BotCommand("help", _("Help and emergency numbers")),
         BotCommand("language", _("Choose Bokmål or Nynorsk")),
         BotCommand("privacy", _("What we store about you, and how to delete it")),
     ]
+
+
+async def set_chat_menu(context: Context, turn: Turn, locale: Locale, *, leader: bool) -> None:
+    """This person's command menu, in their language (leaders see their own commands)."""
+    try:
+        await context.bot.set_my_commands(
+            commands(turn.rt.catalogs, locale, leader=leader),
+            scope=BotCommandScopeChat(turn.person.telegram_user_id),
+        )
+    except TelegramError:  # the menu is a convenience; nothing depends on it
+        log.warning("could not set a chat's command menu")
 
 
 async def start(update: Update, context: Context) -> None:
@@ -152,12 +174,9 @@ async def language_chosen(update: Update, context: Context) -> None:
     await query.edit_message_text(
         _("From now on I will write {language}.").format(language=LANGUAGE_NAMES[chosen].lower())
     )
-    try:
-        await context.bot.set_my_commands(
-            commands(rt.catalogs, chosen), scope=BotCommandScopeChat(turn.person.telegram_user_id)
-        )
-    except TelegramError:  # the menu is a convenience; the choice itself is stored
-        log.warning("could not set the command menu after a language change")
+    from bot.services.leaders import leader_of
+
+    await set_chat_menu(context, turn, chosen, leader=await leader_of(rt, turn.person) is not None)
 
 
 async def privacy(update: Update, context: Context) -> None:

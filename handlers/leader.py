@@ -1,25 +1,719 @@
-"""The leader's side: invitation links for the weekly reflection.
+"""The leader's side: joining with an invite, answering the weekly question, and their controls.
 
-Owns the ``i_`` start-payload prefix. Invitations arrive with the reflection issue; until then no
-invitation can exist, and the person is told plainly that the link is not valid.
+Owns the ``i_`` start-payload prefix, the ``r:`` buttons, /settings, /pause, /resume, /answers,
+/export and /stop, and leaders' typed text (a time while enrolling, otherwise an answer). Text
+from people who are not leaders goes on to the common "I can't read messages here".
 """
 
 from __future__ import annotations
 
-from telegram import Update
-from telegram.ext import Application
+import datetime as dt
+import logging
+import re
 
+from telegram import InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+
+from bot.i18n import LANGUAGE_NAMES, Locale, as_locale, format_day, format_when, weekday_names
+from bot.models import Leader, LeaderStatus, Prompt
 from bot.runtime import Runtime
-from handlers.base import Context, Turn
-from handlers.common import invalid_link
+from bot.services import leaders
+from bot.services.leaders import Joined, Saved
+from bot.services.people import choose_locale
+from handlers.base import Context, Turn, begin, esc, keyboard, reply
+from handlers.common import invalid_link, set_chat_menu, unknown
+
+log = logging.getLogger(__name__)
 
 PREFIX = "i"
+TIMES = (420, 480, 540, 600, 720, 840, 900, 960)  # 07:00 … 16:00, the common choices
+TYPED_TIME = re.compile(r"^\s*(?:kl\.?\s*)?([01]?\d|2[0-3])[:.]([0-5]\d)\s*$")
+PAGE = 5
+
+
+def hhmm(minute_of_day: int) -> str:
+    return f"{minute_of_day // 60:02d}:{minute_of_day % 60:02d}"
+
+
+def weekday_keyboard(locale: Locale) -> InlineKeyboardMarkup:
+    names = [n.capitalize() for n in weekday_names(locale)]
+    days = [(names[i], f"r:day:{i}") for i in range(7)]
+    return keyboard([days[0:3], days[3:5], days[5:7]])
+
+
+def time_keyboard() -> InlineKeyboardMarkup:
+    times = [(hhmm(m), f"r:time:{m}") for m in TIMES]
+    return keyboard([times[0:4], times[4:8]])
+
+
+def _when(rt: Runtime, leader: Leader, locale: Locale) -> str | None:
+    if leader.next_due_at is None:
+        return None
+    return format_when(leader.next_due_at, locale, leaders.zone_of(leader))
+
+
+# --- joining -------------------------------------------------------------------------------
 
 
 async def open_invite_link(update: Update, context: Context, turn: Turn, payload: str) -> None:
-    """Open an invitation (none exist yet: always not valid)."""
-    await invalid_link(update, turn)
+    """Join with an invite: language → weekday → time → confirmation."""
+    rt = turn.rt
+    result = await leaders.join(rt, payload.split("_", 1)[1], turn.person)
+    _ = turn.gettext
+    if result.outcome is Joined.UNKNOWN:
+        await invalid_link(update, turn)
+        return
+    if result.outcome is Joined.EXPIRED:
+        await reply(
+            update,
+            _("This invitation has expired. Ask the person who sent it to you for a new one."),
+        )
+        return
+    if result.outcome is Joined.USED_UP:
+        await reply(
+            update,
+            _(
+                "This invitation has already been used as many times as it allows. Ask the "
+                "person who sent it to you for a new one."
+            ),
+        )
+        return
+    leader = result.leader
+    assert leader is not None
+    if result.outcome is Joined.ALREADY:
+        await reply(update, _("You are already taking part in the weekly reflection."))
+        await show_settings(update, turn, leader)
+        return
+    await reply(
+        update,
+        _(
+            "Welcome! {organisation} has invited you to the weekly reflection for leaders, as "
+            "{role}. Once a week you get one question from Ukom's learning material, and answer "
+            "in your own words. Your answers are private unless you share them."
+        ).format(
+            organisation=f"<b>{esc(result.organisation.name if result.organisation else '')}</b>",
+            role=esc(role_title(rt, leader, turn.locale)),
+        ),
+    )
+    await ask_next_step(update, turn, leader)
+
+
+def role_title(rt: Runtime, leader: Leader, locale: Locale) -> str:
+    from bot.content.loader import localize
+
+    programme, _role = rt.content.roles[leader.role_id]
+    localized = localize(programme, "reflection", rt.catalogs.content_lookup(locale))
+    return next(r.title for r in localized.roles if r.id == leader.role_id)
+
+
+async def ask_next_step(update: Update, turn: Turn, leader: Leader) -> None:
+    _ = turn.gettext
+    step = leader.enrol_step
+    if step == "language":
+        languages = [(LANGUAGE_NAMES[loc], f"r:lang:{loc}") for loc in ("nb", "nn")]
+        await reply(update, _("Which language do you want?"), keyboard([languages]))
+    elif step == "weekday":
+        await reply(
+            update,
+            _("Which day of the week do you want the question?"),
+            weekday_keyboard(turn.locale),
+        )
+    elif step == "time":
+        await reply(
+            update,
+            _("What time? Press a button, or write a time such as 08:30."),
+            time_keyboard(),
+        )
+
+
+async def _leader_turn(update: Update, context: Context) -> tuple[Turn, Leader] | None:
+    """The person and their enrolment behind a button; the button is answered otherwise."""
+    query = update.callback_query
+    turn = await begin(update, context)
+    if query is None or turn is None:
+        return None
+    leader = await leaders.leader_of(turn.rt, turn.person)
+    if leader is None:
+        await query.answer(turn.gettext("This button no longer works. Write /help to start again."))
+        return None
+    await query.answer()
+    return turn, leader
+
+
+async def language_button(update: Update, context: Context) -> None:
+    found = await _leader_turn(update, context)
+    if found is None:
+        return
+    turn, leader = found
+    locale = as_locale((update.callback_query.data or "").rsplit(":", 1)[1])  # type: ignore[union-attr]
+    await choose_locale(turn.rt.sessions, turn.person.telegram_user_id, locale)
+    turn = Turn(rt=turn.rt, person=turn.person, locale=locale)
+    await _done_buttons(update, turn.gettext(LANGUAGE_NAMES[locale]))
+    if leader.status == LeaderStatus.ENROLLING:
+        leader = await leaders.set_step(turn.rt, leader, "weekday")
+        await ask_next_step(update, turn, leader)
+    else:
+        await set_chat_menu(context, turn, locale, leader=True)
+        await reply(update, turn.gettext("Saved."))
+
+
+async def weekday_button(update: Update, context: Context) -> None:
+    found = await _leader_turn(update, context)
+    if found is None:
+        return
+    turn, leader = found
+    weekday = int((update.callback_query.data or "").rsplit(":", 1)[1])  # type: ignore[union-attr]
+    await _done_buttons(update, weekday_names(turn.locale)[weekday].capitalize())
+    enrolling = leader.status == LeaderStatus.ENROLLING
+    leader = await leaders.set_weekday(turn.rt, leader, weekday)
+    if enrolling:
+        await ask_next_step(update, turn, leader)
+    else:
+        await confirm_change(update, turn, leader)
+
+
+async def time_button(update: Update, context: Context) -> None:
+    found = await _leader_turn(update, context)
+    if found is None:
+        return
+    turn, leader = found
+    minute = int((update.callback_query.data or "").rsplit(":", 1)[1])  # type: ignore[union-attr]
+    await _done_buttons(update, hhmm(minute))
+    await chosen_time(update, context, turn, leader, minute)
+
+
+async def chosen_time(
+    update: Update, context: Context, turn: Turn, leader: Leader, minute: int
+) -> None:
+    enrolling = leader.status == LeaderStatus.ENROLLING
+    if enrolling and leader.weekday is None:
+        await ask_next_step(update, turn, await leaders.set_step(turn.rt, leader, "weekday"))
+        return
+    leader = await leaders.set_time(turn.rt, leader, minute)
+    if not enrolling:
+        await confirm_change(update, turn, leader)
+        return
+    _ = turn.gettext
+    assert leader.weekday is not None
+    await reply(
+        update,
+        _("Done! You will get a question every {weekday} at {time}.").format(
+            weekday=weekday_names(turn.locale)[leader.weekday], time=hhmm(minute)
+        )
+        + " "
+        + _("The first one comes on {when}.").format(
+            when=f"<b>{esc(_when(turn.rt, leader, turn.locale) or '')}</b>"
+        )
+        + "\n\n"
+        + _(
+            "/settings changes the day, time or language, /pause pauses the questions, "
+            "/answers shows your answers and /stop ends it."
+        ),
+    )
+    await set_chat_menu(context, turn, turn.locale, leader=True)
+
+
+async def _done_buttons(update: Update, chosen: str) -> None:
+    """Replace the buttons just used by the choice, so old buttons are not pressed again."""
+    query = update.callback_query
+    if query is None or query.message is None:
+        return
+    text = getattr(query.message, "text_html", None) or ""
+    try:
+        await query.edit_message_text(f"{text}\n\n→ {esc(chosen)}", parse_mode=ParseMode.HTML)
+    except BadRequest:
+        log.info("could not edit a choice message")
+
+
+# --- settings ------------------------------------------------------------------------------
+
+
+async def settings_command(update: Update, context: Context) -> None:
+    turn = await begin(update, context)
+    if turn is None:
+        return
+    leader = await leaders.leader_of(turn.rt, turn.person)
+    if leader is None:
+        await not_a_leader(update, turn)
+        return
+    if leader.status == LeaderStatus.ENROLLING:
+        await ask_next_step(update, turn, leader)
+        return
+    await show_settings(update, turn, leader)
+
+
+async def show_settings(update: Update, turn: Turn, leader: Leader) -> None:
+    _ = turn.gettext
+    title = _("Your weekly question")
+    lines = [f"<b>{esc(title)}</b>"]
+    if leader.weekday is not None:
+        lines.append(_("Day: {weekday}").format(weekday=weekday_names(turn.locale)[leader.weekday]))
+    if leader.minute_of_day is not None:
+        lines.append(_("Time: {time}").format(time=hhmm(leader.minute_of_day)))
+    lines.append(_("Language: {language}").format(language=LANGUAGE_NAMES[turn.locale].lower()))
+    lines.append(_status_line(turn, leader))
+    await reply(
+        update,
+        "\n".join(lines),
+        keyboard(
+            [
+                [(_("Change day"), "r:set:day"), (_("Change time"), "r:set:time")],
+                [(_("Change language"), "r:set:lang")],
+            ]
+        ),
+    )
+
+
+def _status_line(turn: Turn, leader: Leader) -> str:
+    _ = turn.gettext
+    if leader.status == LeaderStatus.PAUSED:
+        if leader.paused_until is None:
+            return _("Paused until you write /resume.")
+        day = format_day(
+            leader.paused_until.astimezone(leaders.zone_of(leader)).date(), turn.locale
+        )
+        return _("Paused until {day}.").format(day=day)
+    when = _when(turn.rt, leader, turn.locale)
+    return _("The next question comes on {when}.").format(when=when) if when else ""
+
+
+async def settings_button(update: Update, context: Context) -> None:
+    found = await _leader_turn(update, context)
+    if found is None:
+        return
+    turn, leader = found
+    what = (update.callback_query.data or "").rsplit(":", 1)[1]  # type: ignore[union-attr]
+    _ = turn.gettext
+    if what == "day":
+        await reply(
+            update,
+            _("Which day of the week do you want the question?"),
+            weekday_keyboard(turn.locale),
+        )
+    elif what == "time":
+        await leaders.set_step(turn.rt, leader, "time")
+        await reply(
+            update, _("What time? Press a button, or write a time such as 08:30."), time_keyboard()
+        )
+    else:
+        languages = [(LANGUAGE_NAMES[loc], f"r:lang:{loc}") for loc in ("nb", "nn")]
+        await reply(update, _("Which language do you want?"), keyboard([languages]))
+
+
+async def confirm_change(update: Update, turn: Turn, leader: Leader) -> None:
+    _ = turn.gettext
+    await reply(update, _("Saved.") + " " + _status_line(turn, leader))
+
+
+# --- typed text: a time, or an answer ------------------------------------------------------
+
+
+async def leader_text(update: Update, context: Context) -> None:
+    """A leader's message: the time while choosing one, otherwise the answer to the question."""
+    turn = await begin(update, context)
+    message = update.effective_message
+    if turn is None or message is None:
+        return
+    leader = await leaders.leader_of(turn.rt, turn.person)
+    if leader is None or not message.text:
+        await unknown(update, context)
+        return
+    _ = turn.gettext
+    if leader.enrol_step == "time":
+        match = TYPED_TIME.match(message.text)
+        if match is None:
+            await reply(
+                update,
+                _(
+                    "I did not understand that time. Write it as HH:MM, for example 08:30, "
+                    "or press a button."
+                ),
+                time_keyboard(),
+            )
+            return
+        await chosen_time(update, context, turn, leader, int(match[1]) * 60 + int(match[2]))
+        return
+    if leader.status == LeaderStatus.ENROLLING:
+        await reply(update, _("Please answer with the buttons first."))
+        await ask_next_step(update, turn, leader)
+        return
+    outcome, prompt = await leaders.save_answer(turn.rt, leader, message.text, message.message_id)
+    if outcome is Saved.HELD:
+        await reply(update, held_text(turn))
+    elif outcome is Saved.SAVED and prompt is not None:
+        await reply(
+            update,
+            _("Thank you, your answer is saved. Only you can read it; /answers shows all of them."),
+            await share_keyboard(turn, leader, prompt),
+        )
+    elif outcome is Saved.ALREADY:
+        await reply(
+            update,
+            _(
+                "You have already answered this week's question. To change your answer, edit "
+                "the message with it."
+            ),
+        )
+    else:
+        when = _when(turn.rt, leader, turn.locale)
+        text = _("There is no open question right now.")
+        if when and leader.status == LeaderStatus.ACTIVE:
+            text += " " + _("The next question comes on {when}.").format(when=when)
+        await reply(update, text)
+
+
+def held_text(turn: Turn) -> str:
+    return turn.gettext(
+        "I have not saved this: it contains what looks like a national identity number. "
+        "Reflections must not identify patients. Remove it and send your answer again."
+    )
+
+
+async def share_keyboard(turn: Turn, leader: Leader, prompt: Prompt) -> InlineKeyboardMarkup:
+    _ = turn.gettext
+    if prompt.shared:
+        return keyboard([[(_("Stop sharing"), f"r:unshare:{prompt.id}")]])
+    organisation = await leaders.organisation_of(turn.rt, leader)
+    name = organisation.name if organisation else ""
+    return keyboard(
+        [[(_("Share with {organisation}").format(organisation=name), f"r:share:{prompt.id}")]]
+    )
+
+
+async def leader_edit(update: Update, context: Context) -> None:
+    """An edited answer replaces the stored one (other edits are ignored, as before)."""
+    turn = await begin(update, context)
+    message = update.edited_message
+    if turn is None or message is None or not message.text:
+        return
+    leader = await leaders.leader_of(turn.rt, turn.person, stopped_too=True)
+    if leader is None:
+        return
+    outcome, _prompt = await leaders.edit_answer(turn.rt, leader, message.message_id, message.text)
+    if outcome is Saved.HELD:
+        await reply(update, held_text(turn))
+    elif outcome is Saved.UPDATED:
+        await reply(update, turn.gettext("Your answer is updated."))
+
+
+# --- the question's buttons ----------------------------------------------------------------
+
+
+async def prompt_button(update: Update, context: Context) -> None:
+    """Answer / skip / remind me tomorrow / skip reason / share, under a question or answer."""
+    found = await _leader_turn(update, context)
+    if found is None:
+        return
+    turn, leader = found
+    parts = (update.callback_query.data or "").split(":")  # type: ignore[union-attr]
+    action, prompt_id = parts[1], int(parts[2])
+    rt, _ = turn.rt, turn.gettext
+    prompt = await leaders.own_prompt(rt, leader, prompt_id)
+    if prompt is None:
+        await reply(update, _("This button no longer works. Write /help to start again."))
+        return
+    if action == "ans":
+        await reply(
+            update,
+            _("Write your answer here as a message. Only you can read it, unless you share it."),
+        )
+    elif action == "skip":
+        skipped = await leaders.skip(rt, leader, prompt_id)
+        if skipped is None:
+            await reply(update, _("You have already answered this question."))
+            return
+        reasons = [
+            (_("Not relevant now"), f"r:why:{prompt_id}:not_relevant"),
+            (_("Busy"), f"r:why:{prompt_id}:busy"),
+            (_("On leave"), f"r:why:{prompt_id}:leave"),
+        ]
+        await reply(
+            update,
+            _("Skipped. Do you want to tell us why? (You don't have to.)"),
+            keyboard([reasons]),
+        )
+    elif action == "why":
+        if await leaders.skip_reason(rt, leader, prompt_id, parts[3]) is not None:
+            await _done_buttons(update, _("Thank you, noted."))
+    elif action == "later":
+        later = await leaders.remind_tomorrow(rt, leader, prompt_id)
+        if later is None or later.reminder_due_at is None:
+            await reply(update, _("This question is no longer open."))
+            return
+        time = later.reminder_due_at.astimezone(leaders.zone_of(leader)).strftime("%H:%M")
+        await reply(update, _("OK, I will remind you tomorrow at {time}.").format(time=time))
+    elif action in ("share", "unshare"):
+        shared = await leaders.share(rt, leader, prompt_id, action == "share")
+        if shared is None:
+            return
+        organisation = await leaders.organisation_of(rt, leader)
+        text = (
+            _(
+                "Shared with {organisation}. It can be read in the organisation's report, "
+                "without your name."
+            ).format(organisation=esc(organisation.name if organisation else ""))
+            if shared.shared
+            else _("No longer shared. Only you can read it.")
+        )
+        query = update.callback_query
+        assert query is not None
+        try:
+            await query.edit_message_text(
+                text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=await share_keyboard(turn, leader, shared),
+            )
+        except BadRequest:
+            await reply(update, text, await share_keyboard(turn, leader, shared))
+
+
+# --- pause, resume, stop -------------------------------------------------------------------
+
+
+async def pause_command(update: Update, context: Context) -> None:
+    turn = await begin(update, context)
+    if turn is None:
+        return
+    leader = await leaders.leader_of(turn.rt, turn.person)
+    if leader is None or leader.status == LeaderStatus.ENROLLING:
+        await not_a_leader(update, turn)
+        return
+    _ = turn.gettext
+    await reply(
+        update,
+        _("For how long do you want to pause the questions?"),
+        keyboard(
+            [
+                [
+                    (_("1 week"), "r:pause:1"),
+                    (_("2 weeks"), "r:pause:2"),
+                    (_("4 weeks"), "r:pause:4"),
+                ],
+                [(_("Until I write /resume"), "r:pause:0")],
+            ]
+        ),
+    )
+
+
+async def pause_button(update: Update, context: Context) -> None:
+    found = await _leader_turn(update, context)
+    if found is None:
+        return
+    turn, leader = found
+    weeks = int((update.callback_query.data or "").rsplit(":", 1)[1])  # type: ignore[union-attr]
+    leader = await leaders.pause(turn.rt, leader, weeks or None)
+    _ = turn.gettext
+    text = _status_line(turn, leader)
+    if weeks:
+        text += " " + _("/resume starts them again sooner.")
+    await _done_buttons(update, text)
+
+
+async def resume_command(update: Update, context: Context) -> None:
+    turn = await begin(update, context)
+    if turn is None:
+        return
+    leader = await leaders.leader_of(turn.rt, turn.person)
+    if leader is None or leader.status == LeaderStatus.ENROLLING:
+        await not_a_leader(update, turn)
+        return
+    _ = turn.gettext
+    if leader.status == LeaderStatus.PAUSED:
+        leader = await leaders.resume(turn.rt, leader)
+        await reply(update, _("Welcome back!") + " " + _status_line(turn, leader))
+    else:
+        await reply(update, _("You are not paused.") + " " + _status_line(turn, leader))
+
+
+async def stop_command(update: Update, context: Context) -> None:
+    turn = await begin(update, context)
+    if turn is None:
+        return
+    leader = await leaders.leader_of(turn.rt, turn.person)
+    if leader is None:
+        await not_a_leader(update, turn)
+        return
+    _ = turn.gettext
+    await reply(
+        update,
+        _("Do you want to leave the weekly reflection? You can keep your answers or delete them."),
+        keyboard(
+            [
+                [(_("Leave and delete my answers"), "r:stop:delete")],
+                [(_("Leave, keep my answers"), "r:stop:keep")],
+                [(_("Cancel"), "r:stop:no")],
+            ]
+        ),
+    )
+
+
+async def stop_button(update: Update, context: Context) -> None:
+    found = await _leader_turn(update, context)
+    if found is None:
+        return
+    turn, leader = found
+    choice = (update.callback_query.data or "").rsplit(":", 1)[1]  # type: ignore[union-attr]
+    _ = turn.gettext
+    query = update.callback_query
+    assert query is not None
+    if choice == "no":
+        await query.edit_message_text(_("Nothing changed."))
+        return
+    await leaders.stop(turn.rt, leader, delete_answers=choice == "delete")
+    await set_chat_menu(context, turn, turn.locale, leader=False)
+    if choice == "delete":
+        text = _("You have left the weekly reflection, and your answers are deleted.")
+    else:
+        text = _(
+            "You have left the weekly reflection. Your answers are kept: /answers shows them, "
+            "and /privacy deletes everything."
+        )
+    await query.edit_message_text(text)
+
+
+# --- reading one's answers -----------------------------------------------------------------
+
+
+async def answers_command(update: Update, context: Context) -> None:
+    turn = await begin(update, context)
+    if turn is None:
+        return
+    await show_answers(update, turn, 0, edit=False)
+
+
+async def answers_button(update: Update, context: Context) -> None:
+    query = update.callback_query
+    turn = await begin(update, context)
+    if query is None or turn is None:
+        return
+    await query.answer()
+    await show_answers(update, turn, int((query.data or "0").rsplit(":", 1)[1]), edit=True)
+
+
+async def show_answers(update: Update, turn: Turn, offset: int, *, edit: bool) -> None:
+    """A page of the leader's own answers, newest first."""
+    _ = turn.gettext
+    leader = await leaders.leader_of(turn.rt, turn.person, stopped_too=True)
+    if leader is None:
+        await not_a_leader(update, turn)
+        return
+    rows, total = await leaders.answers(turn.rt, leader, offset=max(0, offset), limit=PAGE)
+    if not total:
+        await reply(update, _("You have no saved answers yet."))
+        return
+    head = _("Your answers {first}–{last} of {total}, newest first").format(
+        first=offset + 1, last=offset + len(rows), total=total
+    )
+    parts = [f"<b>{esc(head)}</b>"] + [answer_block(turn, leader, row) for row in rows]
+    buttons = []
+    if offset + PAGE < total:
+        buttons.append((_("Older"), f"r:page:{offset + PAGE}"))
+    if offset > 0:
+        buttons.append((_("Newer"), f"r:page:{max(0, offset - PAGE)}"))
+    markup = keyboard([buttons]) if buttons else None
+    text = "\n\n".join(parts)
+    query = update.callback_query
+    if edit and query is not None:
+        await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
+    else:
+        await reply(update, text, markup)
+
+
+def question_text(rt: Runtime, prompt: Prompt, locale: Locale) -> tuple[str, str]:
+    """(theme title, question text) in the leader's language; ids if the content is gone."""
+    from bot.content.loader import localize
+
+    programme = rt.content.programmes.get(prompt.programme_id)
+    if programme is None:
+        return prompt.theme_id, prompt.question_id
+    localized = localize(programme, "reflection", rt.catalogs.content_lookup(locale))
+    for theme in localized.themes:
+        for question in theme.questions:
+            if theme.id == prompt.theme_id and question.id == prompt.question_id:
+                return theme.title, question.text
+    return prompt.theme_id, prompt.question_id
+
+
+def answer_block(turn: Turn, leader: Leader, prompt: Prompt, limit: int = 600) -> str:
+    _theme, question = question_text(turn.rt, prompt, turn.locale)
+    day = format_day(prompt.due_at.astimezone(leaders.zone_of(leader)).date(), turn.locale)
+    answer = prompt.answer_text or ""
+    if len(answer) > limit:
+        answer = answer[:limit].rsplit(" ", 1)[0] + " …"
+    shared = " · " + turn.gettext("shared") if prompt.shared else ""
+    return f"<b>{esc(day)}</b>{esc(shared)}\n<i>{esc(question)}</i>\n{esc(answer)}"
+
+
+async def export_command(update: Update, context: Context) -> None:
+    """All of the leader's answers as a Markdown file."""
+    turn = await begin(update, context)
+    if turn is None or update.effective_chat is None:
+        return
+    _ = turn.gettext
+    leader = await leaders.leader_of(turn.rt, turn.person, stopped_too=True)
+    if leader is None:
+        await not_a_leader(update, turn)
+        return
+    rows, total = await leaders.answers(turn.rt, leader)
+    if not total:
+        await reply(update, _("You have no saved answers yet."))
+        return
+    title = _("My answers in the weekly reflection")
+    lines = [f"# {title}", ""]
+    for row in rows:
+        theme, question = question_text(turn.rt, row, turn.locale)
+        day = format_day(row.due_at.astimezone(leaders.zone_of(leader)).date(), turn.locale)
+        lines += [f"## {day}: {theme}", "", f"**{question}**", "", row.answer_text or "", ""]
+    stamp = dt.date.today().isoformat()
+    await update.effective_chat.send_document(
+        document="\n".join(lines).encode(),
+        filename=f"refleksjon-{stamp}.md",
+        caption=_("Your answers, {count} in all.").format(count=total),
+    )
+
+
+async def not_a_leader(update: Update, turn: Turn) -> None:
+    await reply(
+        update,
+        turn.gettext(
+            "This is for leaders in the weekly reflection. You join with an invitation link "
+            "from your organisation."
+        ),
+    )
 
 
 def register(app: Application, rt: Runtime) -> None:  # type: ignore[type-arg]
     rt.start_routes[PREFIX] = open_invite_link
+    private = filters.ChatType.PRIVATE
+    for name, callback in (
+        ("settings", settings_command),
+        ("pause", pause_command),
+        ("resume", resume_command),
+        ("answers", answers_command),
+        ("export", export_command),
+        ("stop", stop_command),
+    ):
+        app.add_handler(CommandHandler(name, callback, filters=private))
+    app.add_handler(CallbackQueryHandler(language_button, pattern=r"^r:lang:(nb|nn)$"))
+    app.add_handler(CallbackQueryHandler(weekday_button, pattern=r"^r:day:[0-6]$"))
+    app.add_handler(CallbackQueryHandler(time_button, pattern=r"^r:time:\d{1,4}$"))
+    app.add_handler(CallbackQueryHandler(settings_button, pattern=r"^r:set:(day|time|lang)$"))
+    app.add_handler(
+        CallbackQueryHandler(
+            prompt_button, pattern=r"^r:(ans|skip|later|share|unshare):\d+$|^r:why:\d+:\w+$"
+        )
+    )
+    app.add_handler(CallbackQueryHandler(pause_button, pattern=r"^r:pause:[0-4]$"))
+    app.add_handler(CallbackQueryHandler(stop_button, pattern=r"^r:stop:(delete|keep|no)$"))
+    app.add_handler(CallbackQueryHandler(answers_button, pattern=r"^r:page:\d+$"))
+    # Leaders' typed text (not commands); for anyone else it goes on to the common answer.
+    app.add_handler(
+        MessageHandler(
+            private & filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND, leader_text
+        )
+    )
+    app.add_handler(
+        MessageHandler(private & filters.UpdateType.EDITED_MESSAGE & filters.TEXT, leader_edit)
+    )

@@ -29,6 +29,7 @@ from bot.i18n import Locale, as_locale
 from bot.models import (
     CheckinStatus,
     Dispatch,
+    Leader,
     OutboxMessage,
     OutboxStatus,
     Person,
@@ -539,8 +540,8 @@ def recontact_json(dispatch: Dispatch, rt: Runtime) -> dict[str, Any]:
 async def purge_old(rt: Runtime, *, now: dt.datetime | None = None) -> tuple[int, int]:
     """Delete dispatches older than the retention period, and callers with nothing left.
 
-    A person is deleted when they have not written for the retention period and no dispatch
-    remains. (The reflection issue must add: and is not an enrolled leader.)
+    A person is deleted when they have not written for the retention period, no dispatch
+    remains, and they are not a leader (a leader's answers are kept until they delete them).
     """
     now = now or utcnow()
     cutoff = now - dt.timedelta(days=rt.settings.retention_days)
@@ -552,6 +553,7 @@ async def purge_old(rt: Runtime, *, now: dt.datetime | None = None) -> tuple[int
             delete(Person).where(
                 Person.last_seen_at < cutoff,  # type: ignore[arg-type]
                 ~exists().where(Dispatch.person_id == Person.id),  # type: ignore[arg-type]
+                ~exists().where(Leader.person_id == Person.id),  # type: ignore[arg-type]
             )
         )
         await session.commit()
