@@ -7,6 +7,7 @@ Time passing is simulated by moving the leader's next due time into the past.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 from zoneinfo import ZoneInfo
@@ -14,9 +15,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, update
 from sqlmodel import select
 
-from bot.app import RunningBot
+from bot.app import RunningBot, build_runtime, running_bot
+from bot.config import Settings
 from bot.i18n import format_when
-from bot.localapi import LocalUser
+from bot.localapi import LocalBotApi, LocalUser
 from bot.models import Invite, Leader, Person, Prompt, utcnow
 from bot.services import invites, weekly
 from tests.conftest import People
@@ -350,3 +352,27 @@ async def test_leader_commands_are_explained_to_people_who_are_not_leaders(
     assert answer.text.startswith("Dette er for ledere i den ukentlige refleksjonen.")
     [plain] = await kari.says("Hei, hvordan har dere det?")
     assert plain.text.startswith("Jeg kan ikke lese meldinger her")
+
+
+async def test_a_restart_sends_no_second_question_the_same_week(
+    bot: RunningBot, people: People, settings: Settings, local_api: LocalBotApi
+) -> None:
+    lise = await enrolled(bot, people)
+    await question_arrives(bot, lise)
+    # The deploy: the bot stops, and its replacement starts on the same database. Even if the
+    # schedule says the question is due again (say the leader moved their day), the week has one.
+    await bot.app.updater.stop()  # type: ignore[union-attr]
+    async with bot.rt.sessions() as session:
+        await session.exec(update(Leader).values(next_due_at=utcnow() - dt.timedelta(minutes=1)))
+        await session.commit()
+    rt = build_runtime(settings)
+    try:
+        async with running_bot(rt, local_api.token, local_api.base_url, shutdown_deadline=1):
+            await asyncio.sleep(1.0)  # several ticks
+            await lise.silence(0.5)
+    finally:
+        await rt.engine.dispose()
+    async with bot.rt.sessions() as session:
+        prompts = (await session.exec(select(Prompt))).all()
+    assert len(prompts) == 1
+    assert len([m for m in await lise.inbox() if m.button_texts[:1] == ["Svar"]]) == 1
