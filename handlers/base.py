@@ -5,6 +5,7 @@ No business rules here: handlers parse, call a service, render, reply.
 
 from __future__ import annotations
 
+import contextlib
 import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
+from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.i18n import Locale, as_locale, guess_locale
@@ -75,3 +77,22 @@ async def reply(
         link_preview_options=None,
         **kwargs,
     )
+
+
+def answered_after(handler: Any) -> Any:
+    """Answer the button press once the handler has sent what it sends.
+
+    The bot's messages then arrive before the press's spinner stops, which is also what a test
+    waiting for "the answer to the press" sees.
+    """
+
+    async def wrapped(update: Update, context: Context) -> None:
+        try:
+            await handler(update, context)
+        finally:
+            if update.callback_query is not None:
+                # Already answered with a text, or too old: nothing more to do.
+                with contextlib.suppress(TelegramError):
+                    await update.callback_query.answer()
+
+    return wrapped

@@ -19,7 +19,7 @@ from bot.runtime import Runtime
 from bot.services import dispatches
 from bot.services.dispatches import Opened
 from bot.services.people import choose_locale, guess_locale_once
-from handlers.base import Context, Turn, begin, keyboard, reply
+from handlers.base import Context, Turn, answered_after, begin, keyboard, reply
 from handlers.common import EMERGENCY_LINE, invalid_link
 
 log = logging.getLogger(__name__)
@@ -124,8 +124,6 @@ async def worse(update: Update, context: Context) -> None:
     if found is None:
         return
     turn, dispatch, _rest = found
-    assert update.callback_query is not None
-    await update.callback_query.answer()
     await dispatches.record_worse(turn.rt, dispatch.id, turn.person)
     await reply(update, worse_message(turn.rt, dispatch, turn.locale))
 
@@ -150,7 +148,6 @@ async def switch_language(update: Update, context: Context) -> None:
     rt = turn.rt
     await choose_locale(rt.sessions, turn.person.telegram_user_id, locale)
     await dispatches.relocalize_checkin(rt, dispatch, locale)
-    await query.answer()
     messages = advice_messages(rt, dispatch, locale)
     if messages is None:
         await reply(update, _no_longer(rt, locale))
@@ -179,12 +176,10 @@ async def checkin_answer(update: Update, context: Context) -> None:
     _ = turn.gettext
     stored, first = await dispatches.answer_checkin(rt, dispatch.id, turn.person, answer)
     if stored is None:
-        await query.answer()
         return
     if not first:
         await query.answer(_("You have already answered. Thank you."))
         return
-    await query.answer()
     label = {"better": _("Better"), "same": _("The same"), "worse": _("Worse")}[answer]
     message = query.message
     original = message.text_html if message is not None and hasattr(message, "text_html") else ""
@@ -205,8 +200,12 @@ async def checkin_answer(update: Update, context: Context) -> None:
 def register(app: Application, rt: Runtime) -> None:  # type: ignore[type-arg]
     rt.start_routes[PREFIX] = open_advice_link
     ident = r"[0-9a-f]{32}"
-    app.add_handler(CallbackQueryHandler(worse, pattern=rf"^a:worse:{ident}$"))
-    app.add_handler(CallbackQueryHandler(switch_language, pattern=rf"^a:lang:{ident}:(nb|nn)$"))
+    app.add_handler(CallbackQueryHandler(answered_after(worse), pattern=rf"^a:worse:{ident}$"))
     app.add_handler(
-        CallbackQueryHandler(checkin_answer, pattern=rf"^a:ci:{ident}:(better|same|worse)$")
+        CallbackQueryHandler(answered_after(switch_language), pattern=rf"^a:lang:{ident}:(nb|nn)$")
+    )
+    app.add_handler(
+        CallbackQueryHandler(
+            answered_after(checkin_answer), pattern=rf"^a:ci:{ident}:(better|same|worse)$"
+        )
     )

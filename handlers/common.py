@@ -16,7 +16,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Mess
 from bot.i18n import LANGUAGE_NAMES, LOCALES, Catalogs, Locale, as_locale, guess_locale
 from bot.runtime import runtime
 from bot.services.people import choose_locale, delete_person
-from handlers.base import Context, Turn, begin, keyboard, reply
+from handlers.base import Context, Turn, answered_after, begin, keyboard, reply
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,6 @@ async def language_chosen(update: Update, context: Context) -> None:
     rt = turn.rt
     await choose_locale(rt.sessions, turn.person.telegram_user_id, chosen)
     _ = rt.catalogs.gettext(chosen)
-    await query.answer()
     await query.edit_message_text(
         _("From now on I will write {language}.").format(language=LANGUAGE_NAMES[chosen].lower())
     )
@@ -231,7 +230,6 @@ async def privacy_delete(update: Update, context: Context) -> None:
     if query is None or turn is None:
         return
     _ = turn.gettext
-    await query.answer()
     if query.data == "privacy:delete":
         # A new message, so the one with the button (e.g. the advice) stays if they say no.
         await reply(
@@ -323,8 +321,12 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(CommandHandler("help", help_command, filters=private))
     app.add_handler(CommandHandler("language", language, filters=private))
     app.add_handler(CommandHandler("privacy", privacy, filters=private))
-    app.add_handler(CallbackQueryHandler(language_chosen, pattern=r"^lang:(nb|nn)$"))
-    app.add_handler(CallbackQueryHandler(privacy_delete, pattern=r"^privacy:delete(:yes|:no)?$"))
+    app.add_handler(
+        CallbackQueryHandler(answered_after(language_chosen), pattern=r"^lang:(nb|nn)$")
+    )
+    app.add_handler(
+        CallbackQueryHandler(answered_after(privacy_delete), pattern=r"^privacy:delete(:yes|:no)?$")
+    )
     app.add_handler(CallbackQueryHandler(stale_button))
     # Anything else a person sends in private (text, unknown commands, stickers, photos).
     app.add_handler(MessageHandler(private & ~filters.UpdateType.EDITED, unknown))

@@ -22,7 +22,7 @@ from bot.runtime import Runtime
 from bot.services import leaders
 from bot.services.leaders import Joined, Saved
 from bot.services.people import choose_locale
-from handlers.base import Context, Turn, begin, esc, keyboard, reply
+from handlers.base import Context, Turn, answered_after, begin, esc, keyboard, reply
 from handlers.common import invalid_link, set_chat_menu, unknown
 
 log = logging.getLogger(__name__)
@@ -138,8 +138,7 @@ async def _leader_turn(update: Update, context: Context) -> tuple[Turn, Leader] 
     if leader is None:
         await query.answer(turn.gettext("This button no longer works. Write /help to start again."))
         return None
-    await query.answer()
-    return turn, leader
+    return turn, leader  # the press is answered after the work (see ``answered_after``)
 
 
 async def language_button(update: Update, context: Context) -> None:
@@ -150,13 +149,13 @@ async def language_button(update: Update, context: Context) -> None:
     locale = as_locale((update.callback_query.data or "").rsplit(":", 1)[1])  # type: ignore[union-attr]
     await choose_locale(turn.rt.sessions, turn.person.telegram_user_id, locale)
     turn = Turn(rt=turn.rt, person=turn.person, locale=locale)
-    await _done_buttons(update, turn.gettext(LANGUAGE_NAMES[locale]))
     if leader.status == LeaderStatus.ENROLLING:
         leader = await leaders.set_step(turn.rt, leader, "weekday")
         await ask_next_step(update, turn, leader)
     else:
         await set_chat_menu(context, turn, locale, leader=True)
         await reply(update, turn.gettext("Saved."))
+    await _done_buttons(update, turn.gettext(LANGUAGE_NAMES[locale]))
 
 
 async def weekday_button(update: Update, context: Context) -> None:
@@ -165,13 +164,13 @@ async def weekday_button(update: Update, context: Context) -> None:
         return
     turn, leader = found
     weekday = int((update.callback_query.data or "").rsplit(":", 1)[1])  # type: ignore[union-attr]
-    await _done_buttons(update, weekday_names(turn.locale)[weekday].capitalize())
     enrolling = leader.status == LeaderStatus.ENROLLING
     leader = await leaders.set_weekday(turn.rt, leader, weekday)
     if enrolling:
         await ask_next_step(update, turn, leader)
     else:
         await confirm_change(update, turn, leader)
+    await _done_buttons(update, weekday_names(turn.locale)[weekday].capitalize())
 
 
 async def time_button(update: Update, context: Context) -> None:
@@ -180,8 +179,8 @@ async def time_button(update: Update, context: Context) -> None:
         return
     turn, leader = found
     minute = int((update.callback_query.data or "").rsplit(":", 1)[1])  # type: ignore[union-attr]
-    await _done_buttons(update, hhmm(minute))
     await chosen_time(update, context, turn, leader, minute)
+    await _done_buttons(update, hhmm(minute))
 
 
 async def chosen_time(
@@ -696,17 +695,24 @@ def register(app: Application, rt: Runtime) -> None:  # type: ignore[type-arg]
         ("stop", stop_command),
     ):
         app.add_handler(CommandHandler(name, callback, filters=private))
-    app.add_handler(CallbackQueryHandler(language_button, pattern=r"^r:lang:(nb|nn)$"))
-    app.add_handler(CallbackQueryHandler(weekday_button, pattern=r"^r:day:[0-6]$"))
-    app.add_handler(CallbackQueryHandler(time_button, pattern=r"^r:time:\d{1,4}$"))
-    app.add_handler(CallbackQueryHandler(settings_button, pattern=r"^r:set:(day|time|lang)$"))
+    app.add_handler(
+        CallbackQueryHandler(answered_after(language_button), pattern=r"^r:lang:(nb|nn)$")
+    )
+    app.add_handler(CallbackQueryHandler(answered_after(weekday_button), pattern=r"^r:day:[0-6]$"))
+    app.add_handler(CallbackQueryHandler(answered_after(time_button), pattern=r"^r:time:\d{1,4}$"))
+    app.add_handler(
+        CallbackQueryHandler(answered_after(settings_button), pattern=r"^r:set:(day|time|lang)$")
+    )
     app.add_handler(
         CallbackQueryHandler(
-            prompt_button, pattern=r"^r:(ans|skip|later|share|unshare):\d+$|^r:why:\d+:\w+$"
+            answered_after(prompt_button),
+            pattern=r"^r:(ans|skip|later|share|unshare):\d+$|^r:why:\d+:\w+$",
         )
     )
-    app.add_handler(CallbackQueryHandler(pause_button, pattern=r"^r:pause:[0-4]$"))
-    app.add_handler(CallbackQueryHandler(stop_button, pattern=r"^r:stop:(delete|keep|no)$"))
+    app.add_handler(CallbackQueryHandler(answered_after(pause_button), pattern=r"^r:pause:[0-4]$"))
+    app.add_handler(
+        CallbackQueryHandler(answered_after(stop_button), pattern=r"^r:stop:(delete|keep|no)$")
+    )
     app.add_handler(CallbackQueryHandler(answers_button, pattern=r"^r:page:\d+$"))
     # Leaders' typed text (not commands); for anyone else it goes on to the common answer.
     app.add_handler(
