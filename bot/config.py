@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     report_min_group: int = Field(default=5, ge=1, le=100)  # smaller groups' counts are hidden
     invite_days: int = Field(default=30, ge=1, le=365)  # default lifetime of an invite link
 
+    # Content checks.
+    lix_limit: float = Field(default=40.0, gt=0, le=100)  # advice sections above: a warning
+
     # SMS gateway: "console" prints the SMS (demo); "http" posts it to the clinic's gateway.
     sms_provider: Literal["console", "http"] = "console"
     sms_http_url: str | None = None
