@@ -27,6 +27,7 @@ from bot.content import load_content
 from bot.db import make_engine, make_sessions
 from bot.i18n import LOCALES, Catalogs
 from bot.outbox import OutboxSender
+from bot.reload import reload_and_tell_admins
 from bot.runtime import RUNTIME_KEY, Runtime
 from bot.services import weekly
 from bot.services.dispatches import purge_old, record_checkin_outcome
@@ -238,6 +239,14 @@ async def serve(settings: Settings, rt: Runtime) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[Any]] = set()
+
+    def on_sighup() -> None:  # validate and swap content; a bad edit never stops the bot
+        task = asyncio.create_task(reload_and_tell_admins(rt), name="reload")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
 
     async with contextlib.AsyncExitStack() as stack:
         if settings.demo:

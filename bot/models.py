@@ -138,8 +138,11 @@ class Dispatch(SQLModel, table=True):
         default=None, foreign_key="api_key.id", ondelete="SET NULL", index=True
     )
     topic_id: str = Field(max_length=40)
-    topic_version: int  # the version the caller was shown (updated when the link is opened)
+    topic_version: int  # the content version the dispatch was made with
     locale: str = Field(max_length=8)  # the language the advice was sent in
+    # The topic as it was when the dispatch was made, in both languages: a content reload later
+    # never changes advice a caller already has. {"nb": {...}, "nn": {...}}
+    content: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     note: str | None = Field(default=None, max_length=500)  # the nurse's note, free text
     risk_groups: list[str] = Field(default_factory=list, sa_type=JSON)
     checkin_hours: int | None = None

@@ -81,10 +81,9 @@ async def send_advice(update: Update, rt: Runtime, dispatch: Dispatch, locale: L
 
 def advice_messages(rt: Runtime, dispatch: Dispatch, locale: Locale) -> list[str] | None:
     """The advice as one or more messages; None if the topic was removed from the content."""
-    topic = rt.content.advice.get(dispatch.topic_id)
-    if topic is None:
+    localized = dispatches.advice_for(rt, dispatch, locale)
+    if localized is None:
         return None
-    localized = dispatches.localized_topic(rt, topic, locale)
     _ = rt.catalogs.gettext(locale)
     sections = render.advice_sections(
         localized,
@@ -129,11 +128,11 @@ async def worse(update: Update, context: Context) -> None:
 
 
 def worse_message(rt: Runtime, dispatch: Dispatch, locale: Locale) -> str:
-    topic = rt.content.advice.get(dispatch.topic_id)
+    topic = dispatches.advice_for(rt, dispatch, locale)
     _ = rt.catalogs.gettext(locale)
     if topic is None:
         return _("Call the legevakt now on 116 117.") + "\n\n" + _(EMERGENCY_LINE)
-    return render.worse_text(dispatches.localized_topic(rt, topic, locale), _)
+    return render.worse_text(topic, _)
 
 
 async def switch_language(update: Update, context: Context) -> None:

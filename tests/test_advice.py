@@ -375,3 +375,25 @@ async def test_two_chats_opening_one_link_at_the_same_moment_get_one_advice(
     assert len(checkins) == 1
     [winner] = [r for r in results if r.outcome is Opened.FIRST]
     assert winner.dispatch is not None and checkins[0].person_id == winner.dispatch.person_id
+
+
+async def test_advice_keeps_the_version_it_was_made_with_after_the_content_changes(
+    api: Api, people: People, bot: RunningBot
+) -> None:
+    created = await api.dispatch(topic="fever-child", locale="nb")
+    # An admin edits the topic and reloads: the live content now says something else.
+    old = bot.rt.content.advice["fever-child"]
+    new = old.model_copy(update={"title": "Feber hos barn (ny tekst)", "version": old.version + 1})
+    bot.rt.content.advice["fever-child"] = new
+    try:
+        kari = await people("Kari")
+        [advice] = await kari.says(f"/start {start_payload(created['deep_link'])}")
+        assert advice.text.startswith("Feber hos barn\n")
+        assert (await dispatch_row(bot, created["id"])).topic_version == old.version
+        later = await api.dispatch(topic="fever-child", locale="nb")
+        ola = await people("Ola")
+        [fresh] = await ola.says(f"/start {start_payload(later['deep_link'])}")
+        assert fresh.text.startswith("Feber hos barn (ny tekst)\n")
+        assert later["topic_version"] == old.version + 1
+    finally:
+        bot.rt.content.advice["fever-child"] = old

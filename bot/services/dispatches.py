@@ -25,7 +25,7 @@ from sqlmodel import select
 
 from bot import outbox, render
 from bot.content.schema import AdviceTopic
-from bot.i18n import Locale, as_locale
+from bot.i18n import LOCALES, Locale, as_locale
 from bot.models import (
     CheckinStatus,
     Dispatch,
@@ -224,6 +224,9 @@ async def create(
         api_key_id=api_key_id,
         topic_id=valid.topic.id,
         topic_version=valid.topic.version,
+        content={
+            loc: localized_topic(rt, valid.topic, loc).model_dump(mode="json") for loc in LOCALES
+        },
         locale=locale,
         note=valid.note,
         risk_groups=list(dict.fromkeys(request.risk_groups)),
@@ -303,19 +306,17 @@ async def open_link(
             return OpenResult(Opened.TAKEN)
         if now > dispatch.expires_at:
             return OpenResult(Opened.EXPIRED)
-        topic = rt.content.advice.get(dispatch.topic_id)
-        version = topic.version if topic is not None else dispatch.topic_version
         # Only the first of two chats opening the same link at once gets it.
         claimed: Any = await session.exec(
             update(Dispatch)
             .where(Dispatch.id == dispatch.id, Dispatch.person_id.is_(None))  # type: ignore[union-attr,arg-type]
-            .values(person_id=person.id, opened_at=now, topic_version=version)
+            .values(person_id=person.id, opened_at=now)
         )
         if claimed.rowcount != 1:
             await session.rollback()
             return OpenResult(Opened.TAKEN)
-        if dispatch.checkin_hours and topic is not None:
-            await _schedule_checkin(rt, session, dispatch, topic, person, now)
+        if dispatch.checkin_hours:
+            await _schedule_checkin(rt, session, dispatch, person, now)
         await session.commit()
         await session.refresh(dispatch)
     log.info("dispatch %s opened", dispatch.id)
@@ -337,17 +338,19 @@ async def _schedule_checkin(
     rt: Runtime,
     session: Any,
     dispatch: Dispatch,
-    topic: AdviceTopic,
     person: Person,
     now: dt.datetime,
 ) -> None:
+    payload = _checkin_payload(rt, dispatch, as_locale(dispatch.locale))
+    if payload is None:
+        return
     due = checkin_due(dispatch, now)
     await outbox.enqueue(
         session,
         key=f"{CHECKIN_KEY}{dispatch.id}",
         chat_id=person.telegram_user_id,
         person_id=person.id,
-        payload=_checkin_payload(rt, dispatch, topic, as_locale(dispatch.locale)),
+        payload=payload,
         due_at=due,
         expires_at=due + dt.timedelta(hours=rt.settings.checkin_window_hours),
     )
@@ -360,10 +363,11 @@ async def _schedule_checkin(
 
 async def relocalize_checkin(rt: Runtime, dispatch: Dispatch, locale: Locale) -> None:
     """The caller switched language: a check-in still waiting is rewritten in the new one."""
-    topic = rt.content.advice.get(dispatch.topic_id)
-    if topic is None or dispatch.checkin_status != CheckinStatus.SCHEDULED:
+    if dispatch.checkin_status != CheckinStatus.SCHEDULED:
         return
-    payload = _checkin_payload(rt, dispatch, topic, locale)
+    payload = _checkin_payload(rt, dispatch, locale)
+    if payload is None:
+        return
     table: Any = OutboxMessage.__table__
     async with rt.sessions() as session:
         await session.exec(
@@ -377,15 +381,24 @@ async def relocalize_checkin(rt: Runtime, dispatch: Dispatch, locale: Locale) ->
         await session.commit()
 
 
-def _checkin_payload(
-    rt: Runtime, dispatch: Dispatch, topic: AdviceTopic, locale: Locale
-) -> dict[str, Any]:
+def _checkin_payload(rt: Runtime, dispatch: Dispatch, locale: Locale) -> dict[str, Any] | None:
+    topic = advice_for(rt, dispatch, locale)
+    if topic is None:
+        return None
     _ = rt.catalogs.gettext(locale)
     return {
-        "text": render.checkin_question(localized_topic(rt, topic, locale), _),
+        "text": render.checkin_question(topic, _),
         "parse_mode": "HTML",
         "reply_markup": render.inline_keyboard(render.checkin_buttons(_, dispatch.id)),
     }
+
+
+def advice_for(rt: Runtime, dispatch: Dispatch, locale: Locale) -> AdviceTopic | None:
+    """The advice exactly as the dispatch was made; None if neither it nor the topic exists."""
+    if dispatch.content and locale in dispatch.content:
+        return AdviceTopic.model_validate(dispatch.content[locale])
+    topic = rt.content.advice.get(dispatch.topic_id)  # made before snapshots were kept
+    return localized_topic(rt, topic, locale) if topic is not None else None
 
 
 def localized_topic(rt: Runtime, topic: AdviceTopic, locale: Locale) -> AdviceTopic:
@@ -511,7 +524,7 @@ async def recontacts(
 
 
 def recontact_json(dispatch: Dispatch, rt: Runtime) -> dict[str, Any]:
-    topic = rt.content.advice.get(dispatch.topic_id)
+    topic = advice_for(rt, dispatch, "nb")
     return {
         "id": dispatch.id,
         "topic": dispatch.topic_id,
