@@ -1,21 +1,54 @@
 """``python -m bot content check``: everything an admin must fix before people see it.
 
-Schema errors come from the loader; this module adds the catalog rules (every string of approved
-content, and every UI string, translated and not fuzzy). Findings carry file:line.
+Schema errors come from the loader; this module adds the rules that need the catalogs or the
+rendered text. Every finding carries file:line, the field and one plain sentence:
+
+- translations: every string of approved content, and every UI string, translated and not fuzzy
+  (a draft topic's missing translations are warnings);
+- placeholders (``{hours}``, ``%(name)s``, ``%s``) the same in the source and in each
+  translation, for content strings and UI strings;
+- worsening signs concrete enough to act on (a warning, see ``is_concrete``);
+- the advice, with the longest tailoring a nurse can choose, fits one Telegram message in both
+  languages;
+- the SMS that carries the link fits one GSM-7 segment in both languages;
+- readability: the LIX of each advice section at most ``lix_limit`` (a warning, see ``lix``).
+
+The catalogs are read from the ``.po`` files, so the check works before they are compiled.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from babel.messages.catalog import Catalog
+from babel.messages.catalog import Catalog, Message
 from babel.messages.pofile import read_po
 
-from bot.content.loader import ContentBundle, ContentError, ContentErrors, load_content, msgctxt
-from bot.content.schema import translatable_strings
-from bot.i18n import LANGUAGE_NAMES
+from bot.content.loader import (
+    ContentBundle,
+    ContentError,
+    ContentErrors,
+    SourceFile,
+    load_content,
+    localize,
+    msgctxt,
+)
+from bot.content.schema import AdviceTopic, translatable_strings
+from bot.content.schema import Path as FieldPath
+from bot.i18n import LANGUAGE_NAMES, LOCALES, Locale
+
+DEFAULT_LIX_LIMIT = 40.0
+NOTE_MAX = 500  # the longest note a nurse may add (bot/services/dispatches.py)
+LINK_HOURS = 72  # the default lifetime of an advice link (LINK_TTL_HOURS)
+# The longest link the SMS can carry: a 32-character bot username (Telegram's maximum) and the
+# "a_" payload with a 23-character token (bot/privacy.py: 17 random bytes).
+LONGEST_LINK = "https://t.me/" + "B" * 32 + "?start=a_" + "t" * 23
+SMS_SEPTETS = 160  # one GSM-7 SMS segment
 
 
 @dataclass
@@ -58,7 +91,9 @@ class Report:
         }
 
 
-def check_content(content_dir: Path, locales_dir: Path) -> Report:
+def check_content(
+    content_dir: Path, locales_dir: Path, *, lix_limit: float = DEFAULT_LIX_LIMIT
+) -> Report:
     report = Report()
     try:
         bundle = load_content(content_dir)
@@ -67,45 +102,109 @@ def check_content(content_dir: Path, locales_dir: Path) -> Report:
         report.files = len({e.file for e in exc.errors})
         return report
     report.files = len(bundle.sources)
-    report.findings.extend(_content_translations(bundle, locales_dir))
-    report.findings.extend(_ui_translations(locales_dir))
+    po = _PoFiles(locales_dir)
+    report.findings.extend(_content_translations(bundle, po))
+    report.findings.extend(_ui_translations(po))
+    report.findings.extend(_content_placeholders(bundle, po))
+    report.findings.extend(_ui_placeholders(po))
+    report.findings.extend(_worsening_signs(bundle))
+    report.findings.extend(_advice_length(bundle, po))
+    report.findings.extend(_sms_length(po))
+    report.findings.extend(_readability(bundle, po, lix_limit))
     return report
 
 
-def _read_catalog(path: Path, locale: str) -> Catalog | None:
-    if not path.exists():
-        return None
-    with path.open("rb") as fp:
-        return read_po(fp, locale=locale)
+# --- reading the .po files -----------------------------------------------------------------
 
 
-def _content_translations(bundle: ContentBundle, locales_dir: Path) -> list[ContentError]:
+class _PoFiles:
+    """The source catalogs (``.po``), read once; ``None`` for a file that does not exist."""
+
+    def __init__(self, locales_dir: Path) -> None:
+        self.locales_dir = locales_dir
+        self.content_nn = self._read("nn", "content")
+        self.messages: dict[Locale, Catalog | None] = {
+            locale: self._read(locale, "messages") for locale in LOCALES
+        }
+
+    def path(self, locale: str, domain: str) -> Path:
+        return self.locales_dir / locale / "LC_MESSAGES" / f"{domain}.po"
+
+    def display(self, locale: str, domain: str) -> str:
+        """The file as shown to admins: relative to the folder that holds ``locales/``."""
+        path = self.path(locale, domain)
+        try:
+            return str(path.relative_to(self.locales_dir.parent))
+        except ValueError:
+            return str(path)
+
+    def _read(self, locale: str, domain: str) -> Catalog | None:
+        path = self.path(locale, domain)
+        if not path.exists():
+            return None
+        with path.open("rb") as fp:
+            return read_po(fp, locale=locale, domain=domain)
+
+    def gettext(self, locale: Locale) -> Callable[[str], str]:
+        """UI texts as the bot shows them: the translation, else the English msgid. Drafts and
+        translations with the wrong placeholders are left out (they are reported on their own)."""
+        table: dict[str, str] = {}
+        for message in self.messages[locale] or ():
+            if _usable(message):
+                table[message.id] = message.string
+        return lambda text: table.get(text, text)
+
+    def content_lookup(self, locale: Locale) -> Callable[[str, str], str | None]:
+        """Content texts as the bot would show them (for ``localize``); Bokmål is the source."""
+        table: dict[tuple[str | None, str], str] = {}
+        if locale == "nn":
+            for message in self.content_nn or ():
+                if _usable(message):
+                    table[(message.context, message.id)] = message.string
+        return lambda context, text: table.get((context, text))
+
+
+def _usable(message: Message) -> bool:
+    return (
+        isinstance(message.id, str)
+        and bool(message.id)
+        and isinstance(message.string, str)
+        and bool(message.string.strip())
+        and not message.fuzzy
+        and placeholders(message.id) == placeholders(message.string)
+    )
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 50 else text[:47] + "…"
+
+
+# --- 1. translations -----------------------------------------------------------------------
+
+
+def _content_translations(bundle: ContentBundle, po: _PoFiles) -> list[ContentError]:
     findings: list[ContentError] = []
-    po_path = locales_dir / "nn" / "LC_MESSAGES" / "content.po"
-    catalog = _read_catalog(po_path, "nn")
+    catalog = po.content_nn
+    po_display = po.display("nn", "content")
     if catalog is None:
         return [
             ContentError(
-                _rel(po_path), 1, "", "the Nynorsk content catalog is missing; run: make catalogs"
+                po_display, 1, "", "the Nynorsk content catalog is missing; run: make catalogs"
             )
         ]
-    items: list[tuple[str, Any]] = [("advice", t) for t in bundle.advice.values()]
-    items += [("reflection", p) for p in bundle.programmes.values()]
-    for kind, model in items:
-        source = bundle.source(kind, model.id)
+    for kind, model, source in _items(bundle):
         severity = "error" if model.status == "approved" else "warning"
         for ref in translatable_strings(model):
             message = catalog.get(ref.text, context=msgctxt(kind, model.id, ref.key))
             line = source.line_of(ref.path)
-            field_name = ref.key
             if message is None or not message.string:
                 findings.append(
                     ContentError(
                         source.display,
                         line,
-                        field_name,
+                        ref.key,
                         "has no Nynorsk translation; run `make catalogs` and translate it in "
-                        f"{_rel(po_path)}",
+                        f"{po_display}",
                         severity,
                     )
                 )
@@ -114,31 +213,37 @@ def _content_translations(bundle: ContentBundle, locales_dir: Path) -> list[Cont
                     ContentError(
                         source.display,
                         line,
-                        field_name,
+                        ref.key,
                         "the Nynorsk translation is only a draft (marked fuzzy) and is not shown "
-                        f"to anyone until a person approves it in {_rel(po_path)}",
+                        f"to anyone until a person approves it in {po_display}",
                         severity,
                     )
                 )
     return findings
 
 
-def _ui_translations(locales_dir: Path) -> list[ContentError]:
+def _items(bundle: ContentBundle) -> Iterator[tuple[str, Any, SourceFile]]:
+    for topic in bundle.advice.values():
+        yield "advice", topic, bundle.source("advice", topic.id)
+    for programme in bundle.programmes.values():
+        yield "reflection", programme, bundle.source("reflection", programme.id)
+
+
+def _ui_translations(po: _PoFiles) -> list[ContentError]:
     findings: list[ContentError] = []
-    for locale in ("nb", "nn"):
-        po_path = locales_dir / locale / "LC_MESSAGES" / "messages.po"
-        catalog = _read_catalog(po_path, locale)
+    for locale in LOCALES:
+        catalog = po.messages[locale]
+        display = po.display(locale, "messages")
         if catalog is None:
             findings.append(
-                ContentError(_rel(po_path), 1, "", "the catalog for the bot's own texts is missing")
+                ContentError(display, 1, "", "the catalog for the bot's own texts is missing")
             )
             continue
         for message in catalog:
             if not message.id:
                 continue
-            line = message.lineno or 1
             text = message.id if isinstance(message.id, str) else message.id[0]
-            short = text if len(text) <= 50 else text[:47] + "…"
+            short = _short(text)
             if not message.string or (
                 isinstance(message.string, tuple) and not all(message.string)
             ):
@@ -150,12 +255,393 @@ def _ui_translations(locales_dir: Path) -> list[ContentError]:
                 )
             else:
                 continue
-            findings.append(ContentError(_rel(po_path), line, "", problem))
+            findings.append(ContentError(display, message.lineno or 1, "", problem))
     return findings
 
 
-def _rel(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+# --- 2. placeholders -----------------------------------------------------------------------
+
+_BRACE = re.compile(r"\{([^{}]*)\}")
+_PERCENT = re.compile(r"%(?:\((\w+)\))?[#0+-]*\d*(?:\.\d+)?[sdifrxXeEgGc]")
+
+
+def placeholders(text: str) -> Counter[str]:
+    """The placeholders a text is formatted with: ``{name}`` (format spec and conversion left
+    out), ``%(name)s`` and positional ``%s``. Named ones count once however often they appear;
+    positional ``%s`` are counted, because their number must match."""
+    found: Counter[str] = Counter()
+    for match in _BRACE.finditer(text.replace("{{", "").replace("}}", "")):
+        name = re.split(r"[!:]", match.group(1), maxsplit=1)[0]
+        found["{" + name + "}"] = 1
+    for match in _PERCENT.finditer(text.replace("%%", "")):
+        if match.group(1):
+            found[f"%({match.group(1)})s"] = 1
+        else:
+            found["%s"] += 1
+    return found
+
+
+def _placeholder_problems(source: str, translation: str) -> Iterator[tuple[str, str]]:
+    """("extra" | "missing", placeholder) for each difference."""
+    want, have = placeholders(source), placeholders(translation)
+    for name in sorted(have - want):
+        yield "extra", name
+    for name in sorted(want - have):
+        yield "missing", name
+
+
+def _content_placeholders(bundle: ContentBundle, po: _PoFiles) -> list[ContentError]:
+    """Nynorsk content translations that would be shown (non-fuzzy) against their Bokmål text."""
+    findings: list[ContentError] = []
+    if po.content_nn is None:
+        return findings
+    for kind, model, source in _items(bundle):
+        for ref in translatable_strings(model):
+            message = po.content_nn.get(ref.text, context=msgctxt(kind, model.id, ref.key))
+            if message is None or not isinstance(message.string, str) or message.fuzzy:
+                continue
+            for problem, name in _placeholder_problems(ref.text, message.string):
+                if problem == "extra":
+                    text = (
+                        f"the Nynorsk translation of {ref.key} has placeholder {name} that the "
+                        "Bokmål text does not have; remove it or add it to both"
+                    )
+                else:
+                    text = (
+                        f"the Nynorsk translation of {ref.key} lacks placeholder {name} that the "
+                        "Bokmål text has; copy it into the translation exactly as written"
+                    )
+                findings.append(
+                    ContentError(source.display, source.line_of(ref.path), ref.key, text)
+                )
+    return findings
+
+
+def _ui_placeholders(po: _PoFiles) -> list[ContentError]:
+    """Each UI translation (msgstr) against its English msgid, in both catalogs."""
+    findings: list[ContentError] = []
+    for locale in LOCALES:
+        catalog = po.messages[locale]
+        display = po.display(locale, "messages")
+        language = LANGUAGE_NAMES[locale]
+        for message in catalog or ():
+            if not message.id or not message.string or message.fuzzy:
+                continue
+            ids = (message.id,) if isinstance(message.id, str) else tuple(message.id)
+            strings = (
+                (message.string,) if isinstance(message.string, str) else tuple(message.string)
+            )
+            short = _short(ids[0])
+            for translation in strings:
+                for problem, name in _placeholder_problems(ids[-1], translation):
+                    if problem == "extra":
+                        text = (
+                            f"the {language} translation of “{short}” has placeholder {name} that "
+                            "the English text does not have; the bot cannot fill it in"
+                        )
+                    else:
+                        text = (
+                            f"the {language} translation of “{short}” lacks placeholder {name}; "
+                            "copy it from the English text exactly as written"
+                        )
+                    findings.append(ContentError(display, message.lineno or 1, "", text))
+    return findings
+
+
+# --- 3. concrete worsening signs -----------------------------------------------------------
+
+# A sign is concrete when it holds a number, a unit or time word, or something the caller can
+# observe. Words match at the start of a word, so "pust" also finds "puster" and "pusten".
+UNIT_WORDS = (
+    "°c",
+    "grader",
+    "time",  # time, timer, timene
+    "døgn",
+    "dag",  # dag, dager, dagen
+    "natt",
+    "minutt",
+    "sekund",
+    "uke",
+    "veke",
+    "gang",  # gang, ganger, gangen
+    "liter",
+    "dl",
+    "ml",
+    "kg",
+    "halvparten",
+)
+OBSERVABLE_WORDS = (
+    "pust",
+    "blod",
+    "farge",
+    "blå",
+    "grå",
+    "blek",
+    "gul",
+    "prikker",
+    "flekk",
+    "utslett",
+    "kramper",
+    "rykker",
+    "våk",  # våkne, våken
+    "vekke",
+    "tiss",  # tisse, tisset
+    "urin",
+    "bleie",
+    "drikk",  # drikke, drikker
+    "drukket",
+    "oppkast",
+    "kaster opp",
+    "bevisst",
+    "besvim",
+    "forvirr",
+    "stiv",
+    "setning",
+    "snakke",
+    "tårer",
+    "tørr",
+    "grønt",
+    "kald",
+    "nummen",
+    "lam",
+    "pupill",
+    "hard som",
+    "stikker",
+    "høyre side",
+    "væske",
+    "huden",
+    "lent fram",
+    "hoven",
+    "hevelse",
+    "svelg",
+    "sikl",
+    "avføring",
+    "svart",
+)
+VAGUE_PHRASES = (
+    "føler deg dårlig",
+    "ikke bra",
+    "blir verre",
+    "verre",
+    "dårligere",
+    "bekymret",
+    "forverring",
+)
+_CONCRETE = re.compile(
+    r"\d|" + "|".join(r"(?<!\w)" + re.escape(w) for w in UNIT_WORDS + OBSERVABLE_WORDS),
+    re.IGNORECASE,
+)
+
+
+def is_concrete(sign: str) -> bool:
+    """Whether a worsening sign says something the caller can see, count or measure.
+
+    Simple on purpose: the sign holds a digit, or a word starting with one of ``UNIT_WORDS``
+    (timer, døgn, dager, minutter, °C, grader, ganger, liter, dl, …) or ``OBSERVABLE_WORDS``
+    (pust, blod, farge, prikker, kramper, våkne, tisse, drikke, oppkast, bevisst, …). Signs such
+    as "Du blir verre" or "Du føler deg dårlig" hold none of these.
+    """
+    return _CONCRETE.search(sign) is not None
+
+
+def _worsening_signs(bundle: ContentBundle) -> list[ContentError]:
+    findings: list[ContentError] = []
+    for topic in bundle.advice.values():
+        source = bundle.source("advice", topic.id)
+        for index, sign in enumerate(topic.worsening_signs):
+            if is_concrete(sign.sign):
+                continue
+            lower = sign.sign.lower()
+            vague = next((p for p in VAGUE_PHRASES if p in lower), None)
+            because = f" (“{vague}” can mean anything)" if vague else ""
+            findings.append(
+                ContentError(
+                    source.display,
+                    source.line_of(("worsening_signs", index, "sign")),
+                    f"worsening_signs[{index}].sign",
+                    f"worsening sign “{_short(sign.sign)}” is not concrete{because}: say what the "
+                    "caller can see, count or measure (a number, a time, a colour)",
+                    "warning",
+                )
+            )
+    return findings
+
+
+# --- 4. one Telegram message ---------------------------------------------------------------
+
+
+def longest_advice(topic: AdviceTopic, _: Callable[[str], str], locale: Locale) -> str:
+    """The advice as one message with the longest tailoring a nurse can choose: a full note,
+    every risk group and the longest check-in time."""
+    from bot.render import advice_sections
+
+    sections = advice_sections(
+        topic,
+        _,
+        note="n" * NOTE_MAX,
+        risk_groups=[group.id for group in topic.tailoring.risk_groups],
+        checkin_when=_longest_when(_, locale),
+    )
+    return "\n\n".join(sections)
+
+
+def _longest_when(_: Callable[[str], str], locale: Locale) -> str:
+    from bot.render import when_text
+
+    now = dt.datetime(2025, 1, 1, 12, 0, tzinfo=dt.UTC)
+    times = (now + dt.timedelta(days=days) for days in range(366))
+    return max((when_text(_, when, now, locale, dt.UTC) for when in times), key=len)
+
+
+def _advice_length(bundle: ContentBundle, po: _PoFiles) -> list[ContentError]:
+    from bot.render import TELEGRAM_LIMIT
+
+    findings: list[ContentError] = []
+    for locale in LOCALES:
+        _ = po.gettext(locale)
+        lookup = po.content_lookup(locale)
+        for topic in bundle.advice.values():
+            source = bundle.source("advice", topic.id)
+            try:
+                text = longest_advice(localize(topic, "advice", lookup), _, locale)
+            except (KeyError, IndexError, ValueError) as exc:
+                findings.append(
+                    ContentError(
+                        source.display,
+                        source.line_of(("title",)),
+                        "title",
+                        f"the advice cannot be put together in {LANGUAGE_NAMES[locale]} "
+                        f"({type(exc).__name__}: {exc}); check the placeholders in the catalogs",
+                    )
+                )
+                continue
+            if len(text) > TELEGRAM_LIMIT:
+                findings.append(
+                    ContentError(
+                        source.display,
+                        source.line_of(("title",)),
+                        "title",
+                        f"the advice “{_short(topic.title)}” is {len(text)} characters in "
+                        f"{LANGUAGE_NAMES[locale]} with the longest tailoring (a "
+                        f"{NOTE_MAX}-character note, every risk group, a check-in time); "
+                        f"Telegram shows at most {TELEGRAM_LIMIT} in one message — shorten it",
+                    )
+                )
+    return findings
+
+
+# --- 5. the link SMS -----------------------------------------------------------------------
+
+
+def _sms_length(po: _PoFiles) -> list[ContentError]:
+    from bot.render import sms_text
+    from bot.sms import gsm7_septets, is_gsm7
+
+    findings: list[ContentError] = []
+    for locale in LOCALES:
+        used: list[str] = []
+        recording = _recording(po.gettext(locale), used)
+        sms = sms_text(recording, LONGEST_LINK, LINK_HOURS)
+        catalog = po.messages[locale]
+        message = catalog.get(used[0]) if catalog is not None and used else None
+        line = (message.lineno if message is not None else None) or 1
+        display = po.display(locale, "messages")
+        language = LANGUAGE_NAMES[locale]
+        if not is_gsm7(sms):
+            odd = "".join(sorted({c for c in sms if not is_gsm7(c)}))
+            findings.append(
+                ContentError(
+                    display,
+                    line,
+                    "",
+                    f"the {language} link SMS has characters an ordinary SMS cannot carry "
+                    f"({odd}); it would be split into several SMS — use other characters",
+                )
+            )
+        elif (septets := gsm7_septets(sms)) > SMS_SEPTETS:
+            findings.append(
+                ContentError(
+                    display,
+                    line,
+                    "",
+                    f"the {language} link SMS is {septets} characters with the longest link; one "
+                    f"SMS holds at most {SMS_SEPTETS} — shorten the translation",
+                )
+            )
+    return findings
+
+
+def _recording(gettext: Callable[[str], str], used: list[str]) -> Callable[[str], str]:
+    """``gettext`` that also notes each msgid it was asked for (to find its line)."""
+
+    def recording(text: str) -> str:
+        used.append(text)
+        return gettext(text)
+
+    return recording
+
+
+# --- 6. readability ------------------------------------------------------------------------
+
+_WORD = re.compile(r"[^\W\d_]+")
+_SENTENCE_END = re.compile(r"[.!?:]+(?=\s|$)")
+
+
+def lix(text: str) -> float:
+    """LIX, the Scandinavian readability index: words per sentence + the percentage of long words
+    (more than 6 letters). 20–30 is easy, 40 is plain newspaper prose, 50+ is hard.
+
+    Words are runs of letters (æøå included, digits not). Sentences end at . ! ? or : followed by
+    a space or the end (words after the last one are a sentence too); each line is a list item
+    and counts as at least one sentence.
+    """
+    words = _WORD.findall(text)
+    if not words:
+        return 0.0
+    sentences = sum(
+        max(1, sum(1 for part in _SENTENCE_END.split(line) if _WORD.search(part)))
+        for line in text.splitlines()
+    )
+    long_words = sum(1 for word in words if len(word) > 6)
+    return len(words) / sentences + 100 * long_words / len(words)
+
+
+def advice_sections_for_lix(topic: AdviceTopic) -> Iterator[tuple[str, FieldPath, str, str]]:
+    """(field, path in the file, name for admins, text) of each section a caller reads; a list
+    becomes one text with an item a line."""
+    yield "summary", ("summary",), "the summary", topic.summary
+    yield "self_care", ("self_care",), "the self-care list", "\n".join(topic.self_care)
+    yield "normal", ("normal",), "the list of what is normal", "\n".join(topic.normal)
+    signs = "\n".join(s.sign for s in topic.worsening_signs)
+    yield "worsening_signs", ("worsening_signs",), "the list of worsening signs", signs
+    for index, group in enumerate(topic.tailoring.risk_groups):
+        yield (
+            f"tailoring.risk_groups[{group.id}].advice",
+            ("tailoring", "risk_groups", index, "advice"),
+            f"the advice for “{group.label}”",
+            group.advice,
+        )
+
+
+def _readability(bundle: ContentBundle, po: _PoFiles, limit: float) -> list[ContentError]:
+    findings: list[ContentError] = []
+    for topic in bundle.advice.values():
+        source = bundle.source("advice", topic.id)
+        for locale in LOCALES:
+            localised = localize(topic, "advice", po.content_lookup(locale))
+            for key, path, name, text in advice_sections_for_lix(localised):
+                score = lix(text)
+                if score > limit:
+                    # Whole numbers, unless rounding would make it look within the limit.
+                    shown = f"{score:.0f}" if round(score) > limit else f"{score:.1f}"
+                    findings.append(
+                        ContentError(
+                            source.display,
+                            source.line_of(path),
+                            key,
+                            f"{name} has LIX {shown} in {LANGUAGE_NAMES[locale]} (limit "
+                            f"{limit:g}): use shorter sentences and shorter words",
+                            "warning",
+                        )
+                    )
+    return findings
