@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYBABEL := $(BIN)/pybabel
 DOMAINS := messages content
 
-.PHONY: install run test chat catalogs compile check lint typecheck bench clean help
+.PHONY: install run test chat catalogs compile check lint typecheck bench clean help system-deps
 
 help:
 	@sed -n '1,4p' Makefile
@@ -35,7 +35,27 @@ run: install
 chat: $(STAMP)
 	$(BIN)/python -m bot chat
 
-test: install lint
+# Apertium's Bokmål→Nynorsk pair, for `python -m bot content translate` and its tests: installed
+# from Debian when missing and we may (root, or sudo without a password); skipped otherwise.
+APT_PACKAGES := apertium apertium-nno-nob
+
+system-deps:
+	@if command -v apertium >/dev/null 2>&1 && apertium -l 2>/dev/null | grep -qw 'nob-nno'; then \
+		:; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "system-deps: skipped, no apt-get here; install Apertium with the nob-nno pair yourself"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "system-deps: installing $(APT_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		echo "system-deps: installing $(APT_PACKAGES)"; \
+		sudo -n apt-get update -qq && \
+		sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
+	else \
+		echo "system-deps: skipped, not root and no password-less sudo (sudo apt-get install $(APT_PACKAGES))"; \
+	fi
+
+test: system-deps install lint
 	$(BIN)/python -m bot content check
 	$(BIN)/python -m pytest
 
@@ -61,8 +81,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy bot handlers
 
+# The four benchmarks at full size (~15 min; not run by CI). Quick run: make bench BENCH_ARGS=--small
+BENCHES := bench/bench_fanout.py bench/bench_deeplink.py bench/bench_tick.py bench/bench_startup.py
 bench: install
-	@for b in bench/bench_*.py; do [ -e "$$b" ] || continue; echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in $(BENCHES); do echo "== $$b"; $(BIN)/python $$b $(BENCH_ARGS) || exit 1; done
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache locales/*/LC_MESSAGES/*.mo

@@ -134,20 +134,34 @@ def content() -> None:
 
 @content.command("check")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-def content_check(fmt: str) -> None:
+@click.option(
+    "--lix-limit",
+    type=click.FloatRange(min=0, min_open=True, max=100),
+    default=None,
+    help="Warn about advice sections with a higher LIX (default: LIX_LIMIT, 40).",
+)
+def content_check(fmt: str, lix_limit: float | None) -> None:
     """Check every content file; print each problem with file:line.
 
-    Exits 1 when there are errors.
+    Checks the schema, the Nynorsk and UI translations and their placeholders, that worsening
+    signs are concrete, that the advice fits one Telegram message and the link SMS one SMS, and
+    the readability (LIX) of each advice section. Exits 1 when there are errors; warnings alone
+    exit 0.
 
     \b
     Example:
         python -m bot content check
         python -m bot content check --format json
+        python -m bot content check --lix-limit 45
     """
     from bot.content.check import check_content
 
     settings = _settings()
-    report = check_content(settings.content_dir, settings.locales_dir)
+    report = check_content(
+        settings.content_dir,
+        settings.locales_dir,
+        lix_limit=settings.lix_limit if lix_limit is None else lix_limit,
+    )
     if fmt == "json":
         click.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
     else:
@@ -198,6 +212,161 @@ def content_list(fmt: str) -> None:
         click.echo(section.replace("_", " ") + ":")
         for item in items:
             click.echo(f"  {item['id']:<28} {item['title']}")
+
+
+@content.command("translate")
+@click.option(
+    "--to", "to", type=click.Choice(["nn"]), required=True, help="The language to draft (nn)."
+)
+@click.option(
+    "--domain",
+    type=click.Choice(["content", "messages"]),
+    default="content",
+    show_default=True,
+    help="The catalog: the content, or the bot's own texts.",
+)
+@click.option("--dry-run", is_flag=True, help="Print the drafts; write nothing.")
+def content_translate(to: str, domain: str, dry_run: bool) -> None:
+    """Draft Nynorsk for the EMPTY entries of a catalog with Apertium (Bokmål to Nynorsk).
+
+    Every draft is marked fuzzy, so the bot never shows it until a person has read it and
+    removed the flag in a PO editor. Existing translations are never changed. Needs Apertium:
+    sudo apt-get install apertium apertium-nno-nob
+
+    \b
+    Example:
+        python -m bot content translate --to nn --dry-run
+        python -m bot content translate --to nn --domain messages
+    """
+    from pathlib import Path
+
+    from bot.content.translate import BATCH_SIZE, TranslateError, draft_catalog
+
+    settings = _settings()
+    bar: Any = None
+
+    def start(total: int) -> None:
+        nonlocal bar
+        if total > BATCH_SIZE:  # more than one Apertium run: show how far it is
+            bar = click.progressbar(
+                length=total, label="Translating with Apertium", file=sys.stderr
+            )
+            bar.__enter__()
+
+    def advance(done: int) -> None:
+        if bar is not None:
+            bar.update(done)
+
+    try:
+        report = draft_catalog(
+            settings.locales_dir,
+            domain,
+            locale=to,
+            dry_run=dry_run,
+            on_start=start,
+            progress=advance,
+        )
+    except TranslateError as exc:
+        _fail(str(exc), 1)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    try:
+        where = str(report.po_path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        where = str(report.po_path)
+    if dry_run:
+        for draft in report.drafts:
+            click.echo(f"{draft.context or draft.msgid}\n  nb: {draft.source}\n  nn: {draft.draft}")
+    for label in report.failed:
+        click.echo(f"Left empty, Apertium did not keep its placeholders: {label}", err=True)
+    for label in report.no_source:
+        click.echo(f"Left empty, no Bokmål text to translate from: {label}", err=True)
+    count = len(report.drafts)
+    drafts = f"{count} draft{'s' * (count != 1)}"
+    if not report.empty:
+        click.echo(f"No empty entries in {where}: nothing to translate.")
+    elif dry_run:
+        click.echo(f"{drafts} would be written to {where}; nothing was written (--dry-run).")
+    else:
+        click.echo(
+            f"{drafts} written to {where}, marked fuzzy: review them in a PO editor and "
+            "remove the fuzzy flag"
+        )
+
+
+@content.command("preview")
+@click.argument("topic", required=False)
+@click.option("--locale", type=click.Choice(["nb", "nn"]), default="nb", show_default=True)
+@click.option("--note", default=None, help="The nurse's note to the caller.")
+@click.option("--risk", "risk", multiple=True, help="A risk group of the topic; repeatable.")
+@click.option("--checkin-hours", type=int, default=None, help="A check-in after N hours.")
+@click.option("--programme", default=None, help="Preview a reflection programme's questions.")
+@click.option("--role", default=None, help="The leader role whose questions to show.")
+def content_preview(
+    topic: str | None,
+    locale: str,
+    note: str | None,
+    risk: tuple[str, ...],
+    checkin_hours: int | None,
+    programme: str | None,
+    role: str | None,
+) -> None:
+    """Print what a caller reads for TOPIC, or the weekly questions a leader role gets.
+
+    The advice comes out as the bot renders it (as plain text), with its buttons and the SMS
+    that carries the link. Text with no translation yet (or only a fuzzy draft) shows in Bokmål,
+    as in the bot; `content check` lists those.
+
+    \b
+    Example:
+        python -m bot content preview fever-child --locale nn \\
+            --note "Ring igjen i kveld." --risk infant-under-3-months --checkin-hours 6
+        python -m bot content preview --programme systemperspektiv --role unit-leader --locale nn
+    """
+    from bot.content import preview
+    from bot.i18n import CatalogError, Catalogs, as_locale
+
+    if topic is None and programme is None and role is None:
+        raise click.UsageError("Give a TOPIC, or --programme and --role.")
+    if topic is not None and (programme is not None or role is not None):
+        raise click.UsageError("Give either a TOPIC or --programme/--role, not both.")
+    if topic is None and (note is not None or risk or checkin_hours is not None):
+        raise click.UsageError("--note, --risk and --checkin-hours go with a TOPIC.")
+    settings = _settings()
+    try:
+        bundle = load_content(settings.content_dir)
+        catalogs = Catalogs(settings.locales_dir)
+    except ContentErrors as exc:
+        _fail(f"The content has errors; run `python -m bot content check`.\n{exc}", 1)
+    except CatalogError as exc:
+        _fail(str(exc), 1)
+    loc = as_locale(locale)
+    try:
+        if topic is not None:
+            from bot.localapi import DEFAULT_USERNAME
+
+            text = preview.advice_preview(
+                bundle,
+                catalogs,
+                topic,
+                loc,
+                note=note,
+                risk_groups=risk,
+                checkin_hours=checkin_hours,
+                bot_username=settings.bot_username or DEFAULT_USERNAME,
+                link_hours=settings.link_ttl_hours,
+                zone=settings.zone,
+            )
+            model: Any = bundle.advice[topic]
+        else:
+            text = preview.programme_preview(bundle, catalogs, programme, role, loc)
+            model, _role = preview.find_role(bundle, programme, role)
+    except preview.PreviewError as exc:
+        _fail(str(exc), 1)
+    click.echo(text)
+    if model.status != "approved":
+        click.echo(f"Note: '{model.id}' is a draft awaiting clinical approval.", err=True)
 
 
 # --- chat and the local Bot API -------------------------------------------------------------

@@ -11,9 +11,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot.i18n import Locale, as_locale, guess_locale
@@ -77,6 +77,25 @@ async def reply(
         link_preview_options=None,
         **kwargs,
     )
+
+
+async def edit_or_reply(
+    update: Update, text: str, markup: InlineKeyboardMarkup | None = None
+) -> None:
+    """Replace the text of the message whose button was pressed, as HTML.
+
+    Nothing more if it says that already (a second tap); a new message if it cannot be edited
+    (deleted, or not a message the bot can reach).
+    """
+    query = update.callback_query
+    if query is not None and isinstance(query.message, Message):
+        try:
+            await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
+            return
+        except BadRequest as error:
+            if "not modified" in error.message.lower():
+                return
+    await reply(update, text, markup)
 
 
 def answered_after(handler: Any) -> Any:

@@ -16,7 +16,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Mess
 from bot.i18n import LANGUAGE_NAMES, LOCALES, Catalogs, Locale, as_locale, guess_locale
 from bot.runtime import runtime
 from bot.services.people import choose_locale, delete_person
-from handlers.base import Context, Turn, answered_after, begin, keyboard, reply
+from handlers.base import Context, Turn, answered_after, begin, edit_or_reply, keyboard, reply
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +33,20 @@ EMERGENCY_LINE = _(
 )
 
 
-def commands(catalogs: Catalogs, locale: Locale, *, leader: bool = False) -> list[BotCommand]:
-    """The command menu with descriptions in one language; leaders get their own commands."""
+def commands(
+    catalogs: Catalogs, locale: Locale, *, leader: bool = False, admin: bool = False
+) -> list[BotCommand]:
+    """The command menu in one language; leaders and admins get their own commands first."""
     _ = catalogs.gettext(locale)
     menu = []
-    if leader:
+    if admin:
         menu = [
+            BotCommand("status", _("Bot status: versions, outbox, counters")),
+            BotCommand("stats", _("Chart: leaders' response rate and dispatches")),
+            BotCommand("reload", _("Reload content and translations")),
+        ]
+    if leader:
+        menu += [
             BotCommand("settings", _("Day, time and language for your weekly question")),
             BotCommand("answers", _("Read your own answers")),
             BotCommand("pause", _("Pause the weekly questions")),
@@ -59,7 +67,12 @@ async def set_chat_menu(context: Context, turn: Turn, locale: Locale, *, leader:
     """This person's command menu, in their language (leaders see their own commands)."""
     try:
         await context.bot.set_my_commands(
-            commands(turn.rt.catalogs, locale, leader=leader),
+            commands(
+                turn.rt.catalogs,
+                locale,
+                leader=leader,
+                admin=turn.person.telegram_user_id in turn.rt.settings.admin_user_ids,
+            ),
             scope=BotCommandScopeChat(turn.person.telegram_user_id),
         )
     except TelegramError:  # the menu is a convenience; nothing depends on it
@@ -170,8 +183,9 @@ async def language_chosen(update: Update, context: Context) -> None:
     rt = turn.rt
     await choose_locale(rt.sessions, turn.person.telegram_user_id, chosen)
     _ = rt.catalogs.gettext(chosen)
-    await query.edit_message_text(
-        _("From now on I will write {language}.").format(language=LANGUAGE_NAMES[chosen].lower())
+    await edit_or_reply(
+        update,
+        _("From now on I will write {language}.").format(language=LANGUAGE_NAMES[chosen].lower()),
     )
     from bot.services.leaders import leader_of
 
@@ -248,14 +262,15 @@ async def privacy_delete(update: Update, context: Context) -> None:
     if query.data == "privacy:delete:yes":
         await delete_person(turn.rt.sessions, turn.person.telegram_user_id)
         log.info("a person deleted their data")
-        await query.edit_message_text(
+        await edit_or_reply(
+            update,
             _(
                 "Done. Everything we stored about you is deleted. If you write again, you start "
                 "afresh."
-            )
+            ),
         )
         return
-    await query.edit_message_text(_("Nothing was deleted."))
+    await edit_or_reply(update, _("Nothing was deleted."))
 
 
 async def unknown(update: Update, context: Context) -> None:
@@ -277,8 +292,11 @@ async def unknown(update: Update, context: Context) -> None:
 async def stale_button(update: Update, context: Context) -> None:
     """A button from an old message this version does not know: say so instead of spinning."""
     query = update.callback_query
+    if query is None:
+        return
     turn = await begin(update, context)
-    if query is None or turn is None:
+    if turn is None:  # not a private chat (a group, an inline message): stop the spinner only
+        await query.answer()
         return
     await query.answer(turn.gettext("This button no longer works. Write /help to start again."))
 
