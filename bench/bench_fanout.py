@@ -1,0 +1,346 @@
+"""Fan-out: many leaders due at once, sent through the real tick and the real outbox sender.
+
+``python bench/bench_fanout.py [--small]``
+
+1. Outbox: N leaders (Organisation, Person, Leader rows) with ``next_due_at`` in the past; the
+   real ``weekly.send_due_prompts`` writes the prompts and outbox rows, and the real
+   ``OutboxSender`` (the settings' limits: 30 msg/s overall, 1 msg/s per chat) sends them to the
+   local Bot API, which enforces 30 msg/s overall and 1 msg/s per chat with 429 answers.
+2. For comparison, the same N messages (the same chats and payloads) through a PTB ``ExtBot``
+   with ``AIORateLimiter()`` (its defaults) alone, fired with ``asyncio.gather``, against a
+   fresh local Bot API with the same limits.
+
+Figures: achieved rate as a ratio of 30/s (target ≥ 0.9), 429 answers (target 0), duplicate
+deliveries (``repeated_count``) and losses (target 0). N = 5,000 (``--small``: 600).
+
+Diagnosis only (not the product's configuration): ``--spaced R`` replaces the sender's overall
+limiter by one that spaces sends 1/R s apart with no burst; ``--outbox-only`` skips step 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import sys
+import tempfile
+import time
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+from common import Machine, bench_settings, is_small, migrate_db, out, quiet_logs, verdict
+
+TARGET_RATE = 30.0
+CHAT_BASE = 900_000_000
+
+
+async def seed_leaders(rt: Any, n: int) -> list[int]:
+    """N active leaders due two minutes ago, one chat each; returns the chat ids."""
+    from sqlalchemy import insert
+
+    from bot.models import Leader, LeaderStatus, Organisation, Person
+
+    pairs = [
+        (programme.id, role.id)
+        for programme in rt.content.programmes.values()
+        for role in programme.roles
+        if programme.questions_for(role.id)
+    ]
+    now = dt.datetime.now(dt.UTC)
+    due = (now - dt.timedelta(minutes=2)).replace(second=0, microsecond=0)
+    local = due.astimezone(rt.settings.zone)
+    orgs = max(1, n // 100)
+    chats = [CHAT_BASE + i for i in range(n)]
+    async with rt.sessions() as session:
+        await session.exec(
+            insert(Organisation.__table__),  # type: ignore[arg-type]
+            params=[
+                {"id": o + 1, "name": f"Helseforetak {o + 1}", "created_at": now}
+                for o in range(orgs)
+            ],
+        )
+        await session.exec(
+            insert(Person.__table__),  # type: ignore[arg-type]
+            params=[
+                {
+                    "id": i + 1,
+                    "telegram_user_id": chat,
+                    "locale": "nn" if i % 3 == 0 else "nb",
+                    "locale_chosen": True,
+                    "created_at": now,
+                    "last_seen_at": now,
+                }
+                for i, chat in enumerate(chats)
+            ],
+        )
+        leaders = []
+        for i in range(n):
+            programme_id, role_id = pairs[i % len(pairs)]
+            leaders.append(
+                {
+                    "id": i + 1,
+                    "person_id": i + 1,
+                    "organisation_id": i % orgs + 1,
+                    "role_id": role_id,
+                    "programme_id": programme_id,
+                    "status": LeaderStatus.ACTIVE,
+                    "weekday": local.weekday(),
+                    "minute_of_day": local.hour * 60 + local.minute,
+                    "timezone": rt.settings.timezone,
+                    "position": i % 7,
+                    "cycle": 0,
+                    "next_due_at": due,
+                    "enrolled_at": now - dt.timedelta(days=30),
+                    "created_at": now - dt.timedelta(days=30),
+                }
+            )
+        await session.exec(insert(Leader.__table__), params=leaders)  # type: ignore[arg-type]
+        await session.commit()
+    return chats
+
+
+def flood_api() -> Any:
+    from bot.localapi import serve_local_api
+
+    return serve_local_api(flood_limits=True, overall_per_second=30, per_chat_per_second=1)
+
+
+def start_chats(api: Any, chats: list[int]) -> None:
+    """Every leader has written to the bot once, so Telegram lets the bot write to them."""
+    for chat in chats:
+        api.user_message(chat, "/start", first_name="Leder", language_code="nb")
+
+
+def deliveries(api: Any) -> list[float]:
+    return sorted(c.at for c in api.calls if c.method == "sendMessage" and c.status == 200)
+
+
+def refusals(api: Any) -> list[float]:
+    return sorted(c.at for c in api.calls if c.method == "sendMessage" and c.status == 429)
+
+
+def timeline(prefix: str, api: Any, began: float) -> None:
+    """When the 429s came, in seconds from the start (the first 20)."""
+    moments = refusals(api)
+    if moments:
+        shown = ", ".join(f"{m - began:.1f}" for m in moments[:20])
+        more = f" … ({len(moments)} in all)" if len(moments) > 20 else ""
+        out(f"{prefix}: 429 answers at s {shown}{more}")
+        windows: dict[int, int] = {}
+        for moment in moments:
+            windows[int((moment - began) // 30)] = windows.get(int((moment - began) // 30), 0) + 1
+        spread = ", ".join(f"{w * 30}–{w * 30 + 30} s: {c}" for w, c in sorted(windows.items()))
+        out(f"{prefix}: 429 answers per 30 s: {spread}")
+
+
+def max_in_one_second(times: list[float]) -> int:
+    best, start = 0, 0
+    for end, moment in enumerate(times):
+        while moment - times[start] >= 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def report_rate(prefix: str, n: int, times: list[float], began: float) -> float:
+    """Print the rate figures; returns the steady ratio (first to last delivery)."""
+    if len(times) < 2:
+        out(f"{prefix}: fewer than two deliveries; no rate")
+        return 0.0
+    span = times[-1] - times[0]
+    steady = (len(times) - 1) / span if span > 0 else float("inf")
+    overall = len(times) / (times[-1] - began)
+    out(
+        f"{prefix}: {len(times)} delivered, first after {times[0] - began:.2f} s, "
+        f"last after {times[-1] - began:.1f} s"
+    )
+    out(
+        f"{prefix}: rate first→last delivery {steady:.2f} msg/s = {steady / TARGET_RATE:.3f} of "
+        f"30/s; from the start {overall:.2f} msg/s = {overall / TARGET_RATE:.3f} of 30/s"
+    )
+    out(f"{prefix}: most deliveries in any 1 s window: {max_in_one_second(times)}")
+    gaps = [b - a for a, b in pairwise(times) if b - a > 0.1]
+    out(
+        f"{prefix}: pauses between deliveries longer than 0.1 s: {len(gaps)}, "
+        f"{sum(gaps):.1f} s in all (at 30/s the gap is 0.033 s)"
+    )
+    return steady / TARGET_RATE
+
+
+def option(name: str) -> str | None:
+    args = sys.argv[1:]
+    return args[args.index(name) + 1] if name in args and args.index(name) + 1 < len(args) else None
+
+
+async def outbox_variant(
+    directory: Path, n: int
+) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, Any]]:
+    from sqlalchemy import func, select
+    from telegram import Bot
+    from telegram.request import HTTPXRequest
+
+    from bot.app import build_runtime
+    from bot.models import OutboxMessage, OutboxStatus
+    from bot.outbox import OutboxSender
+    from bot.services import weekly
+    from bot.services.dispatches import record_checkin_outcome
+
+    settings = bench_settings(directory)
+    await asyncio.to_thread(migrate_db, settings)
+    rt = build_runtime(settings)
+    out(
+        f"settings: OUTBOX_RATE_PER_SECOND={settings.outbox_rate_per_second:g}, "
+        f"OUTBOX_CHAT_RATE_PER_SECOND={settings.outbox_chat_rate_per_second:g}, "
+        f"OUTBOX_IN_FLIGHT={settings.outbox_in_flight}, "
+        f"OUTBOX_TICK_SECONDS={settings.outbox_tick_seconds:g}"
+    )
+    began = time.perf_counter()
+    chats = await seed_leaders(rt, n)
+    out(f"outbox: seeded {n} due leaders in {time.perf_counter() - began:.2f} s")
+    figures: dict[str, Any] = {}
+    async with flood_api() as api:
+        start_chats(api, chats)
+        sender_bot = Bot(
+            api.token,
+            base_url=api.base_url,
+            request=HTTPXRequest(connection_pool_size=settings.outbox_in_flight + 4),
+        )
+        await sender_bot.initialize()
+        rt.sender = OutboxSender(
+            rt.sessions,
+            sender_bot,
+            rate_per_second=settings.outbox_rate_per_second,
+            chat_rate_per_second=settings.outbox_chat_rate_per_second,
+            in_flight=settings.outbox_in_flight,
+            max_attempts=settings.outbox_max_attempts,
+            tick_seconds=settings.outbox_tick_seconds,
+            on_final=lambda row, status: record_checkin_outcome(rt, row, status),
+        )
+        spaced = option("--spaced")
+        if spaced is not None:
+            from aiolimiter import AsyncLimiter
+
+            rt.sender._limiter = AsyncLimiter(1, 1 / float(spaced))
+            out(f"DIAGNOSIS: the sender's overall limiter spaces sends 1/{spaced} s apart")
+        wall0 = time.time()
+        t0 = time.perf_counter()
+        rt.sender.start()
+        counts = await weekly.send_due_prompts(rt)  # what the tick does
+        tick = time.perf_counter() - t0
+        out(
+            f"outbox: send_due_prompts wrote {counts['sent']} prompts in {tick:.2f} s "
+            f"({counts['sent'] / tick:.0f} prompts/s; missed {counts['missed']})"
+        )
+        deadline = time.perf_counter() + n / TARGET_RATE * 2 + 60
+        while api.delivered_count < counts["sent"] and time.perf_counter() < deadline:
+            await asyncio.sleep(0.25)
+        await asyncio.sleep(1.0)  # anything sent twice would arrive now
+        await rt.sender.stop(deadline=5)
+        times = deliveries(api)
+        figures["ratio"] = report_rate("outbox", n, times, wall0)
+        timeline("outbox", api, wall0)
+        async with rt.sessions() as session:
+            statuses = dict(
+                (
+                    await session.exec(
+                        select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+                    )
+                ).all()
+            )
+            rows = (await session.exec(select(OutboxMessage.chat_id, OutboxMessage.payload))).all()
+        lost = sum(1 for chat in chats if api.delivered_to(chat) == 0)
+        figures.update(
+            too_many=api.too_many_requests, repeated=api.repeated_count, lost=lost, sent=len(times)
+        )
+        out(
+            f"outbox: 429 answers {api.too_many_requests}, sender flood pauses "
+            f"{rt.sender.stats.flood_waits}, duplicates {api.repeated_count}, lost {lost} "
+            f"(chats with no message), rows by status {statuses}"
+        )
+        out(
+            f"outbox: sent {rt.sender.stats.sent}, retried {rt.sender.stats.retried}, failed "
+            f"{rt.sender.stats.failed}, expired {rt.sender.stats.expired}; "
+            f"all {n} sent: {statuses.get(OutboxStatus.SENT, 0) == n}"
+        )
+        await sender_bot.shutdown()
+    await rt.engine.dispose()
+    return [(int(chat), dict(payload)) for chat, payload in rows], figures
+
+
+async def ptb_variant(messages: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
+    from telegram.error import RetryAfter
+    from telegram.ext import AIORateLimiter, ExtBot
+    from telegram.request import HTTPXRequest
+
+    n = len(messages)
+    figures: dict[str, Any] = {}
+    async with flood_api() as api:
+        start_chats(api, [chat for chat, _ in messages])
+        bot = ExtBot(
+            api.token,
+            base_url=api.base_url,
+            rate_limiter=AIORateLimiter(),
+            request=HTTPXRequest(connection_pool_size=20),  # as many connections as the sender
+        )
+        await bot.initialize()
+
+        async def send(chat: int, payload: dict[str, Any]) -> Any:
+            return await bot.do_api_request("sendMessage", api_kwargs={"chat_id": chat, **payload})
+
+        wall0 = time.time()
+        results = await asyncio.gather(
+            *(send(chat, payload) for chat, payload in messages), return_exceptions=True
+        )
+        await asyncio.sleep(1.0)
+        errors: dict[str, int] = {}
+        for result in results:
+            if isinstance(result, BaseException):
+                errors[type(result).__name__] = errors.get(type(result).__name__, 0) + 1
+        times = deliveries(api)
+        figures["ratio"] = report_rate("AIORateLimiter", n, times, wall0)
+        timeline("AIORateLimiter", api, wall0)
+        lost = sum(1 for chat, _ in messages if api.delivered_to(chat) == 0)
+        retry_after = errors.get(RetryAfter.__name__, 0)
+        figures.update(
+            too_many=api.too_many_requests, repeated=api.repeated_count, lost=lost, sent=len(times)
+        )
+        out(
+            f"AIORateLimiter: 429 answers {api.too_many_requests} ({retry_after} raised as "
+            f"RetryAfter), duplicates {api.repeated_count}, lost {lost}, errors {errors or 'none'}"
+        )
+        await bot.shutdown()
+    return figures
+
+
+async def main() -> int:
+    small = is_small()
+    n = 600 if small else 5_000
+    quiet_logs()
+    logging.getLogger("bot.outbox").setLevel(logging.ERROR)  # one line per 429; counted instead
+    machine = Machine("fan-out", small)
+    machine.header()
+    out(f"leaders due at once: {n}; local Bot API limits: 30 msg/s overall, 1 msg/s per chat")
+    with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
+        messages, ours = await outbox_variant(Path(tmp), n)
+    variants = [("outbox sender", ours)]
+    if "--outbox-only" not in sys.argv:
+        variants.append(("AIORateLimiter alone", await ptb_variant(messages)))
+    out("")
+    out("summary (figure | target | met?)")
+    for name, figures in variants:
+        ok_rate = figures["ratio"] >= 0.9
+        ok_429 = figures["too_many"] == 0
+        ok_loss = figures["repeated"] == 0 and figures["lost"] == 0
+        out(f"{name}: rate ratio {figures['ratio']:.3f} | ≥ 0.9 | {verdict(ok_rate)}")
+        out(f"{name}: 429 answers {figures['too_many']} | 0 | {verdict(ok_429)}")
+        out(
+            f"{name}: duplicates {figures['repeated']}, lost {figures['lost']} | 0, 0 | "
+            f"{verdict(ok_loss)}"
+        )
+    machine.footer()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
