@@ -224,6 +224,9 @@ class LeaderStatus:
 class Leader(SQLModel, table=True):
     """A person taking part in the weekly reflection: role, day and time, place in the programme."""
 
+    # The tick asks every second for paused leaders whose pause has ended.
+    __table_args__ = (Index("ix_leader_status_paused_until", "status", "paused_until"),)
+
     id: int | None = Field(default=None, primary_key=True)
     person_id: int = Field(foreign_key="person.id", ondelete="CASCADE", unique=True)
     organisation_id: int = Field(foreign_key="organisation.id", ondelete="CASCADE", index=True)
