@@ -63,10 +63,16 @@ async def enqueue(
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table: Any = OutboxMessage.__table__
-    # Bind through the column types (UTCDateTime) by going via the table's insert.
-    stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    # Bind through the column types (UTCDateTime) by going via the table's insert. RETURNING, not
+    # rowcount: PostgreSQL's implicit RETURNING of the key made rowcount 1 even on a conflict.
+    stmt = (
+        insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(table.c.id)
+    )
     result: Any = await session.exec(stmt)
-    return bool(result.rowcount)
+    return result.first() is not None
 
 
 async def purge_finished(sessions: Sessions, older_than: dt.timedelta) -> int:
@@ -143,10 +149,13 @@ class OutboxSender:
         self.on_sent = on_sent
         self.on_final = on_final  # told of every sent, failed or expired row (e.g. check-ins)
         self.stats = SenderStats()
-        self._limiter = AsyncLimiter(rate_per_second, 1)
+        # Evenly spaced, a little under the limit: a bucket of `rate` lets a whole second's worth
+        # go at once after any pause, which Telegram answers with 429 (bench/bench_fanout.py).
+        self._limiter = AsyncLimiter(1, 1 / (rate_per_second * 0.95))
         self._chat_rate = chat_rate_per_second
         self._chat_limiters: OrderedDict[int, AsyncLimiter] = OrderedDict()
         self._paused_until = 0.0  # loop time before which nothing is sent (a 429's retry_after)
+        self._failures_in_a_row = 0  # 5xx, timeouts and network errors since the last success
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -191,6 +200,8 @@ class OutboxSender:
         """Claim a batch of due rows and send them; returns how many were handled."""
         self.stats.last_tick = utcnow()
         await self._sleep_while_paused()
+        if self._stopping:  # woken from a pause by stop(): claim nothing more
+            return 0
         rows = await self._claim(limit or self.in_flight * 4)
         if not rows:
             return 0
@@ -248,8 +259,14 @@ class OutboxSender:
             await self._finish(row, OutboxStatus.EXPIRED, error="Expired")
             self.stats.expired += 1
             return None
-        await self._sleep_while_paused()
         async with self._limiter, self._chat_limiter(row.chat_id):
+            # Checked last before the request: a pause may have begun while this row waited.
+            await self._sleep_while_paused()
+            if self._stopping or self._claim_running_out(row):
+                # Stopping: only requests already made are finished. A claim (nearly) out of
+                # lease, e.g. after a long retry_after, may be another sender's by now.
+                await self._release([row], utcnow())
+                return utcnow()
             try:
                 result = await self.bot.do_api_request(
                     row.method,
@@ -283,6 +300,7 @@ class OutboxSender:
                 await self._retry(row, retry_at, "InvalidToken", count_attempt=False)
                 return retry_at
             except NetworkError as exc:  # 5xx, timeouts, connection errors
+                self._back_off_everyone()
                 attempts = row.attempts + 1
                 if attempts >= self.max_attempts:
                     await self._finish(row, OutboxStatus.FAILED, error="GaveUp", attempts=attempts)
@@ -294,6 +312,7 @@ class OutboxSender:
                 await self._retry(row, retry_at, type(exc).__name__, count_attempt=True)
                 self.stats.retried += 1
                 return retry_at
+        self._failures_in_a_row = 0
         message_id = result.message_id if isinstance(result, Message) else None
         await self._finish(row, OutboxStatus.SENT, message_id=message_id)
         self.stats.sent += 1
@@ -405,6 +424,27 @@ class OutboxSender:
         else:
             self._chat_limiters.move_to_end(chat_id)
         return limiter
+
+    def _back_off_everyone(self) -> None:
+        """A 5xx, timeout or network error: the Bot API (or the way to it) is most likely down
+        for every chat, so pause all sending, twice as long after each failure in a row (reset
+        by a success). Backing off per message alone would still probe with every waiting
+        message, at the full rate, through an outage."""
+        now = _loop_time()
+        if now < self._paused_until:
+            return  # a request made before the pause began: it does not make the pause longer
+        self._failures_in_a_row += 1
+        pause = min(self.max_backoff, 2 ** (self._failures_in_a_row - 1))
+        self._paused_until = now + pause * random.uniform(0.75, 1.25)
+
+    def _claim_running_out(self, row: OutboxMessage) -> bool:
+        """Too little of the claim's lease is left to make the request and record it."""
+        if row.claimed_until is None:
+            return False
+        until = row.claimed_until
+        if until.tzinfo is None:
+            until = until.replace(tzinfo=dt.UTC)
+        return utcnow() > until - self.lease / 4
 
     async def _sleep_while_paused(self) -> None:
         while (delay := self._paused_until - _loop_time()) > 0 and not self._stopping:
