@@ -20,7 +20,7 @@ from bot.services import dispatches
 from bot.services.dispatches import Opened
 from bot.services.people import choose_locale, guess_locale_once
 from handlers.base import Context, Turn, answered_after, begin, keyboard, reply
-from handlers.common import EMERGENCY_LINE, invalid_link
+from handlers.common import EMERGENCY_LINE, invalid_link, link_refused
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ async def open_advice_link(update: Update, context: Context, turn: Turn, payload
         await invalid_link(update, turn)
         return
     if result.outcome is Opened.EXPIRED:
+        link_refused()
         await reply(
             update,
             _(
@@ -47,6 +48,7 @@ async def open_advice_link(update: Update, context: Context, turn: Turn, payload
         )
         return
     if result.outcome is Opened.TAKEN:
+        link_refused()
         await reply(
             update,
             _(
@@ -107,6 +109,9 @@ async def _own_dispatch(update: Update, context: Context) -> tuple[Turn, Dispatc
     if query is None or turn is None:
         return None
     parts = (query.data or "").split(":")
+    if len(parts) < 3:  # no data at all: PTB gives such a press to every pattern's handler
+        await query.answer(turn.gettext("This button no longer works. Write /help to start again."))
+        return None
     dispatch = await dispatches.for_person(turn.rt, parts[2], turn.person)
     if dispatch is None:
         await query.answer(

@@ -22,8 +22,17 @@ from bot.runtime import Runtime
 from bot.services import leaders
 from bot.services.leaders import Joined, Saved
 from bot.services.people import choose_locale
-from handlers.base import Context, Turn, answered_after, begin, esc, keyboard, reply
-from handlers.common import invalid_link, set_chat_menu, unknown
+from handlers.base import (
+    Context,
+    Turn,
+    answered_after,
+    begin,
+    edit_or_reply,
+    esc,
+    keyboard,
+    reply,
+)
+from handlers.common import invalid_link, link_refused, set_chat_menu, unknown
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +75,14 @@ async def open_invite_link(update: Update, context: Context, turn: Turn, payload
         await invalid_link(update, turn)
         return
     if result.outcome is Joined.EXPIRED:
+        link_refused()
         await reply(
             update,
             _("This invitation has expired. Ask the person who sent it to you for a new one."),
         )
         return
     if result.outcome is Joined.USED_UP:
+        link_refused()
         await reply(
             update,
             _(
@@ -179,6 +190,8 @@ async def time_button(update: Update, context: Context) -> None:
         return
     turn, leader = found
     minute = int((update.callback_query.data or "").rsplit(":", 1)[1])  # type: ignore[union-attr]
+    if not 0 <= minute < 24 * 60:  # not a button this bot made
+        return
     await chosen_time(update, context, turn, leader, minute)
     await _done_buttons(update, hhmm(minute))
 
@@ -558,7 +571,7 @@ async def stop_button(update: Update, context: Context) -> None:
     query = update.callback_query
     assert query is not None
     if choice == "no":
-        await query.edit_message_text(_("Nothing changed."))
+        await edit_or_reply(update, _("Nothing changed."))
         return
     await leaders.stop(turn.rt, leader, delete_answers=choice == "delete")
     await set_chat_menu(context, turn, turn.locale, leader=False)
@@ -569,7 +582,7 @@ async def stop_button(update: Update, context: Context) -> None:
             "You have left the weekly reflection. Your answers are kept: /answers shows them, "
             "and /privacy deletes everything."
         )
-    await query.edit_message_text(text)
+    await edit_or_reply(update, text)
 
 
 # --- reading one's answers -----------------------------------------------------------------
@@ -613,9 +626,8 @@ async def show_answers(update: Update, turn: Turn, offset: int, *, edit: bool) -
         buttons.append((_("Newer"), f"r:page:{max(0, offset - PAGE)}"))
     markup = keyboard([buttons]) if buttons else None
     text = "\n\n".join(parts)
-    query = update.callback_query
-    if edit and query is not None:
-        await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
+    if edit:
+        await edit_or_reply(update, text, markup)
     else:
         await reply(update, text, markup)
 
@@ -706,14 +718,14 @@ def register(app: Application, rt: Runtime) -> None:  # type: ignore[type-arg]
     app.add_handler(
         CallbackQueryHandler(
             answered_after(prompt_button),
-            pattern=r"^r:(ans|skip|later|share|unshare):\d+$|^r:why:\d+:\w+$",
+            pattern=r"^r:(ans|skip|later|share|unshare):[0-9]{1,18}$|^r:why:[0-9]{1,18}:\w+$",
         )
     )
     app.add_handler(CallbackQueryHandler(answered_after(pause_button), pattern=r"^r:pause:[0-4]$"))
     app.add_handler(
         CallbackQueryHandler(answered_after(stop_button), pattern=r"^r:stop:(delete|keep|no)$")
     )
-    app.add_handler(CallbackQueryHandler(answers_button, pattern=r"^r:page:\d+$"))
+    app.add_handler(CallbackQueryHandler(answers_button, pattern=r"^r:page:[0-9]{1,9}$"))
     # Leaders' typed text (not commands); for anyone else it goes on to the common answer.
     app.add_handler(
         MessageHandler(
