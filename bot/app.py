@@ -12,9 +12,11 @@ import contextlib
 import datetime as dt
 import logging
 import signal
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from telegram import Bot, Update
@@ -33,6 +35,7 @@ from bot.services import weekly
 from bot.services.dispatches import purge_old, record_checkin_outcome
 from bot.sms import SmsSender, make_provider, sms_cipher
 from bot.web import build_web_app
+from bot.webhook import WebhookReceiver
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +53,15 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
     def __init__(self, max_concurrent_updates: int = 64) -> None:
         super().__init__(max_concurrent_updates)
         self._locks: dict[int, asyncio.Lock] = {}
+        self.handled: Counter[str] = Counter()  # updates handled, by type (for /metrics)
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        try:
+            await self._in_chat_order(update, coroutine)
+        finally:
+            self.handled[update_type(update)] += 1
+
+    async def _in_chat_order(self, update: object, coroutine: Awaitable[Any]) -> None:
         chat = update.effective_chat if isinstance(update, Update) else None
         if chat is None:
             await coroutine
@@ -69,6 +79,16 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
 
     async def shutdown(self) -> None:
         return None
+
+
+def update_type(update: object) -> str:
+    """The kind of an update as Telegram names it (message, callback_query, …), for counting."""
+    if not isinstance(update, Update):
+        return "other"
+    for kind in Update.ALL_TYPES:
+        if getattr(update, kind, None) is not None:
+            return kind
+    return "other"
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -140,6 +160,7 @@ class RunningBot:
     rt: Runtime
     app: Application  # type: ignore[type-arg]
     web_url: str | None
+    webhook: WebhookReceiver | None = None
 
 
 @contextlib.asynccontextmanager
@@ -151,9 +172,18 @@ async def running_bot(
     web_host: str | None = None,
     web_port: int | None = None,
     shutdown_deadline: float = 10.0,
+    webhook_url: str | None = None,
+    webhook_secret: str | None = None,
 ) -> AsyncIterator[RunningBot]:
-    """Run the bot (long polling), the outbox sender, the tick and, if asked, the web server."""
+    """Run the bot, the outbox sender, the tick and, if asked, the web server.
+
+    Updates come by long polling, or with ``webhook_url`` by Telegram POSTing them to the web
+    server (which must run then) at that URL's path, carrying ``webhook_secret``. The webhook is
+    set at start-up and left in place at shutdown: another instance may be serving it.
+    """
     settings = rt.settings
+    if webhook_url is not None and (web_port is None or not webhook_secret):
+        raise ValueError("webhook mode needs the web server (web_port) and a webhook_secret")
     app = build_application(rt, token, base_url)
     sender_bot = Bot(
         token,
@@ -180,13 +210,23 @@ async def running_bot(
     )
     runner: web.AppRunner | None = None
     web_url = None
+    receiver = None
+    if webhook_url is not None and webhook_secret:
+        receiver = WebhookReceiver(app, webhook_secret, urlsplit(webhook_url).path or "/")
     await app.initialize()
     await sender_bot.initialize()
     try:
         rt.bot_username = app.bot.username
         await _set_command_menus(app, rt)
         if web_port is not None:
-            runner = web.AppRunner(build_web_app(rt), access_log=None)
+            processor = app.update_processor
+            web_app = build_web_app(
+                rt,
+                bot=app.bot,
+                updates=processor.handled if isinstance(processor, PerChatUpdateProcessor) else {},
+                webhook=receiver,
+            )
+            runner = web.AppRunner(web_app, access_log=None)
             await runner.setup()
             host = web_host or settings.bind_host
             site = web.TCPSite(runner, host, web_port)
@@ -200,14 +240,28 @@ async def running_bot(
         )
         rt.sender.start()
         rt.sms_sender.start()
-        assert app.updater is not None
-        await app.updater.start_polling(
-            poll_interval=0, timeout=dt.timedelta(seconds=25), allowed_updates=ALLOWED_UPDATES
-        )
-        log.info("bot running as @%s", rt.bot_username)
-        yield RunningBot(rt=rt, app=app, web_url=web_url)
+        if webhook_url is not None:
+            # Updates already waiting at Telegram are kept: they come to the webhook next.
+            await app.bot.set_webhook(
+                webhook_url,
+                secret_token=webhook_secret,
+                allowed_updates=ALLOWED_UPDATES,
+                drop_pending_updates=False,
+            )
+            log.info("bot running as @%s, updates by webhook", rt.bot_username)
+        else:
+            assert app.updater is not None
+            await app.updater.start_polling(
+                poll_interval=0, timeout=dt.timedelta(seconds=25), allowed_updates=ALLOWED_UPDATES
+            )
+            log.info("bot running as @%s", rt.bot_username)
+        yield RunningBot(rt=rt, app=app, web_url=web_url, webhook=receiver)
     finally:
         # Graceful: stop taking updates and claiming, finish what is in flight, release the rest.
+        # The webhook is not deleted (another instance may serve it); until the server closes,
+        # updates get 503 and Telegram keeps them.
+        if receiver is not None:
+            receiver.close()
         if app.updater is not None and app.updater.running:
             await app.updater.stop()
         if rt.sender is not None:
@@ -259,7 +313,14 @@ async def serve(settings: Settings, rt: Runtime) -> None:
             token = settings.telegram_bot_token.get_secret_value()
             base_url = settings.telegram_api_base_url or TELEGRAM_API_BASE_URL
         running = await stack.enter_async_context(
-            running_bot(rt, token, base_url, web_port=settings.port)
+            running_bot(
+                rt,
+                token,
+                base_url,
+                web_port=settings.port,
+                webhook_url=settings.webhook_url,
+                webhook_secret=settings.webhook_token() if settings.webhook_url else None,
+            )
         )
         if settings.demo:
             print(demo_instructions(settings, running), flush=True)
@@ -269,12 +330,16 @@ async def serve(settings: Settings, rt: Runtime) -> None:
 
 def demo_instructions(settings: Settings, running: RunningBot) -> str:
     user_side = f"http://127.0.0.1:{settings.local_bot_api_port}"
+    page = running.web_url or "(off)"
     return f"""
-Sikkerhetsnett is running in DEMO MODE (no TELEGRAM_BOT_TOKEN set).
+Open the demo in a browser: {page}
+
+Sikkerhetsnett is running in DEMO MODE (no TELEGRAM_BOT_TOKEN set). The page above lets you be
+the nurse, the caller, a leader and the admin; it is a local page, not Telegram.
 This is the real bot, talking to a local stand-in for Telegram at {user_side}
 (not Telegram itself). Data is kept in {settings.async_database_url.split(":///")[-1]}.
 
-Talk to it as a person: open a second terminal in this folder and run
+Or talk to it as a person in a terminal: open a second terminal in this folder and run
 
     make chat
 

@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+import hmac
 import re
 import secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -38,6 +40,14 @@ class Settings(BaseSettings):
     timezone: str = "Europe/Oslo"
     admin_user_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     secret_key: SecretStr | None = None  # keys the HMAC of phone numbers and other secrets
+    # Production (README, "Webhook mode, health and metrics"). A webhook URL replaces long polling;
+    # its secret, if not given, is derived from SECRET_KEY (``Settings.webhook_token``).
+    webhook_url: str | None = None  # e.g. https://bot.example.no/telegram/webhook
+    webhook_secret: SecretStr | None = None  # ≥ 32 of A-Z a-z 0-9 _ -
+    metrics_token: SecretStr | None = None  # Bearer token for /metrics; unset: only in the demo
+    health_cache_seconds: float = Field(default=5.0, ge=0, le=300)  # reuse getMe's answer
+    start_link_attempts: int = Field(default=5, ge=1, le=1000)  # bad /start links per window…
+    start_link_window_minutes: float = Field(default=10.0, gt=0, le=24 * 60)  # …then a pause
 
     host: str | None = None
     port: int = Field(default=8080, ge=1, le=65535)
@@ -98,6 +108,34 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
             raise ValueError("it must be an http(s) URL such as http://127.0.0.1:8081/bot")
         return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        value = value.strip()
+        match = re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", value)
+        if not match:
+            raise ValueError("it must be an http(s) URL such as https://bot.example.no/telegram")
+        path = match.group(1) or "/"
+        if path == "/" or path.startswith(("/api/", "/healthz", "/metrics", "/demo/")):
+            raise ValueError(
+                "its path must be the bot's own, not / or /api/, /healthz, /metrics "
+                "(e.g. https://bot.example.no/telegram/webhook)"
+            )
+        return value
+
+    @field_validator("webhook_secret", "metrics_token")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9_-]{32,256}", value.get_secret_value().strip()):
+            raise ValueError(
+                "it must be 32 to 256 letters, digits, _ or - (try: openssl rand -hex 32)"
+            )
+        return SecretStr(value.get_secret_value().strip())
 
     @field_validator("database_url")
     @classmethod
@@ -210,6 +248,23 @@ class Settings(BaseSettings):
         url = self.database_url or f"sqlite:///{self.var_dir / 'sikkerhetsnett.db'}"
         return to_async_url(url)
 
+    @property
+    def webhook_path(self) -> str | None:
+        """The path the bot's web server answers the webhook on (the path of WEBHOOK_URL)."""
+        if self.webhook_url is None:
+            return None
+        return urlsplit(self.webhook_url).path
+
+    def webhook_token(self) -> str:
+        """The webhook's secret token: WEBHOOK_SECRET, or else derived from SECRET_KEY.
+
+        Every instance with the same SECRET_KEY derives the same token, so nothing more needs to
+        be shared; setting WEBHOOK_SECRET lets it be changed without touching SECRET_KEY.
+        """
+        if self.webhook_secret is not None:
+            return self.webhook_secret.get_secret_value()
+        return hmac.new(self.secret(), b"sikkerhetsnett:telegram-webhook", "sha256").hexdigest()
+
     def secret(self) -> bytes:
         """The key for HMACs; in the demo a random one kept under var/."""
         if self.secret_key is not None:
@@ -244,6 +299,15 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(
             "The environment variable SECRET_KEY is missing: with TELEGRAM_BOT_TOKEN set, give "
             "it a random value of at least 32 characters (try: openssl rand -hex 32)."
+        )
+    if (
+        settings.webhook_url is not None
+        and not settings.webhook_url.startswith("https://")
+        and not (settings.demo or settings.telegram_api_base_url)
+    ):
+        raise ConfigError(
+            "The environment variable WEBHOOK_URL is not valid: Telegram delivers updates only "
+            "to https:// addresses (e.g. https://bot.example.no/telegram/webhook)."
         )
     if settings.sms_provider == "http" and not settings.sms_http_url:
         raise ConfigError(

@@ -1,13 +1,19 @@
 """Handlers every person meets: /start, /help, /language, /privacy, unknown text, errors.
 
 ``/start <payload>`` is routed by the payload's prefix to the caller or leader flow, which
-register their routes in ``Runtime.start_routes``.
+register their routes in ``Runtime.start_routes``. A person who sends too many links that do not
+work (``LinkThrottle``) is told to wait, and their links are not looked up until then: guessing
+tokens gets nowhere.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
 
 from telegram import BotCommand, BotCommandScopeChat, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
@@ -21,6 +27,89 @@ from handlers.base import Context, Turn, answered_after, begin, edit_or_reply, k
 log = logging.getLogger(__name__)
 
 PAYLOAD = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+LINK_THROTTLE_KEY = "link_throttle"
+
+
+class LinkThrottle:
+    """Links that did not work, per Telegram user id, in a sliding window; in memory, per process.
+
+    After ``limit`` failures within ``window`` seconds a person is paused until the oldest of them
+    leaves the window. Attempts while paused are not counted (a person is never locked out for
+    longer than the window). At most ``max_people`` people are tracked; the least recently seen
+    are forgotten first.
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        window: float,
+        *,
+        max_people: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self.max_people = max_people
+        self.clock = clock
+        self._failures: OrderedDict[int, deque[float]] = OrderedDict()
+
+    def _recent(self, user_id: int) -> deque[float] | None:
+        times = self._failures.get(user_id)
+        if times is None:
+            return None
+        cutoff = self.clock() - self.window
+        while times and times[0] <= cutoff:
+            times.popleft()
+        if not times:
+            del self._failures[user_id]
+            return None
+        return times
+
+    def paused(self, user_id: int) -> bool:
+        times = self._recent(user_id)
+        return times is not None and len(times) >= self.limit
+
+    def failed(self, user_id: int) -> bool:
+        """Count a link that did not work; True if that pauses the person."""
+        times = self._recent(user_id)
+        if times is None:
+            times = self._failures[user_id] = deque(maxlen=self.limit)
+        times.append(self.clock())
+        self._failures.move_to_end(user_id)
+        while len(self._failures) > self.max_people:
+            self._failures.popitem(last=False)
+        return len(times) >= self.limit
+
+
+def link_throttle(context: Context) -> LinkThrottle:
+    bot_data = context.application.bot_data
+    throttle = bot_data.get(LINK_THROTTLE_KEY)
+    if not isinstance(throttle, LinkThrottle):
+        settings = runtime(context).settings
+        throttle = bot_data[LINK_THROTTLE_KEY] = LinkThrottle(
+            settings.start_link_attempts, settings.start_link_window_minutes * 60
+        )
+    return throttle
+
+
+class _Attempt:
+    refused = False
+
+
+# The /start link being followed in this update; flows mark it refused (see link_refused).
+_attempt: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
+    "link_attempt", default=None
+)
+
+
+def link_refused() -> None:
+    """Count the link being followed as one that did not work (unknown, expired, taken …).
+
+    ``invalid_link`` calls this; a flow that refuses a link with its own answer may call it too.
+    """
+    attempt = _attempt.get()
+    if attempt is not None:
+        attempt.refused = True
 
 
 def _(message: str) -> str:
@@ -108,17 +197,51 @@ async def start(update: Update, context: Context) -> None:
 
 
 async def follow_link(update: Update, context: Context, turn: Turn, payload: str) -> None:
-    """Hand a deep-link payload to the flow that owns its prefix; refuse anything else plainly."""
-    route = None
-    if PAYLOAD.match(payload) and "_" in payload:
-        route = turn.rt.start_routes.get(payload.split("_", 1)[0])
-    if route is None:
-        await invalid_link(update, turn)
+    """Hand a deep-link payload to the flow that owns its prefix; refuse anything else plainly.
+
+    A person paused by the throttle is told to wait, and the link is not looked up.
+    """
+    throttle = link_throttle(context)
+    user_id = turn.person.telegram_user_id
+    if throttle.paused(user_id):
+        log.info("start link not looked up: person %s is paused", turn.person.id)
+        await too_many_links(update, turn)
         return
-    await route(update, context, turn, payload)
+    attempt = _Attempt()
+    reset = _attempt.set(attempt)
+    try:
+        route = None
+        if PAYLOAD.match(payload) and "_" in payload:
+            route = turn.rt.start_routes.get(payload.split("_", 1)[0])
+        if route is None:
+            await invalid_link(update, turn)
+        else:
+            await route(update, context, turn, payload)
+    finally:
+        _attempt.reset(reset)
+        if attempt.refused and throttle.failed(user_id):
+            log.warning(
+                "start links: person %s paused after %d links that did not work",
+                turn.person.id,
+                throttle.limit,
+            )
+
+
+async def too_many_links(update: Update, turn: Turn) -> None:
+    _ = turn.gettext
+    await reply(
+        update,
+        _(
+            "You have tried too many links that do not work. Wait a while, then open the link "
+            "again straight from the SMS or invitation."
+        )
+        + "\n\n"
+        + _(EMERGENCY_LINE),
+    )
 
 
 async def invalid_link(update: Update, turn: Turn) -> None:
+    link_refused()
     _ = turn.gettext
     await reply(
         update,

@@ -320,8 +320,7 @@ async def open_link(
         await session.commit()
         await session.refresh(dispatch)
     log.info("dispatch %s opened", dispatch.id)
-    if rt.sender is not None:
-        rt.sender.wake()
+    # No sender wake-up: the check-in just queued is hours away, and the tick finds it then.
     return OpenResult(Opened.FIRST, dispatch)
 
 
