@@ -1,6 +1,6 @@
 # Sikkerhetsnett — every target does its own set-up on a fresh machine.
 #   make run    the bot (demo against the local Bot API when TELEGRAM_BOT_TOKEN is unset)
-#   make test   everything CI checks
+#   make test   everything CI checks (the tests on SQLite, then on PostgreSQL where it can be had)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -9,7 +9,8 @@ STAMP  := $(VENV)/.installed-stamp
 PYBABEL := $(BIN)/pybabel
 DOMAINS := messages content
 
-.PHONY: install run test chat catalogs compile check lint typecheck bench clean help system-deps
+.PHONY: install run test test-pg pg-up chat catalogs compile check lint typecheck bench clean help \
+	system-deps
 
 help:
 	@sed -n '1,4p' Makefile
@@ -37,10 +38,11 @@ chat: $(STAMP)
 
 # Apertium's Bokmål→Nynorsk pair, for `python -m bot content translate` and its tests: installed
 # from Debian when missing and we may (root, or sudo without a password); skipped otherwise.
-APT_PACKAGES := apertium apertium-nno-nob
+APT_PACKAGES := apertium apertium-nno-nob chromium chromium-driver  # chromium: tests/e2e
 
 system-deps:
-	@if command -v apertium >/dev/null 2>&1 && apertium -l 2>/dev/null | grep -qw 'nob-nno'; then \
+	@if command -v apertium >/dev/null 2>&1 && apertium -l 2>/dev/null | grep -qw 'nob-nno' \
+		&& command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
 		:; \
 	elif ! command -v apt-get >/dev/null 2>&1; then \
 		echo "system-deps: skipped, no apt-get here; install Apertium with the nob-nno pair yourself"; \
@@ -55,9 +57,33 @@ system-deps:
 		echo "system-deps: skipped, not root and no password-less sudo (sudo apt-get install $(APT_PACKAGES))"; \
 	fi
 
+# The checks, the tests on SQLite, then the same tests on PostgreSQL (see test-pg).
 test: system-deps install lint
 	$(BIN)/python -m bot content check
-	$(BIN)/python -m pytest
+	env -u TEST_DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory test-pg
+
+# A local PostgreSQL for the tests: installed from Debian and started when missing and we may
+# (root, or sudo without a password); prints its URL. See .ci/pg-up.
+pg-up:
+	@bash .ci/pg-up
+
+# The tests that use a database, on PostgreSQL, one fresh database per test: on the server in
+# TEST_DATABASE_URL if set, else on the one pg-up provides. Where pg-up cannot (not root, no
+# apt-get) this is skipped with a note, except under CI, where it fails.
+test-pg: $(STAMP) compile
+	@url="$${TEST_DATABASE_URL:-}"; \
+	if [ -z "$$url" ]; then \
+		status=0; url="$$(bash .ci/pg-up)" || status=$$?; \
+		if [ "$$status" = 2 ] && [ -z "$${CI:-}" ]; then \
+			echo "test-pg: skipped, no PostgreSQL here (set TEST_DATABASE_URL=postgresql://…)"; \
+			exit 0; \
+		elif [ "$$status" != 0 ]; then \
+			echo "test-pg: no PostgreSQL to test on (pg-up exited with $$status)" >&2; exit 1; \
+		fi; \
+	fi; \
+	echo "test-pg: the tests that use a database, again on PostgreSQL"; \
+	TEST_DATABASE_URL="$$url" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Extract → update → compile, for the bot's own texts and for the content.
 catalogs: $(STAMP)
@@ -81,7 +107,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy bot handlers
 
-# The four benchmarks at full size (~15 min; not run by CI). Quick run: make bench BENCH_ARGS=--small
+# The four benchmarks at full size (~10 min; not run by CI). Quick run: make bench BENCH_ARGS=--small
 BENCHES := bench/bench_fanout.py bench/bench_deeplink.py bench/bench_tick.py bench/bench_startup.py
 bench: install
 	@for b in $(BENCHES); do echo "== $$b"; $(BIN)/python $$b $(BENCH_ARGS) || exit 1; done

@@ -1,30 +1,141 @@
-"""Shared fixtures: a migrated SQLite database, the local Bot API on a free port, and the real
-bot running against it, exactly as ``python -m bot run`` starts it."""
+"""Shared fixtures: a fresh database, the local Bot API on a free port, and the real bot running
+against it, exactly as ``python -m bot run`` starts it.
+
+The database is a new SQLite file per test, or, with ``TEST_DATABASE_URL`` set (``make test-pg``),
+a new PostgreSQL database per test on that server: ``CREATE DATABASE test_<random>`` before the
+test (0.05 to 0.2 s) and ``DROP DATABASE … WITH (FORCE)`` after it. On PostgreSQL only the tests
+that use a database (the ``database_url`` fixture, which ``settings`` uses) are collected; the
+rest ran already on SQLite and do not depend on the database.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy.engine import make_url
 
 from bot import migrate
 from bot.app import RunningBot, build_runtime, running_bot
 from bot.config import Settings
 from bot.localapi import LocalBotApi, LocalUser, serve_local_api
 
+# postgresql://user:password@host/database: a server where the tests may create databases.
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip() or None
+ON_POSTGRES = TEST_DATABASE_URL is not None
+
+
+def _libpq_url(url: str, database: str | None = None) -> str:
+    """A plain postgresql:// URL for psycopg (no SQLAlchemy driver name), optionally renamed."""
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if TEST_DATABASE_URL is None:
+        return "database: a new SQLite file per test"
+    shown = make_url(TEST_DATABASE_URL).render_as_string(hide_password=True)
+    return f"database: a new PostgreSQL database per test on {shown}"
+
+
+# Test databases are named test_<unix time>_<random>; ones a killed run left behind are dropped
+# by a later run once they are this old (a younger one may belong to a run still going).
+STALE_AFTER_SECONDS = 6 * 3600
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if TEST_DATABASE_URL is None:
+        return
+    import psycopg
+    from psycopg import sql
+
+    try:
+        conn = psycopg.connect(_libpq_url(TEST_DATABASE_URL), connect_timeout=10, autocommit=True)
+    except psycopg.Error as exc:
+        pytest.exit(f"TEST_DATABASE_URL: cannot connect to PostgreSQL: {exc}", returncode=3)
+    with conn:
+        names = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname ~ '^test_[0-9]+_[0-9a-f]+$'"
+        ).fetchall()
+        for (name,) in names:
+            if int(name.split("_")[1]) > time.time() - STALE_AFTER_SECONDS:
+                continue
+            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            with contextlib.suppress(psycopg.Error):  # e.g. another role's: not ours to drop
+                conn.execute(drop)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On PostgreSQL, run only the tests that use a database; the others ran on SQLite."""
+    if TEST_DATABASE_URL is None:
+        return
+    keep, drop = [], []
+    for item in items:
+        uses_db = "database_url" in getattr(item, "fixturenames", ())
+        (keep if uses_db else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database for this test, as a DATABASE_URL (not migrated yet)."""
+    if TEST_DATABASE_URL is None:
+        yield f"sqlite:///{tmp_path / 'bot.db'}"
+        return
+    import psycopg
+    from psycopg import sql
+
+    name = f"test_{int(time.time())}_{uuid.uuid4().hex[:12]}"
+    admin = _libpq_url(TEST_DATABASE_URL)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        # UTF-8 and the C collation whatever the server's defaults: text sorts by code point, as
+        # on SQLite. template0, because template1 may have another encoding.
+        create = "CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'"
+        conn.execute(sql.SQL(create).format(sql.Identifier(name)))
+    try:
+        yield _libpq_url(TEST_DATABASE_URL, name)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            # FORCE: a test that failed may have left connections open.
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def table_rows(database_url: str, table: str, order_by: str | None = None) -> list[dict[str, Any]]:
+    """Every row of a table, read straight from the database behind a DATABASE_URL."""
+    from sqlalchemy import create_engine, text
+
+    from bot.config import to_async_url
+
+    engine = create_engine(to_async_url(database_url).replace("+aiosqlite", ""))
+    try:
+        with engine.connect() as conn:
+            order = f" ORDER BY {order_by}" if order_by else ""
+            result = conn.execute(text(f"SELECT * FROM {table}{order}"))  # names from the tests
+            return [dict(row._mapping) for row in result]
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         telegram_bot_token=None,
-        database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+        database_url=database_url,
         var_dir=tmp_path / "var",
         secret_key="test-secret-" + "x" * 32,
         outbox_tick_seconds=0.2,

@@ -1,17 +1,15 @@
 """`python -m bot apikey …` and `python -m bot dispatch …`, as an admin or a nurse runs them.
 
-The commands run in demo mode (no TELEGRAM_BOT_TOKEN) on a SQLite file of their own; one test
+The commands run in demo mode (no TELEGRAM_BOT_TOKEN) on a database of their own; one test
 runs them against the database of a running bot to compare with what its HTTP API answers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import re
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ from bot.config import Settings
 from bot.localapi import DEFAULT_USERNAME
 from bot.models import Dispatch
 from bot.privacy import phone_hash
-from tests.conftest import Api
+from tests.conftest import Api, table_rows
 
 NOTE = "Gi paracetamol etter vekt, og mål temperaturen igjen i kveld."
 CREATE = [
@@ -46,11 +44,11 @@ CREATE = [
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str) -> dict[str, str]:
     """A demo set-up of its own; run from an empty folder so no .env is read."""
     monkeypatch.chdir(tmp_path)
     return {
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        "DATABASE_URL": database_url,
         "VAR_DIR": str(tmp_path / "var"),
         "SECRET_KEY": "cli-secret-" + "y" * 32,
         "TELEGRAM_BOT_TOKEN": "",
@@ -63,11 +61,8 @@ def run(env: dict[str, str], *args: str) -> Result:
 
 
 def rows(env: dict[str, str], table: str) -> list[dict[str, Any]]:
-    """Every row of a table, read straight from the SQLite file."""
-    path = env["DATABASE_URL"].removeprefix("sqlite:///")
-    with contextlib.closing(sqlite3.connect(path)) as db:
-        db.row_factory = sqlite3.Row
-        return [dict(row) for row in db.execute(f"SELECT * FROM {table}")]
+    """Every row of a table, read straight from the database."""
+    return table_rows(env["DATABASE_URL"], table)
 
 
 def test_an_api_key_is_shown_once_stored_as_a_hash_listed_without_it_and_revoked(

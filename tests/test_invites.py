@@ -1,16 +1,14 @@
 """`python -m bot invite …` as an admin runs it: links shown once and stored as a hash.
 
-The commands run in demo mode (no TELEGRAM_BOT_TOKEN) on a SQLite file of their own.
+The commands run in demo mode (no TELEGRAM_BOT_TOKEN) on a database of their own.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import json
 import re
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +18,17 @@ from click.testing import CliRunner, Result
 from bot.cli import main
 from bot.localapi import DEFAULT_USERNAME
 from bot.services.invites import parse_duration
+from tests.conftest import table_rows
 
 ORG = "Legevakten i Bergen"
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str) -> dict[str, str]:
     """A demo set-up of its own; run from an empty folder so no .env is read."""
     monkeypatch.chdir(tmp_path)
     return {
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        "DATABASE_URL": database_url,
         "VAR_DIR": str(tmp_path / "var"),
         "SECRET_KEY": "cli-secret-" + "y" * 32,
         "TELEGRAM_BOT_TOKEN": "",
@@ -42,10 +41,7 @@ def run(env: dict[str, str], *args: str) -> Result:
 
 
 def rows(env: dict[str, str], table: str) -> list[dict[str, Any]]:
-    path = env["DATABASE_URL"].removeprefix("sqlite:///")
-    with contextlib.closing(sqlite3.connect(path)) as db:
-        db.row_factory = sqlite3.Row
-        return [dict(row) for row in db.execute(f"SELECT * FROM {table} ORDER BY id")]
+    return table_rows(env["DATABASE_URL"], table, order_by="id")
 
 
 def create(env: dict[str, str], *args: str) -> dict[str, Any]:

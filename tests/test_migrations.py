@@ -1,75 +1,90 @@
 """Migrations: an empty database upgrades to head, every step down and up again keeps data,
-and the models match what the migrations build (no forgotten migration)."""
+and the models match what the migrations build (no forgotten migration). On SQLite, and on
+PostgreSQL with TEST_DATABASE_URL set."""
 
 from __future__ import annotations
 
-import sqlite3
+import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine
+from sqlalchemy import Engine, create_engine, inspect, text
 
 from bot import migrate
+from bot.config import to_async_url
 from bot.models import metadata
 
 
-def _url(path: Path) -> str:
-    return f"sqlite+aiosqlite:///{path}"
+@pytest.fixture
+def url(database_url: str) -> str:
+    """The fresh, empty database's URL for the async driver, as the bot passes it to Alembic."""
+    return to_async_url(database_url)
 
 
-def test_empty_database_upgrades_to_head(tmp_path: Path) -> None:
-    db = tmp_path / "new" / "bot.db"
-    migrate.upgrade(_url(db))
-    assert migrate.current_revision(_url(db)) == migrate.head_revision()
-    tables = {
-        row[0]
-        for row in sqlite3.connect(db).execute("select name from sqlite_master where type='table'")
-    }
-    assert {"person", "outbox_message", "alembic_version"} <= tables
+@pytest.fixture
+def engine(url: str) -> Iterator[Engine]:
+    """A plain synchronous engine on the same database, to look at it from outside."""
+    sync = create_engine(url.replace("+aiosqlite", ""))
+    yield sync
+    sync.dispose()
 
 
-def test_upgrade_is_idempotent(tmp_path: Path) -> None:
-    db = tmp_path / "bot.db"
-    migrate.upgrade(_url(db))
-    migrate.upgrade(_url(db))
-    assert migrate.current_revision(_url(db)) == migrate.head_revision()
+def test_empty_database_upgrades_to_head(url: str, engine: Engine) -> None:
+    migrate.upgrade(url)
+    assert migrate.current_revision(url) == migrate.head_revision()
+    assert {"person", "outbox_message", "alembic_version"} <= set(inspect(engine).get_table_names())
 
 
-def test_each_revision_upgrades_from_the_previous_one_keeping_people(tmp_path: Path) -> None:
-    db = tmp_path / "bot.db"
+def test_a_sqlite_file_in_a_new_folder_is_made(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'new' / 'bot.db'}"
+    migrate.upgrade(url)
+    assert migrate.current_revision(url) == migrate.head_revision()
+
+
+def test_upgrade_is_idempotent(url: str) -> None:
+    migrate.upgrade(url)
+    migrate.upgrade(url)
+    assert migrate.current_revision(url) == migrate.head_revision()
+
+
+def test_each_revision_upgrades_from_the_previous_one_keeping_people(
+    url: str, engine: Engine
+) -> None:
     revisions = migrate.revisions()
     assert revisions, "there must be at least one migration"
-    migrate.upgrade(_url(db), revisions[0])
-    with sqlite3.connect(db) as conn:
+    migrate.upgrade(url, revisions[0])
+    at = dt.datetime(2026, 1, 1, 10, 0)
+    with engine.begin() as conn:
         conn.execute(
-            "insert into person (telegram_user_id, locale, locale_chosen, created_at, last_seen_at)"
-            " values (4242, 'nn', 1, '2026-01-01 10:00:00', '2026-01-01 10:00:00')"
+            text(
+                "insert into person (telegram_user_id, locale, locale_chosen, created_at,"
+                " last_seen_at) values (4242, 'nn', :chosen, :at, :at)"
+            ),
+            {"chosen": True, "at": at},
         )
     for revision in revisions[1:]:
-        migrate.upgrade(_url(db), revision)
-        assert migrate.current_revision(_url(db)) == revision
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("select locale from person where telegram_user_id=4242").fetchone() == (
-            "nn",
-        )
+        migrate.upgrade(url, revision)
+        assert migrate.current_revision(url) == revision
+    with engine.connect() as conn:
+        found = conn.execute(text("select locale from person where telegram_user_id=4242"))
+        assert found.one() == ("nn",)
 
 
-def test_downgrade_to_base_and_up_again(tmp_path: Path) -> None:
-    db = tmp_path / "bot.db"
-    migrate.upgrade(_url(db))
-    migrate.downgrade(_url(db), "base")
-    assert migrate.current_revision(_url(db)) is None
-    migrate.upgrade(_url(db))
-    assert migrate.current_revision(_url(db)) == migrate.head_revision()
+def test_downgrade_to_base_and_up_again(url: str, engine: Engine) -> None:
+    migrate.upgrade(url)
+    migrate.downgrade(url, "base")
+    assert migrate.current_revision(url) is None
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    migrate.upgrade(url)
+    assert migrate.current_revision(url) == migrate.head_revision()
 
 
-def test_models_match_migrations(tmp_path: Path) -> None:
-    db = tmp_path / "bot.db"
-    migrate.upgrade(_url(db))
-    engine = create_engine(f"sqlite:///{db}")
+def test_models_match_migrations(url: str, engine: Engine) -> None:
+    migrate.upgrade(url)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         diff = compare_metadata(context, metadata)
-    engine.dispose()
     assert diff == [], f"models and migrations differ; add a migration: {diff}"
