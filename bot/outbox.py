@@ -16,11 +16,12 @@ import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiolimiter import AsyncLimiter
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Bot, Message
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter
@@ -105,6 +106,43 @@ async def depth(sessions: Sessions) -> tuple[int, dt.datetime | None]:
         if oldest is not None and oldest.tzinfo is None:
             oldest = oldest.replace(tzinfo=dt.UTC)
         return int(row[0]), oldest
+
+
+M = TypeVar("M", bound=SQLModel)
+
+
+async def claim_due(
+    sessions: Sessions, model: type[M], *, worker: str, limit: int, lease: dt.timedelta
+) -> list[M]:
+    """Claim up to ``limit`` due rows of a queue table (the outbox, the SMS queue) for one sender.
+
+    Due: pending with ``due_at`` passed, or sending with a lease that ran out (a crashed sender).
+    One conditional ``UPDATE … RETURNING``; on PostgreSQL the candidates are locked with
+    ``FOR UPDATE SKIP LOCKED`` so several processes never claim the same row.
+    """
+    now = utcnow()
+    token = f"{worker}:{uuid.uuid4().hex[:8]}"
+    table: Any = model.__table__  # type: ignore[attr-defined]
+    due = or_(
+        and_(table.c.status == OutboxStatus.PENDING, table.c.due_at <= now),
+        and_(table.c.status == OutboxStatus.SENDING, table.c.claimed_until < now),
+    )
+    async with sessions() as session:
+        candidates = select(table.c.id).where(due).order_by(table.c.due_at, table.c.id)
+        candidates = candidates.limit(limit)
+        if session.bind is not None and session.bind.dialect.name == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True)
+        stmt = (
+            update(table)
+            .where(table.c.id.in_(candidates.scalar_subquery()), due)
+            .values(status=OutboxStatus.SENDING, claimed_by=token, claimed_until=now + lease)
+            .returning(*table.c)
+        )
+        result = await session.exec(stmt)
+        rows = [model.model_validate(dict(r._mapping)) for r in result]
+        await session.commit()
+    rows.sort(key=lambda r: (r.due_at, r.id or 0))  # type: ignore[attr-defined]
+    return rows
 
 
 @dataclass
@@ -226,31 +264,9 @@ class OutboxSender:
         return len(rows)
 
     async def _claim(self, limit: int) -> list[OutboxMessage]:
-        now = utcnow()
-        token = f"{self.worker}:{uuid.uuid4().hex[:8]}"
-        table: Any = OutboxMessage.__table__
-        due = or_(
-            and_(table.c.status == OutboxStatus.PENDING, table.c.due_at <= now),
-            and_(table.c.status == OutboxStatus.SENDING, table.c.claimed_until < now),
+        return await claim_due(
+            self.sessions, OutboxMessage, worker=self.worker, limit=limit, lease=self.lease
         )
-        async with self.sessions() as session:
-            candidates = select(table.c.id).where(due).order_by(table.c.due_at, table.c.id)
-            candidates = candidates.limit(limit)
-            if session.bind is not None and session.bind.dialect.name == "postgresql":
-                candidates = candidates.with_for_update(skip_locked=True)
-            stmt = (
-                update(table)
-                .where(table.c.id.in_(candidates.scalar_subquery()), due)
-                .values(
-                    status=OutboxStatus.SENDING, claimed_by=token, claimed_until=now + self.lease
-                )
-                .returning(*table.c)
-            )
-            result = await session.exec(stmt)
-            rows = [OutboxMessage.model_validate(dict(r._mapping)) for r in result]
-            await session.commit()
-        rows.sort(key=lambda r: (r.due_at, r.id or 0))
-        return rows
 
     async def _deliver(self, row: OutboxMessage) -> dt.datetime | None:
         """Send one row and record the outcome; returns a retry time if it must wait."""

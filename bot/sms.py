@@ -27,12 +27,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
 import aiohttp
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import ConfigError, Settings
 from bot.db import Sessions
 from bot.models import OutboxStatus, SmsMessage, SmsStatus, metadata, utcnow
+from bot.outbox import claim_due
 from bot.privacy import Cipher
 
 log = logging.getLogger(__name__)
@@ -326,31 +327,9 @@ class SmsSender:
         return len(rows)
 
     async def _claim(self, limit: int) -> list[SmsMessage]:
-        now = utcnow()
-        token = f"{self.worker}:{uuid.uuid4().hex[:8]}"
-        table: Any = _SMS_TABLE
-        due = or_(
-            and_(table.c.status == OutboxStatus.PENDING, table.c.due_at <= now),
-            and_(table.c.status == OutboxStatus.SENDING, table.c.claimed_until < now),
+        return await claim_due(
+            self.sessions, SmsMessage, worker=self.worker, limit=limit, lease=self.lease
         )
-        async with self.sessions() as session:
-            candidates = select(table.c.id).where(due).order_by(table.c.due_at, table.c.id)
-            candidates = candidates.limit(limit)
-            if session.bind is not None and session.bind.dialect.name == "postgresql":
-                candidates = candidates.with_for_update(skip_locked=True)
-            stmt = (
-                update(table)
-                .where(table.c.id.in_(candidates.scalar_subquery()), due)
-                .values(
-                    status=OutboxStatus.SENDING, claimed_by=token, claimed_until=now + self.lease
-                )
-                .returning(*table.c)
-            )
-            result = await session.exec(stmt)
-            rows = [SmsMessage.model_validate(dict(r._mapping)) for r in result]
-            await session.commit()
-        rows.sort(key=lambda r: (r.due_at, r.id or 0))
-        return rows
 
     async def _deliver(self, row: SmsMessage) -> None:
         """Send one row and record the outcome."""
