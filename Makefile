@@ -75,6 +75,7 @@ test-pg: $(STAMP) compile
 	@url="$${TEST_DATABASE_URL:-}"; \
 	if [ -z "$$url" ]; then \
 		status=0; url="$$(bash .ci/pg-up)" || status=$$?; \
+		url="$$(printf '%s\n' "$$url" | tail -n 1)"; \
 		if [ "$$status" = 2 ] && [ -z "$${CI:-}" ]; then \
 			echo "test-pg: skipped, no PostgreSQL here (set TEST_DATABASE_URL=postgresql://…)"; \
 			exit 0; \

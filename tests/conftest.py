@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 import pytest
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from bot import migrate
 from bot.app import RunningBot, build_runtime, running_bot
@@ -41,6 +42,20 @@ def _libpq_url(url: str, database: str | None = None) -> str:
     if database is not None:
         parsed = parsed.set(database=database)
     return parsed.render_as_string(hide_password=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if TEST_DATABASE_URL is None:
+        return
+    try:
+        make_url(TEST_DATABASE_URL)
+    except ArgumentError:
+        # Not the value itself: it may hold a password.
+        pytest.exit(
+            f"TEST_DATABASE_URL is not a database URL ({len(TEST_DATABASE_URL.splitlines())} "
+            "line(s)); expected postgresql://user:password@host:port/database",
+            returncode=3,
+        )
 
 
 def pytest_report_header(config: pytest.Config) -> str:
