@@ -39,3 +39,11 @@ def make_sessions(engine: AsyncEngine) -> Sessions:
 
 def is_postgres(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def upsert_insert(session: Any) -> Any:
+    """The dialect's ``insert`` (with ``on_conflict_do_*``) for the session's database."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert

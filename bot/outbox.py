@@ -20,13 +20,12 @@ from typing import Any, TypeVar
 
 from aiolimiter import AsyncLimiter
 from sqlalchemy import and_, delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Bot, Message
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter
 
-from bot.db import Sessions
+from bot.db import Sessions, upsert_insert
 from bot.models import OutboxMessage, OutboxStatus, Person, utcnow
 
 log = logging.getLogger(__name__)
@@ -61,8 +60,7 @@ async def enqueue(
         "attempts": 0,
         "created_at": utcnow(),
     }
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = upsert_insert(session)
     table: Any = OutboxMessage.__table__
     # Bind through the column types (UTCDateTime) by going via the table's insert. RETURNING, not
     # rowcount: PostgreSQL's implicit RETURNING of the key made rowcount 1 even on a conflict.

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from sqlalchemy import delete, exists, update
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot import outbox, render
 from bot.content.schema import AdviceTopic
@@ -306,19 +306,30 @@ async def open_link(
             return OpenResult(Opened.TAKEN)
         if now > dispatch.expires_at:
             return OpenResult(Opened.EXPIRED)
+        values: dict[str, Any] = {"person_id": person.id, "opened_at": now}
+        checkin = _checkin_message(rt, dispatch, person, now)
+        if checkin is not None:
+            values |= {
+                "checkin_status": CheckinStatus.SCHEDULED,
+                "checkin_due_at": checkin["due_at"],
+            }
         # Only the first of two chats opening the same link at once gets it.
-        claimed: Any = await session.exec(
-            update(Dispatch)
-            .where(Dispatch.id == dispatch.id, Dispatch.person_id.is_(None))  # type: ignore[union-attr,arg-type]
-            .values(person_id=person.id, opened_at=now)
-        )
-        if claimed.rowcount != 1:
+        claimed = (
+            await session.exec(
+                update(Dispatch)
+                .where(col(Dispatch.id) == dispatch.id, col(Dispatch.person_id).is_(None))
+                .values(**values)
+                .returning(Dispatch),
+                execution_options={"populate_existing": True},
+            )
+        ).scalar_one_or_none()
+        if claimed is None:
             await session.rollback()
             return OpenResult(Opened.TAKEN)
-        if dispatch.checkin_hours:
-            await _schedule_checkin(rt, session, dispatch, person, now)
+        dispatch = claimed
+        if checkin is not None:
+            await outbox.enqueue(session, **checkin)
         await session.commit()
-        await session.refresh(dispatch)
     log.info("dispatch %s opened", dispatch.id)
     # No sender wake-up: the check-in just queued is hours away, and the tick finds it then.
     return OpenResult(Opened.FIRST, dispatch)
@@ -333,31 +344,24 @@ def checkin_due(dispatch: Dispatch, opened_at: dt.datetime) -> dt.datetime:
     )
 
 
-async def _schedule_checkin(
-    rt: Runtime,
-    session: Any,
-    dispatch: Dispatch,
-    person: Person,
-    now: dt.datetime,
-) -> None:
+def _checkin_message(
+    rt: Runtime, dispatch: Dispatch, person: Person, now: dt.datetime
+) -> dict[str, Any] | None:
+    """The outbox row (``outbox.enqueue``'s arguments) for the check-in, if one was asked for."""
+    if not dispatch.checkin_hours:
+        return None
     payload = _checkin_payload(rt, dispatch, as_locale(dispatch.locale))
     if payload is None:
-        return
+        return None
     due = checkin_due(dispatch, now)
-    await outbox.enqueue(
-        session,
-        key=f"{CHECKIN_KEY}{dispatch.id}",
-        chat_id=person.telegram_user_id,
-        person_id=person.id,
-        payload=payload,
-        due_at=due,
-        expires_at=due + dt.timedelta(hours=rt.settings.checkin_window_hours),
-    )
-    await session.exec(
-        update(Dispatch)
-        .where(Dispatch.id == dispatch.id)  # type: ignore[arg-type]
-        .values(checkin_status=CheckinStatus.SCHEDULED, checkin_due_at=due)
-    )
+    return {
+        "key": f"{CHECKIN_KEY}{dispatch.id}",
+        "chat_id": person.telegram_user_id,
+        "person_id": person.id,
+        "payload": payload,
+        "due_at": due,
+        "expires_at": due + dt.timedelta(hours=rt.settings.checkin_window_hours),
+    }
 
 
 async def relocalize_checkin(rt: Runtime, dispatch: Dispatch, locale: Locale) -> None:

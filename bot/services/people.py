@@ -5,11 +5,10 @@ Takes Telegram user ids as plain ints; returns ``Person`` rows. No Telegram type
 
 from __future__ import annotations
 
-from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlalchemy import delete, update
+from sqlmodel import col, select
 
-from bot.db import Sessions
+from bot.db import Sessions, upsert_insert
 from bot.i18n import Locale, as_locale
 from bot.models import Person, utcnow
 
@@ -17,28 +16,31 @@ from bot.models import Person, utcnow
 async def ensure_person(sessions: Sessions, telegram_user_id: int, guessed: Locale) -> Person:
     """The person for a Telegram user, created with a guessed language on first contact.
 
-    Writing to the bot again also means they have not blocked it (any more).
+    Writing to the bot again also means they have not blocked it (any more). One statement
+    (an upsert with RETURNING), since this runs for every update.
     """
+    now = utcnow()
     async with sessions() as session:
-        person = (
-            await session.exec(select(Person).where(Person.telegram_user_id == telegram_user_id))
-        ).one_or_none()
-        if person is None:
-            person = Person(telegram_user_id=telegram_user_id, locale=guessed)
-            session.add(person)
-            try:
-                await session.commit()
-            except IntegrityError:  # two first updates at once: the other one created it
-                await session.rollback()
-                return await ensure_person(sessions, telegram_user_id, guessed)
-            await session.refresh(person)
-            return person
-        person.last_seen_at = utcnow()
-        person.blocked_at = None
-        person.locale = as_locale(person.locale)
-        session.add(person)
+        insert = upsert_insert(session)
+        stmt = (
+            insert(Person)
+            .values(
+                telegram_user_id=telegram_user_id,
+                locale=guessed,
+                locale_chosen=False,
+                created_at=now,
+                last_seen_at=now,
+            )
+            .on_conflict_do_update(
+                index_elements=["telegram_user_id"],
+                set_={"last_seen_at": now, "blocked_at": None},
+            )
+            .returning(Person)
+        )
+        person = (await session.exec(stmt)).scalar_one()
         await session.commit()
-        return person
+    person.locale = as_locale(person.locale)
+    return person
 
 
 async def choose_locale(sessions: Sessions, telegram_user_id: int, locale: Locale) -> Person:
@@ -57,13 +59,15 @@ async def choose_locale(sessions: Sessions, telegram_user_id: int, locale: Local
 async def guess_locale_once(sessions: Sessions, telegram_user_id: int, locale: Locale) -> None:
     """A better guess (e.g. the language a nurse chose); an explicit choice is kept."""
     async with sessions() as session:
-        person = (
-            await session.exec(select(Person).where(Person.telegram_user_id == telegram_user_id))
-        ).one_or_none()
-        if person is None or person.locale_chosen:
-            return
-        person.locale = locale
-        session.add(person)
+        await session.exec(
+            update(Person)
+            .where(
+                col(Person.telegram_user_id) == telegram_user_id,
+                col(Person.locale_chosen).is_(False),
+                col(Person.locale) != locale,
+            )
+            .values(locale=locale)
+        )
         await session.commit()
 
 

@@ -42,12 +42,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import exists, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from bot import outbox, render
 from bot.content.schema import Programme, Question, Theme
+from bot.db import upsert_insert
 from bot.i18n import Locale, as_locale
 from bot.models import Leader, LeaderStatus, Person, Prompt, PromptStatus, utcnow
 from bot.runtime import Runtime
@@ -440,8 +440,7 @@ def _reminder_due(rt: Runtime, sent_at: dt.datetime) -> dt.datetime | None:
 async def _insert_prompt(session: Any, prompt: Prompt) -> int | None:
     """Insert unless the leader's week has a prompt already; the new id, or None."""
     values = prompt.model_dump(exclude={"id"})
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = upsert_insert(session)
     table: Any = Prompt.__table__
     stmt = (
         insert(table)
