@@ -18,7 +18,8 @@ from bot.models import Dispatch
 from bot.runtime import Runtime
 from bot.services import dispatches
 from bot.services.dispatches import Opened
-from bot.services.people import choose_locale, guess_locale_once
+from bot.services.language import choose_language
+from bot.services.people import guess_locale_once
 from handlers.base import Context, Turn, answered_after, begin, keyboard, reply
 from handlers.common import EMERGENCY_LINE, invalid_link, link_refused
 
@@ -150,8 +151,7 @@ async def switch_language(update: Update, context: Context) -> None:
     assert query is not None
     locale = as_locale(rest, turn.locale)
     rt = turn.rt
-    await choose_locale(rt.sessions, turn.person.telegram_user_id, locale)
-    await dispatches.relocalize_checkin(rt, dispatch, locale)
+    await choose_language(rt, turn.person.telegram_user_id, locale)
     messages = advice_messages(rt, dispatch, locale)
     if messages is None:
         await reply(update, _no_longer(rt, locale))

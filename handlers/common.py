@@ -21,7 +21,8 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Mess
 
 from bot.i18n import LANGUAGE_NAMES, LOCALES, Catalogs, Locale, as_locale, guess_locale
 from bot.runtime import runtime
-from bot.services.people import choose_locale, delete_person
+from bot.services.language import choose_language
+from bot.services.people import delete_person
 from handlers.base import Context, Turn, answered_after, begin, edit_or_reply, keyboard, reply
 
 log = logging.getLogger(__name__)
@@ -304,7 +305,7 @@ async def language_chosen(update: Update, context: Context) -> None:
         return
     chosen = as_locale((query.data or "").removeprefix("lang:"), turn.locale)
     rt = turn.rt
-    await choose_locale(rt.sessions, turn.person.telegram_user_id, chosen)
+    await choose_language(rt, turn.person.telegram_user_id, chosen)
     _ = rt.catalogs.gettext(chosen)
     await edit_or_reply(
         update,

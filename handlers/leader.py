@@ -20,8 +20,8 @@ from bot.i18n import LANGUAGE_NAMES, Locale, as_locale, format_day, format_when,
 from bot.models import Leader, LeaderStatus, Prompt
 from bot.runtime import Runtime
 from bot.services import leaders
+from bot.services.language import choose_language
 from bot.services.leaders import Joined, Saved
-from bot.services.people import choose_locale
 from handlers.base import (
     Context,
     Turn,
@@ -158,7 +158,7 @@ async def language_button(update: Update, context: Context) -> None:
         return
     turn, leader = found
     locale = as_locale((update.callback_query.data or "").rsplit(":", 1)[1])  # type: ignore[union-attr]
-    await choose_locale(turn.rt.sessions, turn.person.telegram_user_id, locale)
+    await choose_language(turn.rt, turn.person.telegram_user_id, locale)
     turn = Turn(rt=turn.rt, person=turn.person, locale=locale)
     if leader.status == LeaderStatus.ENROLLING:
         leader = await leaders.set_step(turn.rt, leader, "weekday")

@@ -242,7 +242,7 @@ async def test_an_error_is_told_to_the_person_and_logged_without_personal_data(
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("database said no for user 5001 named Kari")
 
-    monkeypatch.setattr(handlers.common, "choose_locale", broken)
+    monkeypatch.setattr(handlers.common, "choose_language", broken)
     kari = await people("Kari Nordmann", language_code="nb")
     await kari.says("/language")
 

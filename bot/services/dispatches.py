@@ -350,7 +350,7 @@ def _checkin_message(
     """The outbox row (``outbox.enqueue``'s arguments) for the check-in, if one was asked for."""
     if not dispatch.checkin_hours:
         return None
-    payload = _checkin_payload(rt, dispatch, as_locale(dispatch.locale))
+    payload = checkin_payload(rt, dispatch, as_locale(dispatch.locale))
     if payload is None:
         return None
     due = checkin_due(dispatch, now)
@@ -364,27 +364,8 @@ def _checkin_message(
     }
 
 
-async def relocalize_checkin(rt: Runtime, dispatch: Dispatch, locale: Locale) -> None:
-    """The caller switched language: a check-in still waiting is rewritten in the new one."""
-    if dispatch.checkin_status != CheckinStatus.SCHEDULED:
-        return
-    payload = _checkin_payload(rt, dispatch, locale)
-    if payload is None:
-        return
-    table: Any = OutboxMessage.__table__
-    async with rt.sessions() as session:
-        await session.exec(
-            update(table)
-            .where(
-                table.c.idempotency_key == f"{CHECKIN_KEY}{dispatch.id}",
-                table.c.status == OutboxStatus.PENDING,
-            )
-            .values(payload=payload)
-        )
-        await session.commit()
-
-
-def _checkin_payload(rt: Runtime, dispatch: Dispatch, locale: Locale) -> dict[str, Any] | None:
+def checkin_payload(rt: Runtime, dispatch: Dispatch, locale: Locale) -> dict[str, Any] | None:
+    """The check-in question as a sendMessage payload in ``locale``; None if the topic is gone."""
     topic = advice_for(rt, dispatch, locale)
     if topic is None:
         return None
