@@ -23,7 +23,14 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Bot, Message
-from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+)
 
 from bot.db import Sessions, upsert_insert
 from bot.models import OutboxMessage, OutboxStatus, Person, utcnow
@@ -326,6 +333,25 @@ class OutboxSender:
                 await self._retry(row, retry_at, type(exc).__name__, count_attempt=True)
                 self.stats.retried += 1
                 return retry_at
+            except ChatMigrated:  # a group became a supergroup: the bot writes to people only
+                await self._finish(row, OutboxStatus.FAILED, error="ChatMigrated")
+                self.stats.failed += 1
+                return None
+            except Exception as exc:  # 409 Conflict, an unexpected answer, a bug in a payload …
+                # Counted like a network error, so a row that always fails this way is given up
+                # after max_attempts instead of coming back at every lease forever.
+                attempts = row.attempts + 1
+                name = type(exc).__name__
+                log.error("outbox: message %s failed with %s (attempt %d)", row.id, name, attempts)
+                if attempts >= self.max_attempts:
+                    await self._finish(row, OutboxStatus.FAILED, error=name, attempts=attempts)
+                    self.stats.failed += 1
+                    return None
+                backoff = min(self.max_backoff, 2 ** (attempts - 1)) * random.uniform(0.75, 1.25)
+                retry_at = utcnow() + dt.timedelta(seconds=backoff)
+                await self._retry(row, retry_at, name, count_attempt=True)
+                self.stats.retried += 1
+                return retry_at
         self._failures_in_a_row = 0
         message_id = result.message_id if isinstance(result, Message) else None
         await self._finish(row, OutboxStatus.SENT, message_id=message_id)
@@ -356,6 +382,9 @@ class OutboxSender:
             values.update(sent_at=utcnow(), telegram_message_id=message_id)
         self.stats.outcomes[status] += 1
         await self._update_claimed(row, values)
+        await self._told_final(row, status)
+
+    async def _told_final(self, row: OutboxMessage, status: str = OutboxStatus.FAILED) -> None:
         if self.on_final is not None:
             try:
                 await self.on_final(row, status)
@@ -421,13 +450,18 @@ class OutboxSender:
             await session.exec(
                 update(Person).where(Person.telegram_user_id == chat_id).values(blocked_at=now)  # type: ignore[arg-type]
             )
-            await session.exec(
-                update(table)
-                .where(table.c.chat_id == chat_id, table.c.status == OutboxStatus.PENDING)
-                .values(status=OutboxStatus.FAILED, last_error="Blocked")
-            )
+            dropped = (
+                await session.exec(
+                    update(table)
+                    .where(table.c.chat_id == chat_id, table.c.status == OutboxStatus.PENDING)
+                    .values(status=OutboxStatus.FAILED, last_error="Blocked")
+                    .returning(table)
+                )
+            ).all()
             await session.commit()
         log.info("outbox: a person blocked the bot; their pending messages were dropped")
+        for dropped_row in dropped:  # e.g. a check-in: the dispatch records that it failed
+            await self._told_final(OutboxMessage.model_validate(dict(dropped_row._mapping)))
 
     def _chat_limiter(self, chat_id: int) -> AsyncLimiter:
         limiter = self._chat_limiters.get(chat_id)

@@ -210,6 +210,45 @@ async def test_403_gives_up_and_marks_the_person_as_having_blocked_the_bot(
     assert len(local_api.calls_to("sendMessage")) == 1
 
 
+async def test_messages_dropped_for_a_blocked_person_are_reported_as_failed(
+    sessions: Sessions, sender: OutboxSender, local_api: LocalBotApi
+) -> None:
+    # The hook is how a pending check-in ends up "failed" on its dispatch, not "scheduled".
+    told: list[tuple[str, str]] = []
+
+    async def on_final(message: OutboxMessage, status: str) -> None:
+        told.append((message.idempotency_key, status))
+
+    sender.on_final = on_final
+    await started(local_api, sessions, KARI)
+    local_api.block(KARI)
+    await add(sessions, "one", KARI, "En")
+    await add(
+        sessions, "checkin:later", KARI, "Korleis går det?", due_at=utcnow() + dt.timedelta(hours=3)
+    )
+
+    await sender.drain_once()
+
+    assert sorted(told) == [("checkin:later", OutboxStatus.FAILED), ("one", OutboxStatus.FAILED)]
+
+
+async def test_an_unexpected_api_answer_is_retried_then_given_up_not_left_claimed(
+    sessions: Sessions, sender: OutboxSender, local_api: LocalBotApi
+) -> None:
+    await started(local_api, sessions, KARI)
+    sender.max_backoff = 0.05
+    sender.max_attempts = 3
+    local_api.inject("sendMessage", 409, times=10, description="Conflict: terminated by other")
+    await add(sessions, "conflicted", KARI, "Hei")
+
+    await drain_until_idle(sender)
+
+    failed = await row(sessions, "conflicted")
+    assert (failed.status, failed.attempts) == (OutboxStatus.FAILED, 3)
+    assert failed.last_error == "Conflict" and failed.claimed_by is None
+    assert len(local_api.calls_to("sendMessage")) == 3
+
+
 async def test_400_gives_up_without_retrying(
     sessions: Sessions, sender: OutboxSender, local_api: LocalBotApi
 ) -> None:
