@@ -7,7 +7,7 @@ so a handler reads them once per update and never sees half of an edit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from bot.sms import SmsSender
 
 
+T = TypeVar("T")
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -35,6 +38,31 @@ class Runtime:
     bot_username: str = ""
     # Start-payload prefix -> handler, filled by the audience modules' register() functions.
     start_routes: dict[str, Any] = field(default_factory=dict)
+    # Localised copies of the live content's topics and programmes (see ``localized``).
+    _localized: dict[tuple[str, int, str], tuple[Any, Any]] = field(
+        default_factory=dict, repr=False
+    )
+    _localized_for: tuple[int, int] = (0, 0)
+
+    def localized(self, source: T, domain: str, locale: str) -> T:
+        """``localize`` of a topic or programme of the live content, computed once per language.
+
+        The copies are dropped when a reload swaps the content or catalogs. A weekly tick or a
+        dispatch no longer re-translates a whole programme or topic for every message.
+        """
+        from bot.content.loader import localize
+
+        live = (id(self.content), id(self.catalogs))
+        if self._localized_for != live:
+            self._localized.clear()
+            self._localized_for = live
+        key = (domain, id(source), locale)
+        hit = self._localized.get(key)
+        if hit is None or hit[0] is not source:  # the id of an object no longer alive
+            hit = (source, localize(source, domain, self.catalogs.content_lookup(locale)))
+            self._localized[key] = hit
+        result: T = hit[1]
+        return result
 
 
 RUNTIME_KEY = "runtime"

@@ -112,10 +112,8 @@ async def open_invite_link(update: Update, context: Context, turn: Turn, payload
 
 
 def role_title(rt: Runtime, leader: Leader, locale: Locale) -> str:
-    from bot.content.loader import localize
-
     programme, _role = rt.content.roles[leader.role_id]
-    localized = localize(programme, "reflection", rt.catalogs.content_lookup(locale))
+    localized = rt.localized(programme, "reflection", locale)
     return next(r.title for r in localized.roles if r.id == leader.role_id)
 
 
@@ -634,12 +632,10 @@ async def show_answers(update: Update, turn: Turn, offset: int, *, edit: bool) -
 
 def question_text(rt: Runtime, prompt: Prompt, locale: Locale) -> tuple[str, str]:
     """(theme title, question text) in the leader's language; ids if the content is gone."""
-    from bot.content.loader import localize
-
     programme = rt.content.programmes.get(prompt.programme_id)
     if programme is None:
         return prompt.theme_id, prompt.question_id
-    localized = localize(programme, "reflection", rt.catalogs.content_lookup(locale))
+    localized = rt.localized(programme, "reflection", locale)
     for theme in localized.themes:
         for question in theme.questions:
             if theme.id == prompt.theme_id and question.id == prompt.question_id:

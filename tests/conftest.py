@@ -30,6 +30,7 @@ from bot import migrate
 from bot.app import RunningBot, build_runtime, running_bot
 from bot.config import Settings
 from bot.localapi import LocalBotApi, LocalUser, serve_local_api
+from bot.runtime import Runtime
 
 # postgresql://user:password@host/database: a server where the tests may create databases.
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip() or None
@@ -155,6 +156,17 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         secret_key="test-secret-" + "x" * 32,
         outbox_tick_seconds=0.2,
     )
+
+
+@pytest.fixture
+async def rt(settings: Settings) -> AsyncIterator[Runtime]:
+    """A migrated database and the runtime, without a running bot (no tick, no sender)."""
+    await asyncio.to_thread(migrate.upgrade, settings.async_database_url)
+    runtime = build_runtime(settings)
+    try:
+        yield runtime
+    finally:
+        await runtime.engine.dispose()
 
 
 @pytest.fixture

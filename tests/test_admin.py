@@ -16,7 +16,6 @@ import itertools
 import logging
 import re
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +24,8 @@ import pytest
 from sqlalchemy import delete
 from sqlmodel import col
 
-from bot import migrate, outbox
-from bot.app import RunningBot, build_runtime
+from bot import outbox
+from bot.app import RunningBot
 from bot.config import Settings
 from bot.localapi import LocalUser
 from bot.models import (
@@ -263,16 +262,6 @@ async def seed(rt: Runtime, now: dt.datetime) -> None:
             dispatch(now - dt.timedelta(days=3), worse=1)
         dispatch(now - dt.timedelta(days=40), worse=1)  # outside the 30 days
         await session.commit()
-
-
-@pytest.fixture
-async def rt(settings: Settings) -> AsyncIterator[Runtime]:
-    await asyncio.to_thread(migrate.upgrade, settings.async_database_url)
-    runtime = build_runtime(settings)
-    try:
-        yield runtime
-    finally:
-        await runtime.engine.dispose()
 
 
 async def test_response_rate_per_role_and_week_leaves_small_groups_out(rt: Runtime) -> None:

@@ -19,7 +19,7 @@ from bot.services import dispatches
 from bot.services.language import choose_language
 from bot.services.people import ensure_person
 from bot.services.weekly import send_due_prompts, send_due_reminders
-from tests.test_weekly import DUE, add_leader, outbox_rows, prompts_of, rt  # noqa: F401
+from tests.test_weekly import DUE, add_leader, outbox_rows, prompts_of
 
 
 def question_text(rt: Runtime, locale: str, question_id: str) -> str:
@@ -58,7 +58,7 @@ async def test_a_queued_question_and_reminder_follow_the_leaders_new_language(
     assert reminder.payload["text"].startswith("En påminnelse")
     # The buttons still answer the same prompt, now labelled in Bokmål.
     buttons = question.payload["reply_markup"]["inline_keyboard"][0]
-    assert [b["text"] for b in buttons][0] == "Svar"
+    assert buttons[0]["text"] == "Svar"
     assert buttons[0]["callback_data"] == f"r:ans:{prompt.id}"
 
 

@@ -12,16 +12,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import col, select
 
-from bot import migrate
-from bot.app import RunningBot, build_runtime
-from bot.config import Settings
+from bot.app import RunningBot
 from bot.content.loader import localize
 from bot.content.schema import Programme
 from bot.models import (
@@ -129,17 +126,6 @@ def test_iso_week_of_the_local_date_at_year_boundaries() -> None:
 
 
 # --- the database ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def rt(settings: Settings) -> AsyncIterator[Runtime]:
-    """A migrated database and the runtime, without a running bot (no tick, no sender)."""
-    await asyncio.to_thread(migrate.upgrade, settings.async_database_url)
-    runtime = build_runtime(settings)
-    try:
-        yield runtime
-    finally:
-        await runtime.engine.dispose()
 
 
 _user_ids = iter(range(700_001, 800_000))

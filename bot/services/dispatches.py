@@ -386,9 +386,8 @@ def advice_for(rt: Runtime, dispatch: Dispatch, locale: Locale) -> AdviceTopic |
 
 
 def localized_topic(rt: Runtime, topic: AdviceTopic, locale: Locale) -> AdviceTopic:
-    from bot.content.loader import localize
-
-    return localize(topic, "advice", rt.catalogs.content_lookup(locale))
+    """A topic of the live content in ``locale`` (cached until the next reload)."""
+    return rt.localized(topic, "advice", locale)
 
 
 def checkin_when(rt: Runtime, dispatch: Dispatch, locale: Locale) -> str | None:

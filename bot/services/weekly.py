@@ -223,11 +223,9 @@ def prompt_payload(
     restarted: bool = False,
 ) -> dict[str, Any]:
     """The Bot API ``sendMessage`` payload for a prompt, in the leader's language."""
-    from bot.content.loader import localize
-
     assert prompt.id is not None
     source, theme, question, first = _prompt_question(rt, prompt)
-    programme = localize(source, "reflection", rt.catalogs.content_lookup(locale))
+    programme = rt.localized(source, "reflection", locale)
     theme = next(t for t in programme.themes if t.id == theme.id)
     question = next(q for q in theme.questions if q.id == question.id)
     _ = rt.catalogs.gettext(locale)
