@@ -278,6 +278,7 @@ async def ticks(rt: Any, n_leaders: int) -> tuple[float, float]:
         sent += counts["sent"]
         reminded += reminders
     busy_sql = sql.take()
+    busy_slowest = sql.slowest(TICKS)  # with make_due's own statements
     busy_cpu = [c * 1000 for c in CPU[-TICKS:]]
     idle: list[float] = []
     for _ in range(TICKS):
@@ -293,6 +294,7 @@ async def ticks(rt: Any, n_leaders: int) -> tuple[float, float]:
         f"max {max(idle):.1f} ms"
     )
     idle_sql = sql.take()
+    idle_slowest = sql.slowest(TICKS)
     idle_cpu = [c * 1000 for c in CPU[-TICKS:]]
     out(
         f"tick: CPU time of the process (all threads), median: {median(busy_cpu):.1f} ms with a "
@@ -308,6 +310,8 @@ async def ticks(rt: Any, n_leaders: int) -> tuple[float, float]:
         f"tick: SQL per question or reminder written "
         f"{SqlCounter.describe(busy_sql, max(1, sent + reminded))}"
     )
+    out(f"tick, nothing due: time in the database driver per tick: {idle_slowest}")
+    out(f"tick, a handful due (and setting them due): driver time per tick: {busy_slowest}")
     return median(busy), median(idle)
 
 

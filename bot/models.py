@@ -225,7 +225,11 @@ class Leader(SQLModel, table=True):
     """A person taking part in the weekly reflection: role, day and time, place in the programme."""
 
     # The tick asks every second for paused leaders whose pause has ended.
-    __table_args__ = (Index("ix_leader_status_paused_until", "status", "paused_until"),)
+    __table_args__ = (
+        Index("ix_leader_status_paused_until", "status", "paused_until"),
+        # The tick's "active and due" query: without it SQLite walked every active leader.
+        Index("ix_leader_status_next_due_at", "status", "next_due_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     person_id: int = Field(foreign_key="person.id", ondelete="CASCADE", unique=True)

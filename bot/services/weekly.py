@@ -335,16 +335,22 @@ async def _send_leader(
     late = dt.timedelta(hours=rt.settings.prompt_late_hours)
     while True:
         async with rt.sessions() as session:
-            leader = await session.get(Leader, leader_id)
+            found = (
+                await session.exec(
+                    select(Leader, Person)
+                    .join(Person, col(Person.id) == col(Leader.person_id))
+                    .where(col(Leader.id) == leader_id)
+                )
+            ).one_or_none()
+            if found is None:
+                return
+            leader, person = found
             if (
-                leader is None
-                or leader.status != LeaderStatus.ACTIVE
+                leader.status != LeaderStatus.ACTIVE
                 or leader.next_due_at is None
                 or leader.next_due_at > now
             ):
                 return
-            person = await session.get(Person, leader.person_id)
-            assert person is not None  # the foreign key cascades
             old_due = leader.next_due_at
             zone = leader_zone(rt, leader)
             if leader.weekday is None or leader.minute_of_day is None:
@@ -394,18 +400,24 @@ async def _send_leader(
                 reminder_due_at=None if missed else _reminder_due(rt, now),
                 created_at=now,
             )
+            # Another week due as well (the bot was down)? Otherwise no need to look again.
+            more = new_due is not None and new_due <= now
             prompt.id = await _insert_prompt(session, prompt)
             if prompt.id is None:
                 await session.commit()  # the week has its question already: move on
                 log.info(
                     "leader %s: week %s already has a question; not sent again", leader_id, week
                 )
-                continue
+                if more:
+                    continue
+                return
             if missed:
                 await session.commit()
                 counts["missed"] += 1
                 log.info("leader %s: week %s missed (bot was down)", leader_id, week)
-                continue
+                if more:
+                    continue
+                return
             await outbox.enqueue(
                 session,
                 key=f"{PROMPT_KEY}{leader_id}:{week}",
@@ -428,6 +440,8 @@ async def _send_leader(
             await session.commit()
         counts["sent"] += 1
         log.info("leader %s: week %s sent (prompt %s)", leader_id, week, prompt.id)
+        if not more:
+            return
 
 
 def _reminder_due(rt: Runtime, sent_at: dt.datetime) -> dt.datetime | None:
