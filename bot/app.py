@@ -10,14 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import signal
+import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 from aiohttp import web
 from telegram import Bot, Update
 from telegram.ext import AIORateLimiter, Application, BaseUpdateProcessor, ContextTypes
@@ -105,6 +108,22 @@ def build_runtime(settings: Settings) -> Runtime:
     )
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    return httpx.create_ssl_context()
+
+
+def http_request(pool_size: int, **timeouts: float) -> HTTPXRequest:
+    """A Bot API connection pool; all of them share one TLS context.
+
+    httpx builds a context with the CA bundle for every client, ~30 ms each; the bot has three
+    clients (updates, replies, the outbox sender), so sharing it is ~0.1 s off every start.
+    """
+    return HTTPXRequest(
+        connection_pool_size=pool_size, httpx_kwargs={"verify": _tls_context()}, **timeouts
+    )
+
+
 def build_application(rt: Runtime, token: str, base_url: str) -> Application:  # type: ignore[type-arg]
     """The python-telegram-bot application with every handler registered."""
     from handlers import register_all
@@ -113,9 +132,10 @@ def build_application(rt: Runtime, token: str, base_url: str) -> Application:  #
         Application.builder()
         .token(token)
         .base_url(base_url)
+        .request(http_request(256))
+        .get_updates_request(http_request(1, read_timeout=35))
         .rate_limiter(AIORateLimiter(max_retries=2))
         .concurrent_updates(PerChatUpdateProcessor())
-        .get_updates_read_timeout(35)
         .build()
     )
     app.bot_data[RUNTIME_KEY] = rt
@@ -188,7 +208,7 @@ async def running_bot(
     sender_bot = Bot(
         token,
         base_url=base_url,
-        request=HTTPXRequest(connection_pool_size=settings.outbox_in_flight + 4),
+        request=http_request(settings.outbox_in_flight + 4),
     )
     rt.sender = OutboxSender(
         rt.sessions,

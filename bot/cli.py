@@ -52,7 +52,7 @@ def run() -> None:
 
     settings = _settings()
     setup_logging(settings.log_level)
-    migrate.upgrade(settings.async_database_url)
+    migrate.upgrade_if_behind(settings.async_database_url)
     try:
         rt = build_runtime(settings)
     except ContentErrors as exc:
@@ -498,7 +498,7 @@ def _runtime(settings: Settings) -> Any:
     from bot.app import build_runtime
     from bot.i18n import CatalogError
 
-    migrate.upgrade(settings.async_database_url)
+    migrate.upgrade_if_behind(settings.async_database_url)
     try:
         return build_runtime(settings)
     except ContentErrors as exc:
