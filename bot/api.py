@@ -85,14 +85,44 @@ async def create_dispatch(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     key: ApiKey = request[API_KEY]
     data = await _json_body(request)
+    idem = None
+    header = request.headers.get("Idempotency-Key")
     try:
+        if header is not None:
+            assert key.id is not None
+            idem = dispatches.idempotency(key.id, header, data)
+            earlier = await _replay(rt, idem)
+            if earlier is not None:
+                return earlier
         valid = dispatches.validate(data, rt)
     except dispatches.InvalidRequest as exc:
         return _error(422, "invalid", "the dispatch was not created", fields=exc.fields)
-    created = await dispatches.create(rt, valid, api_key_id=key.id)
+    except dispatches.IdempotencyConflict as exc:
+        return _error(422, "idempotency_key_reused", str(exc), fields={"Idempotency-Key": str(exc)})
+    try:
+        created = await dispatches.create(rt, valid, api_key_id=key.id, idem=idem)
+    except dispatches.IdempotencyRace:  # the same key at the same moment: the other one won
+        assert idem is not None
+        try:
+            earlier = await _replay(rt, idem)
+        except dispatches.IdempotencyConflict as exc:
+            return _error(
+                422, "idempotency_key_reused", str(exc), fields={"Idempotency-Key": str(exc)}
+            )
+        if earlier is None:  # the winner's row is committed before this one failed
+            raise
+        return earlier
     if rt.sms_sender is not None and valid.request.send_sms:
         rt.sms_sender.wake()
     return web.json_response(created.as_json(), status=201)
+
+
+async def _replay(rt: Runtime, idem: dispatches.Idempotency) -> web.Response | None:
+    """The first answer again (200, ``Idempotent-Replayed: true``); None if there was none."""
+    earlier = await dispatches.replay(rt, idem)
+    if earlier is None:
+        return None
+    return web.json_response(earlier, status=200, headers={"Idempotent-Replayed": "true"})
 
 
 async def get_dispatch(request: web.Request) -> web.Response:

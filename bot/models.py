@@ -189,6 +189,24 @@ class SmsMessage(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class IdempotentRequest(SQLModel, table=True):
+    """A dispatch request made with an ``Idempotency-Key``: a retry gets the same answer.
+
+    The answer holds the link, so it is kept encrypted, and only for ``IDEMPOTENCY_HOURS``.
+    """
+
+    __tablename__ = "idempotent_request"
+    __table_args__ = (UniqueConstraint("api_key_id", "key_hash", name="uq_idempotent_request_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    api_key_id: int = Field(foreign_key="api_key.id", ondelete="CASCADE")
+    key_hash: str = Field(max_length=64)  # SHA-256 of the client's key
+    request_hash: str = Field(max_length=64)  # SHA-256 of the request body, canonical JSON
+    dispatch_id: str = Field(max_length=32, foreign_key="dispatch.id", ondelete="CASCADE")
+    response: str = Field(max_length=4000)  # Fernet(the JSON answered the first time)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+
+
 # --- weekly reflection for leaders ---------------------------------------------------------
 
 

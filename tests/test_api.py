@@ -619,3 +619,121 @@ async def test_a_call_system_can_follow_its_own_dispatch_and_no_one_elses(
     assert status == 404 and body["error"] == "not_found"
     status, body = await api.get("/api/v1/dispatches/" + "0" * 32)
     assert status == 404
+
+
+# --- retries with an Idempotency-Key --------------------------------------------------------
+
+
+async def post_with_key(
+    api: Api, body: dict[str, Any], idempotency_key: str, key: str | None = None
+) -> tuple[int, dict[str, str], dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {key or api.key}", "Idempotency-Key": idempotency_key}
+    return await request(api, "POST", "/api/v1/dispatches", headers=headers, json=body)
+
+
+async def test_a_retried_dispatch_with_the_same_key_gets_the_first_answer_and_one_sms(
+    api: Api, bot: RunningBot
+) -> None:
+    # A call system whose POST timed out sends it again: the caller must get one SMS, one link.
+    body = {**FEVER, "phone": PHONE, "send_sms": True, "note": "Ring igjen i morgen."}
+    status, headers, first = await post_with_key(api, body, "call-2026-11-23-0042")
+    assert status == 201 and "Idempotent-Replayed" not in headers
+    await sms_sent(bot, first["id"])
+
+    status, headers, again = await post_with_key(
+        api, dict(reversed(body.items())), "call-2026-11-23-0042"
+    )
+
+    assert status == 200 and headers["Idempotent-Replayed"] == "true"
+    assert again == first  # the same id and the same link, not a new one
+    assert await stored(bot) == (1, 1)
+    # Without the header a second POST is a second dispatch, as before.
+    assert (await api.dispatch(**FEVER))["id"] != first["id"]
+
+
+async def test_the_same_key_with_another_body_is_refused_and_nothing_is_stored(
+    api: Api, bot: RunningBot
+) -> None:
+    status, _headers, _first = await post_with_key(api, FEVER, "k-1")
+    assert status == 201
+
+    status, _headers, body = await post_with_key(api, {**FEVER, "locale": "nn"}, "k-1")
+
+    assert status == 422 and body["error"] == "idempotency_key_reused"
+    assert "different request" in body["fields"]["Idempotency-Key"]
+    assert await stored(bot) == (1, 0)
+
+
+async def test_keys_belong_to_one_api_key_and_must_be_visible_ascii(
+    api: Api, bot: RunningBot
+) -> None:
+    _row, other_key = await apikeys.create(bot.rt.sessions, "Another legevakt")
+    _s, _h, mine = await post_with_key(api, FEVER, "same")
+    status, _h, theirs = await post_with_key(api, FEVER, "same", key=other_key)
+    assert status == 201 and theirs["id"] != mine["id"]
+
+    for bad in ["", "x" * 256, "med mellomrom", "blåbær"]:
+        status, _h, body = (
+            await request(
+                api,
+                "POST",
+                "/api/v1/dispatches",
+                headers={"Authorization": f"Bearer {api.key}", "Idempotency-Key": bad},
+                json=FEVER,
+            )
+            if bad.isascii()
+            else await raw_header_post(api, bad)
+        )
+        assert status == 422, bad
+        assert "Idempotency-Key" in body["fields"], bad
+    assert await stored(bot) == (2, 0)
+
+
+async def raw_header_post(api: Api, value: str) -> tuple[int, dict[str, str], dict[str, Any]]:
+    """A header with non-ASCII characters, sent as UTF-8 bytes (aiohttp refuses to encode it)."""
+    import json as jsonlib
+
+    reader, writer = await asyncio.open_connection(*api.base_url.removeprefix("http://").split(":"))
+    body = jsonlib.dumps(FEVER).encode()
+    head = (
+        f"POST /api/v1/dispatches HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {api.key}\r\n"
+        f"Idempotency-Key: {value}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    writer.write(head + body)
+    await writer.drain()
+    raw = await reader.read()
+    writer.close()
+    head_text, _, payload = raw.partition(b"\r\n\r\n")
+    status = int(head_text.split()[1])
+    return status, {}, jsonlib.loads(payload)
+
+
+async def test_two_retries_at_the_same_moment_make_one_dispatch(api: Api, bot: RunningBot) -> None:
+    body = {**FEVER, "phone": PHONE, "send_sms": True}
+    answers = await asyncio.gather(*(post_with_key(api, body, "burst") for _ in range(5)))
+
+    statuses = sorted(status for status, _h, _b in answers)
+    assert statuses == [200, 200, 200, 200, 201]
+    assert len({b["id"] for _s, _h, b in answers}) == 1
+    assert len({b["deep_link"] for _s, _h, b in answers}) == 1
+    assert await stored(bot) == (1, 1)
+
+
+async def test_the_kept_answer_is_encrypted_and_purged_after_a_day(
+    api: Api, bot: RunningBot
+) -> None:
+    from bot.models import IdempotentRequest
+    from bot.services import dispatches
+
+    _s, _h, first = await post_with_key(api, FEVER, "kept")
+    async with bot.rt.sessions() as session:
+        [kept] = (await session.exec(select(IdempotentRequest))).all()
+    assert link_token(first["deep_link"]) not in kept.response and "kept" not in kept.key_hash
+
+    await dispatches.purge_old(bot.rt, now=utcnow() + dt.timedelta(hours=25))
+
+    async with bot.rt.sessions() as session:
+        assert (await session.exec(select(IdempotentRequest))).all() == []
+    status, _h, again = await post_with_key(api, FEVER, "kept")
+    assert status == 201 and again["id"] != first["id"]  # a day on, the key is new again

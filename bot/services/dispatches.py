@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import hashlib
+import json
 import logging
 import re
 import secrets
@@ -21,6 +23,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from sqlalchemy import delete, exists, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from bot import outbox, render
@@ -29,6 +32,7 @@ from bot.i18n import LOCALES, Locale, as_locale
 from bot.models import (
     CheckinStatus,
     Dispatch,
+    IdempotentRequest,
     Leader,
     OutboxMessage,
     OutboxStatus,
@@ -37,6 +41,7 @@ from bot.models import (
     utcnow,
 )
 from bot.privacy import (
+    Cipher,
     PhoneError,
     contains_national_id,
     new_token,
@@ -170,6 +175,70 @@ def _field_errors(exc: ValidationError) -> dict[str, str]:
     return errors
 
 
+# --- idempotency ---------------------------------------------------------------------------
+
+# How long a retry with the same Idempotency-Key gets the first answer (it holds the link).
+IDEMPOTENCY_HOURS = 24
+_KEY_CHARS = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """A request's ``Idempotency-Key``, scoped to the API key that sent it."""
+
+    api_key_id: int
+    key_hash: str
+    request_hash: str
+
+
+class IdempotencyConflict(Exception):
+    """The key was used before for another request, or its answer can no longer be read."""
+
+
+def idempotency(api_key_id: int, key: str, body: Any) -> Idempotency:
+    """Check an ``Idempotency-Key`` header; raises InvalidRequest if it is not 1-255 visible
+    ASCII characters."""
+    if not _KEY_CHARS.fullmatch(key):
+        raise InvalidRequest(
+            {"Idempotency-Key": "must be 1 to 255 visible ASCII characters, e.g. a UUID"}
+        )
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return Idempotency(
+        api_key_id=api_key_id,
+        key_hash=hashlib.sha256(key.encode()).hexdigest(),
+        request_hash=hashlib.sha256(canonical.encode()).hexdigest(),
+    )
+
+
+async def replay(rt: Runtime, idem: Idempotency) -> dict[str, Any] | None:
+    """The answer given to the first request with this key; None if there was none.
+
+    Raises IdempotencyConflict if the key came with a different body.
+    """
+    async with rt.sessions() as session:
+        earlier = (
+            await session.exec(
+                select(IdempotentRequest).where(
+                    col(IdempotentRequest.api_key_id) == idem.api_key_id,
+                    col(IdempotentRequest.key_hash) == idem.key_hash,
+                )
+            )
+        ).one_or_none()
+    if earlier is None:
+        return None
+    if earlier.request_hash != idem.request_hash:
+        raise IdempotencyConflict("this Idempotency-Key was used for a different request")
+    answer = _idempotency_cipher(rt).decrypt(earlier.response)
+    if answer is None:  # SECRET_KEY changed since
+        raise IdempotencyConflict("the first answer to this Idempotency-Key cannot be read")
+    result: dict[str, Any] = json.loads(answer)
+    return result
+
+
+def _idempotency_cipher(rt: Runtime) -> Cipher:
+    return Cipher(rt.settings.secret(), "idempotency")
+
+
 # --- creating ------------------------------------------------------------------------------
 
 
@@ -204,8 +273,13 @@ async def create(
     *,
     api_key_id: int | None = None,
     now: dt.datetime | None = None,
+    idem: Idempotency | None = None,
 ) -> Created:
-    """Store a dispatch (and its SMS, if asked) in one transaction; return the link and SMS text."""
+    """Store a dispatch (and its SMS, if asked) in one transaction; return the link and SMS text.
+
+    With ``idem``, the answer is kept (encrypted) for retries with the same key; if another
+    request with that key got in first, IdempotencyRace is raised and nothing is stored.
+    """
     from bot.sms import gsm7_septets, is_gsm7, queue_sms, sms_cipher
 
     now = now or utcnow()
@@ -265,11 +339,33 @@ async def create(
                 due_at=now,
                 expires_at=now + dt.timedelta(hours=rt.settings.sms_window_hours),
             )
-        await session.commit()
+        created = Created(dispatch=dispatch, deep_link=deep_link, sms_text=text, earlier=earlier)
+        if idem is not None:
+            session.add(
+                IdempotentRequest(
+                    api_key_id=idem.api_key_id,
+                    key_hash=idem.key_hash,
+                    request_hash=idem.request_hash,
+                    dispatch_id=dispatch.id,
+                    response=_idempotency_cipher(rt).encrypt(json.dumps(created.as_json())),
+                    created_at=now,
+                )
+            )
+        try:
+            await session.commit()
+        except IntegrityError:
+            if idem is None:
+                raise
+            await session.rollback()
+            raise IdempotencyRace from None
     log.info(
         "dispatch %s created: topic %s, sms %s", dispatch.id, dispatch.topic_id, request.send_sms
     )
-    return Created(dispatch=dispatch, deep_link=deep_link, sms_text=text, earlier=earlier)
+    return created
+
+
+class IdempotencyRace(Exception):
+    """Two requests with one Idempotency-Key at once: the other one made the dispatch."""
 
 
 # --- opening the link ----------------------------------------------------------------------
@@ -544,6 +640,11 @@ async def purge_old(rt: Runtime, *, now: dt.datetime | None = None) -> tuple[int
     async with rt.sessions() as session:
         gone: Any = await session.exec(
             delete(Dispatch).where(Dispatch.created_at < cutoff)  # type: ignore[arg-type]
+        )
+        await session.exec(
+            delete(IdempotentRequest).where(
+                col(IdempotentRequest.created_at) < now - dt.timedelta(hours=IDEMPOTENCY_HOURS)
+            )
         )
         people: Any = await session.exec(
             delete(Person).where(
