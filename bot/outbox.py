@@ -8,7 +8,6 @@ idempotency. ``OutboxSender`` claims due rows, sends them under Telegram's flood
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import random
@@ -34,6 +33,7 @@ from telegram.error import (
 
 from bot.db import Sessions, upsert_insert
 from bot.models import OutboxMessage, OutboxStatus, Person, utcnow
+from bot.worker import QueueWorker
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +163,10 @@ class SenderStats:
     outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
-class OutboxSender:
+class OutboxSender(QueueWorker):
     """Claims due outbox rows and delivers them through the Bot API, within flood limits."""
+
+    name = "outbox-sender"
 
     def __init__(
         self,
@@ -181,13 +183,13 @@ class OutboxSender:
         on_sent: Callable[[OutboxMessage, Message | None], Awaitable[None]] | None = None,
         on_final: Callable[[OutboxMessage, str], Awaitable[None]] | None = None,
     ) -> None:
+        super().__init__(tick_seconds=tick_seconds)
         self.sessions = sessions
         self.bot = bot
         self.worker = f"sender-{uuid.uuid4().hex[:8]}"
         self.in_flight = in_flight
         self.max_attempts = max_attempts
         self.lease = lease
-        self.tick_seconds = tick_seconds
         self.max_backoff = max_backoff_seconds
         self.on_sent = on_sent
         self.on_final = on_final  # told of every sent, failed or expired row (e.g. check-ins)
@@ -199,43 +201,6 @@ class OutboxSender:
         self._chat_limiters: OrderedDict[int, AsyncLimiter] = OrderedDict()
         self._paused_until = 0.0  # loop time before which nothing is sent (a 429's retry_after)
         self._failures_in_a_row = 0  # 5xx, timeouts and network errors since the last success
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
-
-    # --- lifecycle -------------------------------------------------------------------------
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="outbox-sender")
-
-    def wake(self) -> None:
-        """Look for due rows now instead of at the next tick (e.g. after enqueueing)."""
-        self._wake.set()
-
-    async def stop(self, deadline: float = 10.0) -> None:
-        """Stop claiming, let in-flight sends finish within ``deadline`` s, release the rest."""
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), deadline)
-            except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
-        await self._release_own_claims()
-
-    async def run(self) -> None:
-        while not self._stopping:
-            try:
-                handled = await self.drain_once()
-            except Exception:  # a database hiccup must not kill the sender
-                log.exception("outbox: drain failed; retrying at next tick")
-                handled = 0
-            if handled == 0 and not self._stopping:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.tick_seconds)
 
     # --- one round -------------------------------------------------------------------------
 

@@ -15,8 +15,6 @@ Providers: ``ConsoleSmsProvider`` prints the text for the demo (never the number
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -35,6 +33,7 @@ from bot.db import Sessions
 from bot.models import OutboxStatus, SmsMessage, SmsStatus, metadata, utcnow
 from bot.outbox import claim_due
 from bot.privacy import Cipher
+from bot.worker import QueueWorker
 
 log = logging.getLogger(__name__)
 
@@ -247,8 +246,13 @@ class SmsStats:
     last_tick: dt.datetime | None = None
 
 
-class SmsSender:
-    """Claims due SMS rows and sends them through the provider, one at a time."""
+class SmsSender(QueueWorker):
+    """Claims due SMS rows and sends them through the provider, one at a time.
+
+    ``stop`` does not close the provider: whoever made it closes it.
+    """
+
+    name = "sms-sender"
 
     def __init__(
         self,
@@ -261,57 +265,15 @@ class SmsSender:
         lease: dt.timedelta = dt.timedelta(seconds=60),
         max_backoff_seconds: float = 300.0,
     ) -> None:
+        super().__init__(tick_seconds=tick_seconds)
         self.sessions = sessions
         self.provider = provider
         self.cipher = cipher
         self.worker = f"sms-{uuid.uuid4().hex[:8]}"
         self.max_attempts = max_attempts
-        self.tick_seconds = tick_seconds
         self.lease = lease
         self.max_backoff = max_backoff_seconds
         self.stats = SmsStats()
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
-
-    # --- lifecycle -------------------------------------------------------------------------
-
-    def start(self) -> None:
-        self._stopping = False
-        self._task = asyncio.create_task(self.run(), name="sms-sender")
-
-    def wake(self) -> None:
-        """Look for due rows now instead of at the next tick (e.g. after queueing)."""
-        self._wake.set()
-
-    async def stop(self, deadline: float = 10.0) -> None:
-        """Stop claiming, let the in-flight send finish within ``deadline`` s, release the rest.
-
-        The provider is not closed here: whoever made it closes it.
-        """
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), deadline)
-            except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
-            self._task = None
-        await self._release_own_claims()
-
-    async def run(self) -> None:
-        while not self._stopping:
-            try:
-                handled = await self.drain_once()
-            except Exception:  # a database hiccup must not kill the sender
-                log.exception("sms: drain failed; retrying at next tick")
-                handled = 0
-            if handled == 0 and not self._stopping:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.tick_seconds)
 
     # --- one round -------------------------------------------------------------------------
 
