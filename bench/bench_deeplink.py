@@ -11,8 +11,9 @@ earlier ones were answered). The latency of one opening is the time from sending
 the whole advice (its last message, the one with the buttons) being readable on the user side.
 Target: p99 < 100 ms. N = 1,000 (``--small``: 150).
 
-A second, diagnostic phase opens N/5 more links at 10 per second: a load under the 30 msg/s that
-the bot's ``AIORateLimiter`` allows for its replies, to separate the processing time from queueing.
+A second, diagnostic phase opens N/5 more links at 25 per second: a load just under the 30 msg/s
+that the bot's ``AIORateLimiter`` allows for its replies (Telegram's limit for a bot's messages),
+to separate the processing time from the queue that 50 replies a second must form.
 
 Diagnosis only: ``--no-reply-limit`` builds the bot's ``AIORateLimiter`` without its overall
 30/s limit, to show how much of the latency is that limit's queue.
@@ -48,7 +49,7 @@ from common import (
 )
 
 RATE = 50.0
-SLOW_RATE = 10.0
+SLOW_RATE = 25.0
 USER_BASE = 600_000_000
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from bot.content.loader import localize
 from bot.content.preview import NEXT_MESSAGE, advice_preview, plain
 from bot.i18n import Catalogs
 from bot.models import Dispatch
+from bot.runtime import Runtime
 
 REPO = Path(__file__).resolve().parents[1]
 NOTE = "Ring igjen i kveld hvis feberen stiger over 39 <grader> & barnet blir slapt."
@@ -98,7 +98,8 @@ def test_the_preview_is_what_the_bot_sends(locales: Path) -> None:
     settings = Settings(_env_file=None, locales_dir=locales)  # type: ignore[call-arg]
     bundle = load_content(settings.content_dir)
     catalogs = Catalogs(locales)
-    rt: Any = SimpleNamespace(settings=settings, content=bundle, catalogs=catalogs)
+    # The bot's own Runtime, without a database: the advice is rendered from content alone.
+    rt = Runtime(settings=settings, engine=None, sessions=None, catalogs=catalogs, content=bundle)  # type: ignore[arg-type]
     dispatch = Dispatch(
         id="0" * 32,
         topic_id="fever-child",
