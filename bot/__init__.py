@@ -4,4 +4,11 @@ The package holds the application (config, storage, services, outbox, web server
 Telegram handlers live in the top-level ``handlers`` package.
 """
 
+import os
+
 __version__ = "0.1.0"
+
+# python-telegram-bot 22 gives time periods (RetryAfter.retry_after, …) as timedelta when this is
+# set, and will always do so from its next major version; until then it warns on every int. The
+# bot reads them through ``outbox._seconds``, which takes both.
+os.environ.setdefault("PTB_TIMEDELTA", "true")

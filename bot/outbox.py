@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import random
 import uuid
+import warnings
 from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,12 @@ from telegram.error import (
 from bot.db import Sessions, upsert_insert
 from bot.models import OutboxMessage, OutboxStatus, Person, utcnow
 from bot.worker import QueueWorker
+
+# A queued row holds a method name and its JSON payload, so it is sent with do_api_request;
+# PTB would rather see its typed methods and says so at every send.
+warnings.filterwarnings(
+    "ignore", message=r"Please use 'Bot\.\w+' instead of", category=UserWarning, module=__name__
+)
 
 log = logging.getLogger(__name__)
 
