@@ -241,13 +241,10 @@ async def _done_buttons(update: Update, chosen: str) -> None:
 
 
 async def settings_command(update: Update, context: Context) -> None:
-    turn = await begin(update, context)
-    if turn is None:
+    found = await _leader_command(update, context)
+    if found is None:
         return
-    leader = await leaders.leader_of(turn.rt, turn.person)
-    if leader is None:
-        await not_a_leader(update, turn)
-        return
+    turn, leader = found
     if leader.status == LeaderStatus.ENROLLING:
         await ask_next_step(update, turn, leader)
         return
@@ -483,13 +480,10 @@ async def prompt_button(update: Update, context: Context) -> None:
 
 
 async def pause_command(update: Update, context: Context) -> None:
-    turn = await begin(update, context)
-    if turn is None:
+    found = await _leader_command(update, context, enrolled=True)
+    if found is None:
         return
-    leader = await leaders.leader_of(turn.rt, turn.person)
-    if leader is None or leader.status == LeaderStatus.ENROLLING:
-        await not_a_leader(update, turn)
-        return
+    turn, _leader = found
     _ = turn.gettext
     await reply(
         update,
@@ -522,13 +516,10 @@ async def pause_button(update: Update, context: Context) -> None:
 
 
 async def resume_command(update: Update, context: Context) -> None:
-    turn = await begin(update, context)
-    if turn is None:
+    found = await _leader_command(update, context, enrolled=True)
+    if found is None:
         return
-    leader = await leaders.leader_of(turn.rt, turn.person)
-    if leader is None or leader.status == LeaderStatus.ENROLLING:
-        await not_a_leader(update, turn)
-        return
+    turn, leader = found
     _ = turn.gettext
     if leader.status == LeaderStatus.PAUSED:
         leader = await leaders.resume(turn.rt, leader)
@@ -538,13 +529,10 @@ async def resume_command(update: Update, context: Context) -> None:
 
 
 async def stop_command(update: Update, context: Context) -> None:
-    turn = await begin(update, context)
-    if turn is None:
+    found = await _leader_command(update, context)
+    if found is None:
         return
-    leader = await leaders.leader_of(turn.rt, turn.person)
-    if leader is None:
-        await not_a_leader(update, turn)
-        return
+    turn, _leader = found
     _ = turn.gettext
     await reply(
         update,
@@ -679,6 +667,23 @@ async def export_command(update: Update, context: Context) -> None:
         filename=f"refleksjon-{stamp}.md",
         caption=_("Your answers, {count} in all.").format(count=total),
     )
+
+
+async def _leader_command(
+    update: Update, context: Context, *, enrolled: bool = False
+) -> tuple[Turn, Leader] | None:
+    """The turn and the leader behind a leader's command; says "not a leader" otherwise.
+
+    ``enrolled``: someone still choosing their day and time does not count yet.
+    """
+    turn = await begin(update, context)
+    if turn is None:
+        return None
+    leader = await leaders.leader_of(turn.rt, turn.person)
+    if leader is None or (enrolled and leader.status == LeaderStatus.ENROLLING):
+        await not_a_leader(update, turn)
+        return None
+    return turn, leader
 
 
 async def not_a_leader(update: Update, turn: Turn) -> None:
