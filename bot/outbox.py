@@ -294,17 +294,7 @@ class OutboxSender(QueueWorker):
                 return retry_at
             except NetworkError as exc:  # 5xx, timeouts, connection errors
                 self._back_off_everyone()
-                attempts = row.attempts + 1
-                if attempts >= self.max_attempts:
-                    await self._finish(row, OutboxStatus.FAILED, error="GaveUp", attempts=attempts)
-                    self.stats.failed += 1
-                    log.warning("outbox: message %s given up after %d attempts", row.id, attempts)
-                    return None
-                backoff = min(self.max_backoff, 2 ** (attempts - 1)) * random.uniform(0.75, 1.25)
-                retry_at = utcnow() + dt.timedelta(seconds=backoff)
-                await self._retry(row, retry_at, type(exc).__name__, count_attempt=True)
-                self.stats.retried += 1
-                return retry_at
+                return await self._failed_attempt(row, type(exc).__name__, given_up_as="GaveUp")
             except ChatMigrated:  # a group became a supergroup: the bot writes to people only
                 await self._finish(row, OutboxStatus.FAILED, error="ChatMigrated")
                 self.stats.failed += 1
@@ -312,18 +302,9 @@ class OutboxSender(QueueWorker):
             except Exception as exc:  # 409 Conflict, an unexpected answer, a bug in a payload …
                 # Counted like a network error, so a row that always fails this way is given up
                 # after max_attempts instead of coming back at every lease forever.
-                attempts = row.attempts + 1
                 name = type(exc).__name__
-                log.error("outbox: message %s failed with %s (attempt %d)", row.id, name, attempts)
-                if attempts >= self.max_attempts:
-                    await self._finish(row, OutboxStatus.FAILED, error=name, attempts=attempts)
-                    self.stats.failed += 1
-                    return None
-                backoff = min(self.max_backoff, 2 ** (attempts - 1)) * random.uniform(0.75, 1.25)
-                retry_at = utcnow() + dt.timedelta(seconds=backoff)
-                await self._retry(row, retry_at, name, count_attempt=True)
-                self.stats.retried += 1
-                return retry_at
+                log.error("outbox: message %s failed with %s", row.id, name)
+                return await self._failed_attempt(row, name, given_up_as=name)
         self._failures_in_a_row = 0
         message_id = result.message_id if isinstance(result, Message) else None
         await self._finish(row, OutboxStatus.SENT, message_id=message_id)
@@ -333,6 +314,23 @@ class OutboxSender(QueueWorker):
         return None
 
     # --- bookkeeping -----------------------------------------------------------------------
+
+    async def _failed_attempt(
+        self, row: OutboxMessage, error: str, *, given_up_as: str
+    ) -> dt.datetime | None:
+        """Count a failed attempt: retry after an exponential backoff (±25 %), or, at
+        ``max_attempts``, give the row up. Returns the retry time, None if given up."""
+        attempts = row.attempts + 1
+        if attempts >= self.max_attempts:
+            await self._finish(row, OutboxStatus.FAILED, error=given_up_as, attempts=attempts)
+            self.stats.failed += 1
+            log.warning("outbox: message %s given up after %d attempts", row.id, attempts)
+            return None
+        backoff = min(self.max_backoff, 2 ** (attempts - 1)) * random.uniform(0.75, 1.25)
+        retry_at = utcnow() + dt.timedelta(seconds=backoff)
+        await self._retry(row, retry_at, error, count_attempt=True)
+        self.stats.retried += 1
+        return retry_at
 
     async def _finish(
         self,
