@@ -42,7 +42,7 @@ class Runtime:
     _localized: dict[tuple[str, int, str], tuple[Any, Any]] = field(
         default_factory=dict, repr=False
     )
-    _localized_for: tuple[int, int] = (0, 0)
+    _localized_for: tuple[Any, Any] = (None, None)  # the content and catalogs they came from
 
     def localized(self, source: T, domain: str, locale: str) -> T:
         """``localize`` of a topic or programme of the live content, computed once per language.
@@ -52,10 +52,10 @@ class Runtime:
         """
         from bot.content.loader import localize
 
-        live = (id(self.content), id(self.catalogs))
-        if self._localized_for != live:
+        content, catalogs = self._localized_for
+        if content is not self.content or catalogs is not self.catalogs:
             self._localized.clear()
-            self._localized_for = live
+            self._localized_for = (self.content, self.catalogs)
         key = (domain, id(source), locale)
         hit = self._localized.get(key)
         if hit is None or hit[0] is not source:  # the id of an object no longer alive
