@@ -97,18 +97,11 @@ async def create_dispatch(request: web.Request) -> web.Response:
         valid = dispatches.validate(data, rt)
     except dispatches.InvalidRequest as exc:
         return _error(422, "invalid", "the dispatch was not created", fields=exc.fields)
-    except dispatches.IdempotencyConflict as exc:
-        return _error(422, "idempotency_key_reused", str(exc), fields={"Idempotency-Key": str(exc)})
     try:
         created = await dispatches.create(rt, valid, api_key_id=key.id, idem=idem)
     except dispatches.IdempotencyRace:  # the same key at the same moment: the other one won
         assert idem is not None
-        try:
-            earlier = await _replay(rt, idem)
-        except dispatches.IdempotencyConflict as exc:
-            return _error(
-                422, "idempotency_key_reused", str(exc), fields={"Idempotency-Key": str(exc)}
-            )
+        earlier = await _replay(rt, idem)
         if earlier is None:  # the winner's row is committed before this one failed
             raise
         return earlier
@@ -118,8 +111,12 @@ async def create_dispatch(request: web.Request) -> web.Response:
 
 
 async def _replay(rt: Runtime, idem: dispatches.Idempotency) -> web.Response | None:
-    """The first answer again (200, ``Idempotent-Replayed: true``); None if there was none."""
-    earlier = await dispatches.replay(rt, idem)
+    """The first answer again (200, ``Idempotent-Replayed: true``), a 422 if the key came with
+    another body, or None if the key is new."""
+    try:
+        earlier = await dispatches.replay(rt, idem)
+    except dispatches.IdempotencyConflict as exc:
+        return _error(422, "idempotency_key_reused", str(exc), fields={"Idempotency-Key": str(exc)})
     if earlier is None:
         return None
     return web.json_response(earlier, status=200, headers={"Idempotent-Replayed": "true"})
