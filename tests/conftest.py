@@ -29,6 +29,7 @@ from sqlalchemy.exc import ArgumentError
 from bot import migrate
 from bot.app import RunningBot, build_runtime, running_bot
 from bot.config import Settings
+from bot.db import Sessions, make_engine, make_sessions
 from bot.localapi import LocalBotApi, LocalUser, serve_local_api
 from bot.runtime import Runtime
 
@@ -180,6 +181,15 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         secret_key="test-secret-" + "x" * 32,
         outbox_tick_seconds=0.2,
     )
+
+
+@pytest.fixture
+async def sessions(settings: Settings) -> AsyncIterator[Sessions]:
+    """A migrated database and its sessions, for tests of the senders without a bot."""
+    await asyncio.to_thread(migrate.upgrade, settings.async_database_url)
+    engine = make_engine(settings.async_database_url)
+    yield make_sessions(engine)
+    await engine.dispose()
 
 
 @pytest.fixture

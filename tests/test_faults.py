@@ -28,9 +28,7 @@ from sqlalchemy import select
 from telegram import Bot
 from telegram.request import HTTPXRequest
 
-from bot import migrate
-from bot.config import Settings
-from bot.db import Sessions, make_engine, make_sessions
+from bot.db import Sessions
 from bot.localapi import Call, LocalBotApi, serve_local_api
 from bot.models import OutboxMessage, OutboxStatus
 from bot.outbox import FINAL, OutboxSender, enqueue
@@ -43,14 +41,6 @@ IN_FLIGHT = 8
 READ_TIMEOUT = 0.5
 DEFAULT_READ_TIMEOUT = 5.0
 GRACE = 0.5  # answers to requests already in flight when a 429 or an error came
-
-
-@pytest.fixture
-async def sessions(settings: Settings) -> AsyncIterator[Sessions]:
-    await asyncio.to_thread(migrate.upgrade, settings.async_database_url)
-    engine = make_engine(settings.async_database_url)
-    yield make_sessions(engine)
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -13,23 +13,13 @@ import pytest
 from sqlmodel import select
 from telegram import Bot
 
-from bot import migrate
-from bot.config import Settings
-from bot.db import Sessions, make_engine, make_sessions
+from bot.db import Sessions
 from bot.localapi import LocalBotApi
 from bot.models import OutboxMessage, OutboxStatus, Person, utcnow
 from bot.outbox import OutboxSender, enqueue
 
 KARI = 7101
 OLA = 7102
-
-
-@pytest.fixture
-async def sessions(settings: Settings) -> AsyncIterator[Sessions]:
-    await asyncio.to_thread(migrate.upgrade, settings.async_database_url)
-    engine = make_engine(settings.async_database_url)
-    yield make_sessions(engine)
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -17,9 +17,8 @@ import pytest
 from aiohttp import web
 from sqlmodel import select
 
-from bot import migrate
 from bot.config import Settings
-from bot.db import Sessions, make_engine, make_sessions
+from bot.db import Sessions
 from bot.models import Dispatch, OutboxStatus, SmsMessage, SmsStatus, utcnow
 from bot.privacy import Cipher
 from bot.sms import (
@@ -78,14 +77,6 @@ async def gateway() -> AsyncIterator[Gateway]:
     await gw.start()
     yield gw
     await gw.stop()
-
-
-@pytest.fixture
-async def sessions(settings: Settings) -> AsyncIterator[Sessions]:
-    await asyncio.to_thread(migrate.upgrade, settings.async_database_url)
-    engine = make_engine(settings.async_database_url)
-    yield make_sessions(engine)
-    await engine.dispose()
 
 
 @pytest.fixture
