@@ -177,14 +177,10 @@ async def outbox_variant(
     directory: Path, n: int
 ) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, Any]]:
     from sqlalchemy import func, select
-    from telegram import Bot
-    from telegram.request import HTTPXRequest
 
-    from bot.app import build_runtime
+    from bot.app import build_runtime, make_outbox_sender
     from bot.models import OutboxMessage, OutboxStatus
-    from bot.outbox import OutboxSender
     from bot.services import weekly
-    from bot.services.dispatches import record_checkin_outcome
 
     settings = bench_settings(directory)
     await asyncio.to_thread(migrate_db, settings)
@@ -201,22 +197,9 @@ async def outbox_variant(
     figures: dict[str, Any] = {}
     async with flood_api() as api:
         start_chats(api, chats)
-        sender_bot = Bot(
-            api.token,
-            base_url=api.base_url,
-            request=HTTPXRequest(connection_pool_size=settings.outbox_in_flight + 4),
-        )
+        rt.sender = make_outbox_sender(rt, api.token, api.base_url)  # as running_bot makes it
+        sender_bot = rt.sender.bot
         await sender_bot.initialize()
-        rt.sender = OutboxSender(
-            rt.sessions,
-            sender_bot,
-            rate_per_second=settings.outbox_rate_per_second,
-            chat_rate_per_second=settings.outbox_chat_rate_per_second,
-            in_flight=settings.outbox_in_flight,
-            max_attempts=settings.outbox_max_attempts,
-            tick_seconds=settings.outbox_tick_seconds,
-            on_final=lambda row, status: record_checkin_outcome(rt, row, status),
-        )
         spaced = option("--spaced")
         if spaced is not None:
             from aiolimiter import AsyncLimiter

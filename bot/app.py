@@ -124,6 +124,22 @@ def http_request(pool_size: int, **timeouts: float) -> HTTPXRequest:
     )
 
 
+def make_outbox_sender(rt: Runtime, token: str, base_url: str) -> OutboxSender:
+    """The outbox sender with the settings' limits, on a Bot of its own (not yet initialised)."""
+    settings = rt.settings
+    bot = Bot(token, base_url=base_url, request=http_request(settings.outbox_in_flight + 4))
+    return OutboxSender(
+        rt.sessions,
+        bot,
+        rate_per_second=settings.outbox_rate_per_second,
+        chat_rate_per_second=settings.outbox_chat_rate_per_second,
+        in_flight=settings.outbox_in_flight,
+        max_attempts=settings.outbox_max_attempts,
+        tick_seconds=settings.outbox_tick_seconds,
+        on_final=lambda row, status: record_checkin_outcome(rt, row, status),
+    )
+
+
 def build_application(rt: Runtime, token: str, base_url: str) -> Application:  # type: ignore[type-arg]
     """The python-telegram-bot application with every handler registered."""
     from handlers import register_all
@@ -205,21 +221,8 @@ async def running_bot(
     if webhook_url is not None and (web_port is None or not webhook_secret):
         raise ValueError("webhook mode needs the web server (web_port) and a webhook_secret")
     app = build_application(rt, token, base_url)
-    sender_bot = Bot(
-        token,
-        base_url=base_url,
-        request=http_request(settings.outbox_in_flight + 4),
-    )
-    rt.sender = OutboxSender(
-        rt.sessions,
-        sender_bot,
-        rate_per_second=settings.outbox_rate_per_second,
-        chat_rate_per_second=settings.outbox_chat_rate_per_second,
-        in_flight=settings.outbox_in_flight,
-        max_attempts=settings.outbox_max_attempts,
-        tick_seconds=settings.outbox_tick_seconds,
-        on_final=lambda row, status: record_checkin_outcome(rt, row, status),
-    )
+    rt.sender = make_outbox_sender(rt, token, base_url)
+    sender_bot = rt.sender.bot
     sms_provider = make_provider(settings)
     rt.sms_sender = SmsSender(
         rt.sessions,
