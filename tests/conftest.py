@@ -155,6 +155,33 @@ def _drop_test_database(admin: str, name: str) -> None:
             time.sleep(0.25)
 
 
+async def active_leaders(
+    session: Any, rt: Runtime, org: Any, role_id: str, count: int, user_ids: Iterator[int]
+) -> list[Any]:
+    """``count`` active leaders in ``role_id`` of ``org``, each a new person (ids from
+    ``user_ids``), written in ``session`` (flushed, not committed)."""
+    from bot.models import Leader, LeaderStatus, Person
+
+    programme, _role = rt.content.roles[role_id]
+    made = []
+    for _ in range(count):
+        person = Person(telegram_user_id=next(user_ids), locale="nb")
+        session.add(person)
+        await session.flush()
+        assert person.id is not None and org.id is not None
+        leader = Leader(
+            person_id=person.id,
+            organisation_id=org.id,
+            role_id=role_id,
+            programme_id=programme.id,
+            status=LeaderStatus.ACTIVE,
+        )
+        session.add(leader)
+        made.append(leader)
+    await session.flush()
+    return made
+
+
 def table_rows(database_url: str, table: str, order_by: str | None = None) -> list[dict[str, Any]]:
     """Every row of a table, read straight from the database behind a DATABASE_URL."""
     from sqlalchemy import create_engine, text

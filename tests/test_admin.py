@@ -31,10 +31,8 @@ from bot.localapi import LocalUser
 from bot.models import (
     Dispatch,
     Leader,
-    LeaderStatus,
     Organisation,
     OutboxMessage,
-    Person,
     Prompt,
     PromptStatus,
     utcnow,
@@ -42,7 +40,7 @@ from bot.models import (
 from bot.reload import reload_and_tell_admins
 from bot.runtime import Runtime
 from bot.services import dispatches, reports, stats
-from tests.conftest import People
+from tests.conftest import People, active_leaders
 
 ADMIN = 5001  # the first person ``people`` makes
 PROJECT = Path(__file__).resolve().parent.parent
@@ -191,24 +189,7 @@ async def seed(rt: Runtime, now: dt.datetime) -> None:
         await session.flush()
 
         async def leaders(role_id: str, count: int) -> list[Leader]:
-            programme, _role = rt.content.roles[role_id]
-            made = []
-            for _ in range(count):
-                person = Person(telegram_user_id=next(_user_ids), locale="nb")
-                session.add(person)
-                await session.flush()
-                assert person.id is not None and org.id is not None
-                leader = Leader(
-                    person_id=person.id,
-                    organisation_id=org.id,
-                    role_id=role_id,
-                    programme_id=programme.id,
-                    status=LeaderStatus.ACTIVE,
-                )
-                session.add(leader)
-                made.append(leader)
-            await session.flush()
-            return made
+            return await active_leaders(session, rt, org, role_id, count, _user_ids)
 
         def prompt(leader: Leader, back: int, status: str) -> None:
             assert leader.id is not None

@@ -25,9 +25,10 @@ from bot import migrate
 from bot.app import build_runtime
 from bot.cli import main
 from bot.config import Settings
-from bot.models import Leader, LeaderStatus, Organisation, Person, Prompt, PromptStatus, utcnow
+from bot.models import Leader, Organisation, Prompt, PromptStatus, utcnow
 from bot.runtime import Runtime
 from bot.services import reports
+from tests.conftest import active_leaders
 
 BERGEN = "Legevakten i Bergen"
 FORDE = "Legevakten i Førde"
@@ -80,24 +81,7 @@ async def seed(rt: Runtime) -> None:
         await session.flush()
 
         async def leaders(org: Organisation, role_id: str, count: int) -> list[Leader]:
-            programme, _role = rt.content.roles[role_id]
-            made = []
-            for _ in range(count):
-                person = Person(telegram_user_id=next(_user_ids), locale="nb")
-                session.add(person)
-                await session.flush()
-                assert person.id is not None and org.id is not None
-                leader = Leader(
-                    person_id=person.id,
-                    organisation_id=org.id,
-                    role_id=role_id,
-                    programme_id=programme.id,
-                    status=LeaderStatus.ACTIVE,
-                )
-                session.add(leader)
-                made.append(leader)
-            await session.flush()
-            return made
+            return await active_leaders(session, rt, org, role_id, count, _user_ids)
 
         def prompt(
             leader: Leader,
