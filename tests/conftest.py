@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -180,6 +181,13 @@ async def active_leaders(
         made.append(leader)
     await session.flush()
     return made
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now, for a server a test starts itself."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def table_rows(database_url: str, table: str, order_by: str | None = None) -> list[dict[str, Any]]:

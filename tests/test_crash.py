@@ -21,7 +21,6 @@ import asyncio
 import datetime as dt
 import os
 import signal
-import socket
 import sys
 import time
 from collections import Counter
@@ -52,6 +51,7 @@ from bot.models import (
     utcnow,
 )
 from bot.services import weekly
+from tests.conftest import free_port
 
 PROJECT = Path(__file__).resolve().parent.parent
 FIRST_CHAT = 30_000_001
@@ -61,12 +61,6 @@ BACKLOG = 1_500  # of them, already written to the outbox by an earlier tick
 
 
 # --- the bot as a process ---------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def bot_env(api: LocalBotApi, tmp_path: Path, **extra: str) -> dict[str, str]:

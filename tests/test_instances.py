@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -38,7 +37,7 @@ from bot.models import (
 )
 from bot.runtime import Runtime
 from bot.services import dispatches, people
-from tests.conftest import ON_POSTGRES
+from tests.conftest import ON_POSTGRES, free_port
 
 pytestmark = pytest.mark.skipif(
     not ON_POSTGRES,
@@ -50,12 +49,6 @@ CHECKINS = 50
 LEADER_CHATS = range(810_000, 810_000 + LEADERS)
 CALLER_CHATS = range(820_000, 820_000 + CHECKINS)
 SECRET = "instances-secret-" + "s" * 32
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
-import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,16 +22,10 @@ from bot.app import RunningBot, build_runtime, running_bot
 from bot.config import ConfigError, Settings, load_settings
 from bot.localapi import LocalBotApi
 from bot.webhook import SECRET_HEADER
-from tests.conftest import Api, People
+from tests.conftest import Api, People, free_port
 
 SECRET = "webhook-secret-" + "w" * 32
 PATH = "/telegram/webhook"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
