@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from common import (
     out,
     rss_kib,
     sqlite_url,
+    stop_bot,
     verdict,
 )
 
@@ -115,12 +115,7 @@ def timed_start(directory: Path, url: str) -> tuple[float, int]:
                 time.sleep(0.01)
         rss, _hwm = rss_kib(proc.pid)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_bot(proc)
         log.close()
     return ready, rss
 

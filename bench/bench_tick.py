@@ -21,7 +21,6 @@ import asyncio
 import datetime as dt
 import os
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,7 @@ from common import (
     quiet_logs,
     rss_kib,
     sqlite_url,
+    stop_bot,
     verdict,
 )
 
@@ -361,12 +361,7 @@ def idle_memory(directory: Path, url: str) -> float:
         time.sleep(5.0)
         rss_later, hwm_later = rss_kib(proc.pid)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_bot(proc)
         log.close()
     out(
         f"idle bot (python -m bot run, demo): ready after {ready:.2f} s; VmRSS {rss / 1024:.1f} MB "

@@ -11,8 +11,10 @@ import datetime as dt
 import os
 import platform
 import resource
+import signal
 import socket
 import statistics
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -165,6 +167,16 @@ def bot_env(directory: Path, database_url: str, port: int, api_port: int) -> dic
         PYTHONUNBUFFERED="1",
     )
     return env
+
+
+def stop_bot(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a ``python -m bot run`` child, as a service manager would; kill it after 20 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def rss_kib(pid: int) -> tuple[int, int]:
