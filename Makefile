@@ -79,11 +79,20 @@ system-deps:
 		echo "system-deps: skipped, not root and no password-less sudo (sudo apt-get install $(APT_PACKAGES))"; \
 	fi
 
-# The checks, the tests on SQLite, then the same tests on PostgreSQL (see test-pg).
-test: system-deps install lint
+# The checks, the tests on SQLite, then the same tests on PostgreSQL (see test-pg), then the wheel.
+test: lock-check system-deps install lint typecheck
 	$(BIN)/python -m bot content check
 	env -u TEST_DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory test-pg
+	@$(MAKE) --no-print-directory wheel-check
+
+# The wheel (and sdist) in dist/: what a deployment installs (README, "Deploying").
+wheel: $(UV)
+	$(UV) build --out-dir dist
+
+# The wheel, installed alone into an empty venv with the locked dependencies, works from /tmp.
+wheel-check: $(UV)
+	@UV=$(UV) PYTHON=$(PYTHON) bash .ci/wheel-check
 
 # A local PostgreSQL for the tests: installed from Debian and started when missing and we may
 # (root, or sudo without a password); prints its URL. See .ci/pg-up.
