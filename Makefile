@@ -56,7 +56,7 @@ run: install
 
 # A terminal chat with the demo bot, as a person (run `make run` in another terminal first).
 chat: $(STAMP)
-	$(BIN)/python -m bot chat
+	$(BIN)/python -m devkit chat
 
 # Apertium's Bokmål→Nynorsk pair, for `python -m bot content translate` and its tests: installed
 # from Debian when missing and we may (root, or sudo without a password); skipped otherwise.
@@ -86,9 +86,11 @@ test: lock-check system-deps install lint typecheck
 	@$(MAKE) --no-print-directory test-pg
 	@$(MAKE) --no-print-directory wheel-check
 
-# The wheel (and sdist) in dist/: what a deployment installs (README, "Deploying").
+# The wheel (and sdist) in dist/: what a deployment installs (README, "Deploying"). The devkit
+# (local Bot API, demo) is its own wheel: make wheel builds both, a deployment takes only the bot.
 wheel: $(UV)
 	$(UV) build --out-dir dist
+	$(UV) build --package sikkerhetsnett-devkit --out-dir dist
 
 # The wheel, installed alone into an empty venv with the locked dependencies, works from /tmp.
 wheel-check: $(UV)
@@ -135,6 +137,7 @@ check: $(STAMP) compile
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy bot handlers

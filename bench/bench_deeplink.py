@@ -81,7 +81,7 @@ async def open_links(
     """
     import aiohttp
 
-    from bot.localapi import LocalUser
+    from devkit.localapi import LocalUser
 
     connector = aiohttp.TCPConnector(limit=0)
     complete: list[float] = []
@@ -145,7 +145,7 @@ def user_side(port: int, conn: Connection) -> None:
 
 
 async def _user_side(port: int, conn: Connection) -> None:
-    from bot.localapi import serve_local_api
+    from devkit.localapi import serve_local_api
 
     quiet_logs()
     async with serve_local_api(port=port) as api:

@@ -101,7 +101,7 @@ async def seed_leaders(rt: Any, n: int) -> list[int]:
 
 
 def flood_api() -> Any:
-    from bot.localapi import serve_local_api
+    from devkit.localapi import serve_local_api
 
     return serve_local_api(flood_limits=True, overall_per_second=30, per_chat_per_second=1)
 

@@ -58,8 +58,8 @@ marks["content, catalogs, engine"] = time.perf_counter()
 import asyncio
 import handlers
 from bot.app import running_bot
-from bot.localapi import serve_local_api
-marks["import handlers, bot.localapi"] = time.perf_counter()
+from devkit.localapi import serve_local_api
+marks["import handlers, devkit.localapi"] = time.perf_counter()
 
 
 async def up():

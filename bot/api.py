@@ -105,8 +105,8 @@ async def create_dispatch(request: web.Request) -> web.Response:
         if earlier is None:  # the winner's row is committed before this one failed
             raise
         return earlier
-    if rt.sms_sender is not None and valid.request.send_sms:
-        rt.sms_sender.wake()
+    if rt.sender is not None and valid.request.send_sms:
+        rt.sender.wake()
     return web.json_response(created.as_json(), status=201)
 
 

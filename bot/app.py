@@ -1,5 +1,6 @@
 """Wiring: builds the runtime and the Telegram application, and runs them with the web server,
-the outbox sender and the scheduler tick. The one place where the parts are put together.
+the sender (queue → renderers → channel adapters, events to the services) and the scheduler
+tick. The one place where the parts are put together.
 
 ``running_bot`` is used both by ``python -m bot run`` and by the end-to-end tests, so the tests
 exercise the same start-up and shutdown as production.
@@ -22,22 +23,29 @@ from urllib.parse import urlsplit
 
 import httpx
 from aiohttp import web
-from telegram import Bot, Update
-from telegram.ext import AIORateLimiter, Application, BaseUpdateProcessor, ContextTypes
+from telegram import Update
+from telegram.constants import ParseMode
+from telegram.ext import Application, BaseUpdateProcessor, ContextTypes, Defaults, ExtBot
 from telegram.request import HTTPXRequest
 
 from bot import outbox
+from bot.budget import TelegramBudget
+from bot.channels.telegram import SharedRateLimiter, TelegramAdapter
 from bot.config import TELEGRAM_API_BASE_URL, Settings
 from bot.content import load_content
 from bot.db import make_engine, make_sessions
+from bot.demokit import require_demo
+from bot.events import CheckinFinished, Events, SmsFinished
 from bot.i18n import LOCALES, Catalogs
-from bot.outbox import OutboxSender
+from bot.messages import ChannelAdapter
+from bot.models import Channel
 from bot.ptb import BotApplication
 from bot.reload import reload_and_tell_admins
+from bot.renderers import Renderers
 from bot.runtime import RUNTIME_KEY, Runtime
-from bot.services import weekly
-from bot.services.dispatches import purge_old, record_checkin_outcome
-from bot.sms import SmsSender, make_provider, sms_cipher
+from bot.sender import Sender
+from bot.services import dispatches, weekly
+from bot.sms import SmsAdapter, SmsProvider, make_provider
 from bot.web import build_web_app
 from bot.webhook import WebhookReceiver
 
@@ -106,6 +114,9 @@ def build_runtime(settings: Settings) -> Runtime:
         sessions=make_sessions(engine),
         catalogs=catalogs,
         content=content,
+        budget=TelegramBudget(
+            settings.outbox_rate_per_second, settings.outbox_chat_rate_per_second
+        ),
     )
 
 
@@ -127,19 +138,50 @@ def http_request(pool_size: int, read_timeout: float | None = 5.0) -> HTTPXReque
     )
 
 
-def make_outbox_sender(rt: Runtime, token: str, base_url: str) -> OutboxSender:
-    """The outbox sender with the settings' limits, on a Bot of its own (not yet initialised)."""
+HTML = Defaults(parse_mode=ParseMode.HTML)  # every message the bot writes is Telegram HTML
+
+
+def budget_of(rt: Runtime) -> TelegramBudget:
+    if rt.budget is None:
+        s = rt.settings
+        rt.budget = TelegramBudget(s.outbox_rate_per_second, s.outbox_chat_rate_per_second)
+    return rt.budget
+
+
+def subscribe_services(events: Events) -> None:
+    """What the services do when a queued message is final (``bot.events``)."""
+    events.subscribe(CheckinFinished, dispatches.record_checkin_outcome)
+    events.subscribe(SmsFinished, dispatches.record_sms_outcome)
+
+
+def build_sender(rt: Runtime, adapters: list[ChannelAdapter], **options: Any) -> Sender:
+    """The one sender over ``adapters``, with the renderers and the services' subscriptions;
+    ``options`` override the settings' timing (tests)."""
+    events = Events()
+    subscribe_services(events)
+    timing: dict[str, Any] = {
+        "tick_seconds": rt.settings.outbox_tick_seconds,
+        "max_backoff_seconds": rt.settings.send_max_backoff_seconds,
+    }
+    return Sender(rt.sessions, adapters, Renderers(rt), events, **(timing | options))
+
+
+def telegram_bot(token: str, base_url: str, pool_size: int) -> ExtBot[None]:
+    """A Bot of the sender's own (not yet initialised): HTML by default, like the replies."""
+    return ExtBot(token, base_url=base_url, request=http_request(pool_size), defaults=HTML)
+
+
+def make_sender(rt: Runtime, token: str, base_url: str, sms: SmsProvider) -> Sender:
+    """The one sender with the settings' limits: Telegram on a Bot of its own (not yet
+    initialised) and the shared budget, SMS through ``sms``."""
     settings = rt.settings
-    bot = Bot(token, base_url=base_url, request=http_request(settings.outbox_in_flight + 4))
-    return OutboxSender(
-        rt.sessions,
-        bot,
-        rate_per_second=settings.outbox_rate_per_second,
-        chat_rate_per_second=settings.outbox_chat_rate_per_second,
-        in_flight=settings.outbox_in_flight,
-        max_attempts=settings.outbox_max_attempts,
-        tick_seconds=settings.outbox_tick_seconds,
-        on_final=lambda row, status: record_checkin_outcome(rt, row, status),
+    bot = telegram_bot(token, base_url, settings.outbox_in_flight + 4)
+    return build_sender(
+        rt,
+        [
+            TelegramAdapter(bot, budget_of(rt), concurrency=settings.outbox_in_flight),
+            SmsAdapter(sms),
+        ],
     )
 
 
@@ -153,7 +195,8 @@ def build_application(rt: Runtime, token: str, base_url: str) -> BotApplication:
         .base_url(base_url)
         .request(http_request(256))
         .get_updates_request(http_request(1, read_timeout=35))
-        .rate_limiter(AIORateLimiter(max_retries=2))
+        .rate_limiter(SharedRateLimiter(budget_of(rt)))
+        .defaults(HTML)
         .concurrent_updates(PerChatUpdateProcessor())
         .build()
     )
@@ -167,8 +210,6 @@ async def _tick(context: ContextTypes.DEFAULT_TYPE) -> None:
     rt: Runtime = context.application.bot_data[RUNTIME_KEY]
     if rt.sender is not None:
         rt.sender.wake()
-    if rt.sms_sender is not None:
-        rt.sms_sender.wake()
     # The database is the schedule: weekly questions and reminders that are due now.
     try:
         await weekly.send_due_prompts(rt)
@@ -187,7 +228,7 @@ async def _tick(context: ContextTypes.DEFAULT_TYPE) -> None:
         )
         if purged:
             log.info("retention: deleted %d old outbox rows", purged)
-        dispatches_gone, people_gone = await purge_old(rt)
+        dispatches_gone, people_gone = await dispatches.purge_old(rt)
         if dispatches_gone or people_gone:
             log.info(
                 "retention: deleted %d old dispatches and %d people with nothing left",
@@ -226,16 +267,11 @@ async def running_bot(
     if webhook_url is not None and (web_port is None or not webhook_secret):
         raise ValueError("webhook mode needs the web server (web_port) and a webhook_secret")
     app = build_application(rt, token, base_url)
-    rt.sender = make_outbox_sender(rt, token, base_url)
-    sender_bot = rt.sender.bot
     sms_provider = make_provider(settings)
-    rt.sms_sender = SmsSender(
-        rt.sessions,
-        sms_provider,
-        sms_cipher(settings),
-        max_attempts=settings.sms_max_attempts,
-        tick_seconds=settings.outbox_tick_seconds,
-    )
+    rt.sender = make_sender(rt, token, base_url, sms_provider)
+    telegram = rt.sender.adapter(Channel.TELEGRAM)
+    assert isinstance(telegram, TelegramAdapter)
+    sender_bot = telegram.bot
     runner: web.AppRunner | None = None
     web_url = None
     receiver = None
@@ -267,7 +303,6 @@ async def running_bot(
             _tick, interval=settings.outbox_tick_seconds, first=0, data={}, name="tick"
         )
         rt.sender.start()
-        rt.sms_sender.start()
         if webhook_url is not None:
             # Updates already waiting at Telegram are kept: they come to the webhook next.
             await app.bot.set_webhook(
@@ -294,8 +329,6 @@ async def running_bot(
             await app.updater.stop()
         if rt.sender is not None:
             await rt.sender.stop(deadline=shutdown_deadline)
-        if rt.sms_sender is not None:
-            await rt.sms_sender.stop(deadline=shutdown_deadline)
         await sms_provider.close()
         if app.running:
             await app.stop()
@@ -315,8 +348,7 @@ async def _set_command_menus(app: BotApplication, rt: Runtime) -> None:
 
 async def serve(settings: Settings, rt: Runtime) -> None:
     """``python -m bot run``: run until SIGINT or SIGTERM; in demo mode with a local Bot API."""
-    from bot.localapi import serve_local_api
-
+    kit = require_demo() if settings.demo else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -331,9 +363,9 @@ async def serve(settings: Settings, rt: Runtime) -> None:
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
 
     async with contextlib.AsyncExitStack() as stack:
-        if settings.demo:
+        if kit is not None:
             api = await stack.enter_async_context(
-                serve_local_api(host="127.0.0.1", port=settings.local_bot_api_port)
+                kit.local_api("127.0.0.1", settings.local_bot_api_port)
             )
             token, base_url = api.token, api.base_url
         else:

@@ -20,6 +20,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bot import paths
 
 TELEGRAM_API_BASE_URL = "https://api.telegram.org/bot"
+# The demo bot's username (the local Bot API's), for links made and previewed without a token.
+DEMO_BOT_USERNAME = "sikkerhetsnett_local_bot"
 TOKEN_PATTERN = re.compile(r"^\d{3,20}:[A-Za-z0-9_-]{20,100}$")
 
 
@@ -61,7 +63,10 @@ class Settings(BaseSettings):
 
     retention_days: int = Field(default=30, ge=1, le=3650)  # caller data and sent messages
     outbox_tick_seconds: float = Field(default=1.0, gt=0, le=60)
-    outbox_max_attempts: int = Field(default=8, ge=1, le=100)
+    # A failed send is retried until the message's own expiry, waiting 1, 2, 4 … s up to this
+    # between tries (and pausing its channel as long): a channel that comes back after an
+    # outage is sent to again within about a minute.
+    send_max_backoff_seconds: float = Field(default=60.0, ge=1, le=3600)
     outbox_rate_per_second: float = Field(default=30.0, gt=0, le=1000)
     outbox_chat_rate_per_second: float = Field(default=1.0, gt=0, le=100)
     outbox_in_flight: int = Field(default=16, ge=1, le=256)
@@ -90,7 +95,6 @@ class Settings(BaseSettings):
     # JSON body; the strings "{to}" and "{text}" are replaced by the number and the message.
     sms_http_body: str = '{"to": "{to}", "text": "{text}"}'
     sms_http_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
-    sms_max_attempts: int = Field(default=25, ge=1, le=100)  # ~1.5 h of retries, 5 min apart
     sms_window_hours: float = Field(default=6.0, gt=0, le=72)  # an SMS not sent by then is dropped
 
     @field_validator("telegram_bot_token")

@@ -10,53 +10,24 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import func, select
-
-from bot.models import OutboxMessage, OutboxStatus, SmsMessage, utcnow
+from bot import outbox
+from bot.models import Channel, utcnow
 from bot.runtime import Runtime
 
 PREFIX = "sikkerhetsnett"
-WAITING = (OutboxStatus.PENDING, OutboxStatus.SENDING)
-TABLES = (("outbox", OutboxMessage), ("sms", SmsMessage))
+# Each channel's metrics keep the names they had when each had its own table and sender.
+NAMES = {Channel.TELEGRAM: "outbox", Channel.SMS: "sms"}
+COUNTER_NAMES = {Channel.TELEGRAM: "outbox_messages_total", Channel.SMS: "sms_total"}
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Queue:
-    """Rows waiting in a queue table: all of them, those due now, and the oldest due time."""
-
-    waiting: int
-    due: int
-    oldest_due: dt.datetime | None
-
-    def lag_seconds(self, now: dt.datetime) -> float:
-        """How long the oldest due row has waited past its time (0 when nothing is due)."""
-        if self.oldest_due is None:
-            return 0.0
-        return max(0.0, (now - self.oldest_due).total_seconds())
-
-
-async def queue(rt: Runtime, table: Any, now: dt.datetime) -> Queue:
-    async with rt.sessions() as session:
-        due = table.due_at <= now
-        connection = await session.connection()
-        row = (
-            await connection.execute(
-                select(
-                    func.count(),
-                    func.count().filter(due),
-                    func.min(table.due_at).filter(due),
-                ).where(table.status.in_(WAITING))
-            )
-        ).one()
-    oldest = row[2]
-    if isinstance(oldest, dt.datetime) and oldest.tzinfo is None:
-        oldest = oldest.replace(tzinfo=dt.UTC)
-    return Queue(int(row[0]), int(row[1]), oldest)
+def lag_seconds(depth: outbox.Depth, now: dt.datetime) -> float:
+    """How long the oldest due row has waited past its time (0 when nothing is due)."""
+    if depth.oldest_due is None or depth.due == 0:
+        return 0.0
+    return max(0.0, (now - depth.oldest_due).total_seconds())
 
 
 class _Writer:
@@ -119,72 +90,55 @@ async def render(
         )
     sender = rt.sender
     if sender is not None:
-        stats = sender.stats
-        out.metric(
-            "outbox_messages_total",
-            "counter",
-            "Outbox messages by outcome in this process (retried counts attempts).",
-            {
-                "outcome=sent": stats.sent,
-                "outcome=retried": stats.retried,
-                "outcome=failed": stats.failed,
-                "outcome=expired": stats.expired,
-            },
-        )
+        for channel, counter in COUNTER_NAMES.items():
+            stats = sender.stats(channel)
+            out.metric(
+                counter,
+                "counter",
+                f"Queued {channel} messages by outcome in this process (retried counts attempts).",
+                {
+                    "outcome=sent": stats.sent,
+                    "outcome=retried": stats.retried,
+                    "outcome=failed": stats.failed,
+                    "outcome=expired": stats.expired,
+                },
+            )
         out.metric(
             "outbox_flood_waits_total",
             "counter",
-            "Times Telegram answered 429 and all sending paused.",
-            stats.flood_waits,
+            "Times Telegram answered 429 and all sending to it paused.",
+            sender.stats(Channel.TELEGRAM).throttled,
         )
-        out.metric(
-            "outbox_last_tick_age_seconds",
-            "gauge",
-            "Seconds since the outbox sender last looked for due rows (-1: never).",
-            _age(now, stats.last_tick),
-        )
-    sms = rt.sms_sender
-    if sms is not None:
-        out.metric(
-            "sms_total",
-            "counter",
-            "SMS by outcome in this process (retried counts attempts).",
-            {
-                "outcome=sent": sms.stats.sent,
-                "outcome=retried": sms.stats.retried,
-                "outcome=failed": sms.stats.failed,
-                "outcome=expired": sms.stats.expired,
-            },
-        )
-        out.metric(
-            "sms_last_tick_age_seconds",
-            "gauge",
-            "Seconds since the SMS sender last looked for due rows (-1: never).",
-            _age(now, sms.stats.last_tick),
-        )
+        for name in NAMES.values():
+            out.metric(
+                f"{name}_last_tick_age_seconds",
+                "gauge",
+                "Seconds since the sender last looked for due rows (-1: never).",
+                _age(now, sender.last_tick),
+            )
     try:
-        queues = [(name, await queue(rt, table, now)) for name, table in TABLES]
+        depths = [(NAMES[c], await outbox.depth(rt.sessions, c, now)) for c in NAMES]
     except Exception:  # the counters above are still worth having; /healthz says more
-        log.warning("metrics: could not read the queue tables")
-        queues = []
+        log.warning("metrics: could not read the queue")
+        depths = []
     out.metric(
         "database_up",
         "gauge",
-        "Whether the queue tables could be read just now.",
-        int(bool(queues)),
+        "Whether the queue could be read just now.",
+        int(bool(depths)),
     )
-    for name, waiting in queues:
+    for name, depth in depths:
         out.metric(
             f"{name}_depth",
             "gauge",
-            f"Rows waiting in the {name} table (pending or being sent), due now or later.",
-            waiting.waiting,
+            f"Queued {name} messages waiting (pending or being sent), due now or later.",
+            depth.waiting,
         )
-        out.metric(f"{name}_due", "gauge", f"Rows in the {name} table due now.", waiting.due)
+        out.metric(f"{name}_due", "gauge", f"Queued {name} messages due now.", depth.due)
         out.metric(
             f"{name}_due_lag_seconds",
             "gauge",
-            f"Age of the oldest due row in the {name} table past its due time (0: none due).",
-            waiting.lag_seconds(now),
+            f"Age of the oldest due {name} message past its due time (0: none due).",
+            lag_seconds(depth, now),
         )
     return out.text()

@@ -7,6 +7,7 @@ Only models live here; queries belong to the services and the outbox.
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -65,35 +66,71 @@ class Person(SQLModel, table=True):
     last_seen_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class OutboxStatus:
+class OutboxStatus(StrEnum):
     PENDING = "pending"  # waiting for due_at
     SENDING = "sending"  # claimed by a sender until claimed_until
     SENT = "sent"
-    FAILED = "failed"  # given up: 400, 403 or too many attempts
-    EXPIRED = "expired"  # its window passed before it could be sent: never sent stale
+    FAILED = "failed"  # given up: refused for good, or the person blocked the bot
+    EXPIRED = "expired"  # its life (expires_at) ran out before it could be sent: never stale
+
+
+FINAL = (OutboxStatus.SENT, OutboxStatus.FAILED, OutboxStatus.EXPIRED)
+
+
+class Channel(StrEnum):
+    """The way out a queued message takes (bot.channels holds one adapter per channel)."""
+
+    TELEGRAM = "telegram"
+    SMS = "sms"
+
+
+class MessageKind(StrEnum):
+    """What a queued message is; bot.renderers has one renderer per kind."""
+
+    CHECKIN = "checkin"  # a caller's check-in question (dispatch_id)
+    WEEKLY_QUESTION = "weekly_question"  # a leader's question of the week (prompt_id)
+    REMINDER = "reminder"  # the same question again, with a reminder line (prompt_id)
+    ADMIN_NOTICE = "admin_notice"  # a plain text for an admin (payload: {"text": …})
+    SMS_LINK = "sms_link"  # the SMS with the advice link (dispatch_id; number and text in secret)
 
 
 class OutboxMessage(SQLModel, table=True):
-    """A message the bot sends on its own initiative, written with its cause, sent by the sender."""
+    """One message waiting to go out on some channel: *what* to send, never *how*.
 
-    __tablename__ = "outbox_message"
-    __table_args__ = (Index("ix_outbox_message_status_due_at", "status", "due_at"),)
+    ``kind`` and the typed references (person, dispatch, prompt) say what it is; the renderer
+    of that kind writes it at send time in the person's current language. ``dedupe_key`` only
+    makes enqueueing exactly-once and is never read back. ``secret`` holds what must wait
+    encrypted (an SMS's number and text) and is erased when the row is final.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_due_at", "status", "due_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    idempotency_key: str = Field(max_length=200, unique=True)
-    person_id: int | None = Field(default=None, foreign_key="person.id", ondelete="CASCADE")
-    chat_id: int = Field(sa_type=BigInteger)
-    method: str = Field(default="sendMessage", max_length=40)
-    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    channel: str = Field(max_length=16)  # a Channel
+    kind: str = Field(max_length=32)  # a MessageKind
+    dedupe_key: str | None = Field(default=None, max_length=200, unique=True)
+    person_id: int | None = Field(
+        default=None, foreign_key="person.id", ondelete="CASCADE", index=True
+    )
+    dispatch_id: str | None = Field(
+        default=None, max_length=32, foreign_key="dispatch.id", ondelete="CASCADE", index=True
+    )
+    prompt_id: int | None = Field(
+        default=None, foreign_key="prompt.id", ondelete="CASCADE", index=True
+    )
+    chat_id: int | None = Field(default=None, sa_type=BigInteger)  # Telegram's address
+    secret: str | None = Field(default=None, max_length=2000)  # Fernet; None once final
+    payload: dict[str, Any] | None = Field(default=None, sa_type=JSON)  # a notice's own data
     status: str = Field(default=OutboxStatus.PENDING, max_length=16)
     due_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    expires_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    expires_at: dt.datetime = Field(sa_type=UTCDateTime)  # retried until then, never after
     attempts: int = 0
     claimed_by: str | None = Field(default=None, max_length=64)
     claimed_until: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     sent_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
-    telegram_message_id: int | None = Field(default=None, sa_type=BigInteger)
-    last_error: str | None = Field(default=None, max_length=200)  # error class only, no text
+    provider_message_id: int | None = Field(default=None, sa_type=BigInteger)
+    last_error: str | None = Field(default=None, max_length=200)  # an outcome's reason, no text
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -161,32 +198,6 @@ class Dispatch(SQLModel, table=True):
     checkin_answer: str | None = Field(default=None, max_length=16)  # better / same / worse
     checkin_answered_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     sms_status: str = Field(default=SmsStatus.NONE, max_length=16)
-
-
-class SmsMessage(SQLModel, table=True):
-    """An SMS waiting to be sent through the clinic's gateway.
-
-    The number and text (which holds the link) are encrypted, and erased once the SMS is sent or
-    given up; what remains is the outcome.
-    """
-
-    __tablename__ = "sms_message"
-    __table_args__ = (Index("ix_sms_message_status_due_at", "status", "due_at"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    dispatch_id: str | None = Field(
-        default=None, max_length=32, foreign_key="dispatch.id", ondelete="CASCADE", index=True
-    )
-    ciphertext: str | None = Field(default=None, max_length=2000)  # Fernet({"to":…, "text":…})
-    status: str = Field(default=OutboxStatus.PENDING, max_length=16)
-    due_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    expires_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
-    attempts: int = 0
-    claimed_by: str | None = Field(default=None, max_length=64)
-    claimed_until: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
-    sent_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
-    last_error: str | None = Field(default=None, max_length=200)  # error class or HTTP status
-    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class IdempotentRequest(SQLModel, table=True):

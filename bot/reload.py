@@ -119,7 +119,7 @@ def result_text(result: ReloadResult, _: Callable[[str], str], limit: int = 20) 
 async def reload_and_tell_admins(rt: Runtime) -> ReloadResult:
     """SIGHUP: reload, and tell every admin the outcome through the outbox."""
     from bot import outbox
-    from bot.models import utcnow
+    from bot.models import MessageKind, utcnow
 
     result = await reload_content(rt)
     _ = rt.catalogs.gettext(rt.settings.default_locale)
@@ -128,7 +128,8 @@ async def reload_and_tell_admins(rt: Runtime) -> ReloadResult:
         for admin in rt.settings.admin_user_ids:
             await outbox.enqueue(
                 session,
-                key=f"reload:{stamp}:{admin}",
+                MessageKind.ADMIN_NOTICE,
+                dedupe_key=f"reload:{stamp}:{admin}",
                 chat_id=admin,
                 payload={"text": result_text(result, _)},
             )

@@ -1,8 +1,9 @@
-"""What callers read, as Telegram HTML: the advice, the "worse" answer, the check-in, the SMS.
+"""What people read, as Telegram HTML: the advice, the "worse" answer, the check-in, the weekly
+question, the SMS.
 
 Pure functions of (localised content, a gettext function, plain values). Buttons come back as
-rows of ``(label, callback_data)``; ``inline_keyboard`` turns them into Bot API JSON for the
-outbox, ``handlers.base.keyboard`` into python-telegram-bot objects for direct replies.
+typed ``bot.messages.Buttons`` (labels and callback values); the Telegram channel turns them
+into inline keyboards, for direct replies and queued messages alike.
 
 The UI strings here are English msgids; each function takes the person's ``_``.
 """
@@ -12,13 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import html
 from collections.abc import Callable, Sequence
-from typing import Any
 
-from bot.content.schema import AdviceTopic
+from bot import callbacks
+from bot.content.schema import AdviceTopic, Question, Theme
 from bot.i18n import Locale, format_day
+from bot.messages import Buttons, rows
 
 Gettext = Callable[[str], str]
-Rows = list[list[tuple[str, str]]]
 
 TELEGRAM_LIMIT = 4096  # characters in one message, after entity parsing
 # The split works on the HTML source, which is at least as long as what Telegram counts.
@@ -127,14 +128,20 @@ def _fit(section: str, limit: int) -> list[str]:
     return out
 
 
-def advice_buttons(_: Gettext, dispatch_id: str, locale: str) -> Rows:
+def advice_buttons(_: Gettext, dispatch_id: str, locale: str) -> Buttons:
     """Under the advice: "worse" first and alone, then the other language, then deletion."""
+    other: callbacks.Locale
     other, label = ("nn", "Nynorsk") if locale == "nb" else ("nb", "Bokmål")
-    return [
-        [(_("I am getting worse"), f"a:worse:{dispatch_id}")],
-        [(_("Show in {language}").format(language=label), f"a:lang:{dispatch_id}:{other}")],
-        [(_("Delete my data"), "privacy:delete")],
-    ]
+    return rows(
+        [(_("I am getting worse"), callbacks.Worse(dispatch_id))],
+        [
+            (
+                _("Show in {language}").format(language=label),
+                callbacks.AdviceLanguage(dispatch_id, other),
+            )
+        ],
+        [(_("Delete my data"), callbacks.DeleteData())],
+    )
 
 
 def worse_text(topic: AdviceTopic, _: Gettext) -> str:
@@ -174,14 +181,14 @@ def checkin_question(topic: AdviceTopic, _: Gettext) -> str:
     )
 
 
-def checkin_buttons(_: Gettext, dispatch_id: str) -> Rows:
-    return [
+def checkin_buttons(_: Gettext, dispatch_id: str) -> Buttons:
+    return rows(
         [
-            (_("Better"), f"a:ci:{dispatch_id}:better"),
-            (_("The same"), f"a:ci:{dispatch_id}:same"),
-            (_("Worse"), f"a:ci:{dispatch_id}:worse"),
+            (_("Better"), callbacks.Checkin(dispatch_id, "better")),
+            (_("The same"), callbacks.Checkin(dispatch_id, "same")),
+            (_("Worse"), callbacks.Checkin(dispatch_id, "worse")),
         ]
-    ]
+    )
 
 
 def checkin_reply(answer: str, _: Gettext) -> str:
@@ -203,10 +210,47 @@ def sms_text(_: Gettext, link: str, hours: int) -> str:
     ).format(link=link, hours=hours)
 
 
-def inline_keyboard(rows: Rows) -> dict[str, Any]:
-    """Bot API JSON for an inline keyboard, for messages sent through the outbox."""
-    return {
-        "inline_keyboard": [
-            [{"text": label, "callback_data": data} for label, data in row] for row in rows
+# --- the weekly question --------------------------------------------------------------------
+
+
+def prompt_buttons(_: Gettext, prompt_id: int) -> Buttons:
+    """Under a weekly question: answer, skip this week, remind me tomorrow."""
+    return rows(
+        [
+            (_("Answer"), callbacks.PromptButton("ans", prompt_id)),
+            (_("Skip this week"), callbacks.PromptButton("skip", prompt_id)),
+            (_("Remind me tomorrow"), callbacks.PromptButton("later", prompt_id)),
         ]
-    }
+    )
+
+
+def prompt_text(
+    theme: Theme,
+    question: Question,
+    _: Gettext,
+    *,
+    first_of_theme: bool,
+    reminder: bool = False,
+    restarted: bool = False,
+) -> str:
+    """The weekly question as Telegram HTML, from localised content and the leader's ``_``."""
+    parts: list[str] = []
+    if reminder:
+        parts.append(esc(_("A reminder: this week's question is still open.")))
+    if restarted:
+        parts.append(
+            esc(_("You have been through all the questions; we start again from the first."))
+        )
+    if first_of_theme:
+        head = f"<b>{esc(theme.title)}</b>"
+        if theme.intro:
+            head += "\n" + esc(theme.intro)
+        parts.append(head)
+    body = f"<b>{esc(question.text)}</b>"
+    if question.follow_ups:
+        body += "\n" + "\n".join(f"• {esc(f.text)}" for f in question.follow_ups)
+    parts.append(body)
+    if theme.prompt:
+        parts.append(f"<i>{esc(theme.prompt)}</i>")
+    parts.append(esc(_("Write your answer as a message here.")))
+    return "\n\n".join(parts)

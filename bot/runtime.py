@@ -20,8 +20,8 @@ from bot.i18n import Catalogs, Locale
 if TYPE_CHECKING:
     from telegram.ext import CallbackContext
 
-    from bot.outbox import OutboxSender
-    from bot.sms import SmsSender
+    from bot.budget import TelegramBudget
+    from bot.sender import Sender
 
 
 T = TypeVar("T", bound=BaseModel)  # a topic or programme
@@ -34,8 +34,8 @@ class Runtime:
     sessions: Sessions
     catalogs: Catalogs
     content: ContentBundle
-    sender: OutboxSender | None = None
-    sms_sender: SmsSender | None = None
+    budget: TelegramBudget | None = None  # the one Telegram budget (replies and queued sends)
+    sender: Sender | None = None  # the one sender, every channel
     bot_username: str = ""
     # Start-payload prefix -> handler, filled by the audience modules' register() functions.
     start_routes: dict[str, Any] = field(default_factory=dict)

@@ -1,13 +1,13 @@
-"""SMS to callers: a small provider interface for the clinic's gateway, and a durable sender.
+"""SMS to callers: GSM-7, a small provider interface for the clinic's gateway, and the SMS channel
+adapter.
 
-``queue_sms`` writes an ``SmsMessage`` in the caller's transaction (with the dispatch it belongs
-to). The number and the text (which holds the advice link) are stored only encrypted, with a
-``Cipher`` keyed from ``SECRET_KEY``. ``SmsSender`` claims due rows the way ``bot.outbox`` does
-(a conditional ``UPDATE … RETURNING`` with a lease, ``SKIP LOCKED`` on PostgreSQL), sends them
-through an ``SmsProvider``, retries temporary errors with backoff and gives up on permanent ones.
-On every final state (sent, failed, expired) the ciphertext is erased and the dispatch's
-``sms_status`` is updated in the same transaction. It logs row ids, statuses and error classes,
-never the number, the text or the ciphertext.
+``queue_sms`` queues an SMS in the caller's transaction (with the dispatch it belongs to); the
+number and the text (which holds the advice link) wait only encrypted, in the queued row's
+``secret``, with a ``Cipher`` keyed from ``SECRET_KEY``, and are erased when the row is final.
+The one sender (``bot.sender``) delivers it through ``SmsAdapter``, which sends and classifies:
+2xx → sent; 429 → throttled (the gateway's ``Retry-After``); 408, 5xx, timeouts and connection
+errors → transient (retried until the SMS expires); any other 4xx → permanent. Nothing here
+logs the number, the text or the ciphertext.
 
 Providers: ``ConsoleSmsProvider`` prints the text for the demo (never the number);
 ``HttpSmsProvider`` posts a configurable JSON body to the clinic's gateway.
@@ -18,29 +18,22 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import random
 import sys
-import uuid
-from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
 import aiohttp
-from sqlalchemy import update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import outbox
 from bot.config import ConfigError, Settings
-from bot.db import Sessions
-from bot.models import OutboxStatus, SmsMessage, SmsStatus, metadata, utcnow
-from bot.outbox import claim_due
+from bot.messages import Message, Outcome, Permanent, Sent, Throttled, Transient
+from bot.models import Channel, MessageKind, OutboxMessage
 from bot.privacy import Cipher
-from bot.worker import QueueWorker
 
 log = logging.getLogger(__name__)
 
-FINAL = (OutboxStatus.SENT, OutboxStatus.FAILED, OutboxStatus.EXPIRED)
-CIPHERTEXT_MAX = 2000  # SmsMessage.ciphertext's column length
-_SMS_TABLE: Any = metadata.tables["sms_message"]
-_DISPATCH_TABLE: Any = metadata.tables["dispatch"]
+CIPHERTEXT_MAX = 2000  # OutboxMessage.secret's column length
+THROTTLED_DEFAULT = 30.0  # seconds to wait after a 429 that names no Retry-After
 
 # --- GSM 03.38 -----------------------------------------------------------------------------
 
@@ -76,6 +69,14 @@ class SmsTemporaryError(SmsError):
 
 class SmsPermanentError(SmsError):
     """Trying again will not help: the gateway refused this SMS (e.g. 400)."""
+
+
+class SmsThrottled(SmsTemporaryError):
+    """The gateway said 429: wait ``retry_after`` seconds before sending anything more."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("HTTP 429")
+        self.retry_after = retry_after
 
 
 class SmsProvider(Protocol):
@@ -151,6 +152,7 @@ class HttpSmsProvider:
                 self.url, data=data, headers=self._headers, allow_redirects=False
             ) as response:
                 status = response.status
+                retry_after = response.headers.get("Retry-After", "")
                 await response.read()  # let the connection be reused; the body is not kept
         except TimeoutError:
             raise SmsTemporaryError("Timeout") from None
@@ -158,7 +160,10 @@ class HttpSmsProvider:
             raise SmsTemporaryError(type(exc).__name__) from None
         if 200 <= status < 300:
             return
-        if status in (408, 429) or status >= 500:
+        if status == 429:
+            wait = float(retry_after) if retry_after.strip().isdigit() else THROTTLED_DEFAULT
+            raise SmsThrottled(wait)
+        if status == 408 or status >= 500:
             raise SmsTemporaryError(f"HTTP {status}")
         raise SmsPermanentError(f"HTTP {status}")
 
@@ -201,7 +206,7 @@ def sms_cipher(settings: Settings) -> Cipher:
     return Cipher(settings.secret(), "sms")
 
 
-# --- the queue -----------------------------------------------------------------------------
+# --- the queue and the channel ------------------------------------------------------------
 
 
 async def queue_sms(
@@ -213,252 +218,70 @@ async def queue_sms(
     text: str,
     due_at: dt.datetime | None = None,
     expires_at: dt.datetime | None = None,
-) -> SmsMessage:
-    """Add an encrypted SMS inside the caller's transaction; the caller commits.
+) -> int | None:
+    """Queue an encrypted SMS inside the caller's transaction (the caller commits); its id.
 
     The SMS exists exactly when the dispatch that caused it does.
     """
-    ciphertext = cipher.encrypt(json.dumps({"to": to, "text": text}))
-    if len(ciphertext) > CIPHERTEXT_MAX:
+    secret = cipher.encrypt(json.dumps({"to": to, "text": text}))
+    if len(secret) > CIPHERTEXT_MAX:
         raise ValueError("the SMS is too long to be stored")
-    now = utcnow()
-    message = SmsMessage(
+    return await outbox.enqueue(
+        session,
+        MessageKind.SMS_LINK,
         dispatch_id=dispatch_id,
-        ciphertext=ciphertext,
-        status=OutboxStatus.PENDING,
-        due_at=due_at or now,
+        secret=secret,
+        due_at=due_at,
         expires_at=expires_at,
-        attempts=0,
-        created_at=now,
     )
-    session.add(message)
-    return message
 
 
-@dataclass
-class SmsStats:
-    """Counters for /status and /metrics."""
+def open_secret(cipher: Cipher, secret: str | None) -> tuple[str, str] | None:
+    """The number and the text of a queued SMS; None if it cannot be read (key changed)."""
+    if secret is None:
+        return None
+    plaintext = cipher.decrypt(secret)
+    if plaintext is None:
+        return None
+    try:
+        data = json.loads(plaintext)
+        return str(data["to"]), str(data["text"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
-    sent: int = 0
-    retried: int = 0
-    failed: int = 0
-    expired: int = 0
-    last_tick: dt.datetime | None = None
 
+class SmsAdapter:
+    """Sends queued SMS through the provider and classifies the outcome (see the docstring).
 
-class SmsSender(QueueWorker):
-    """Claims due SMS rows and sends them through the provider, one at a time.
-
-    ``stop`` does not close the provider: whoever made it closes it.
+    It does not close the provider: whoever made it closes it.
     """
 
-    name = "sms-sender"
+    channel = Channel.SMS
 
-    def __init__(
-        self,
-        sessions: Sessions,
-        provider: SmsProvider,
-        cipher: Cipher,
-        *,
-        max_attempts: int = 6,
-        tick_seconds: float = 1.0,
-        lease: dt.timedelta = dt.timedelta(seconds=60),
-        max_backoff_seconds: float = 300.0,
-    ) -> None:
-        super().__init__(tick_seconds=tick_seconds)
-        self.sessions = sessions
+    def __init__(self, provider: SmsProvider, *, concurrency: int = 4) -> None:
         self.provider = provider
-        self.cipher = cipher
-        self.worker = f"sms-{uuid.uuid4().hex[:8]}"
-        self.max_attempts = max_attempts
-        self.lease = lease
-        self.max_backoff = max_backoff_seconds
-        self.stats = SmsStats()
+        self.concurrency = concurrency
 
-    # --- one round -------------------------------------------------------------------------
-
-    async def drain_once(self, limit: int | None = None) -> int:
-        """Claim a batch of due rows and send them in turn; returns how many were handled."""
-        self.stats.last_tick = utcnow()
-        rows = await self._claim(limit or 16)
-        for index, row in enumerate(rows):
-            if self._stopping:
-                await self._release(rows[index:])
-                break
-            await self._deliver(row)
-        return len(rows)
-
-    async def _claim(self, limit: int) -> list[SmsMessage]:
-        return await claim_due(
-            self.sessions, SmsMessage, worker=self.worker, limit=limit, lease=self.lease
-        )
-
-    async def _deliver(self, row: SmsMessage) -> None:
-        """Send one row and record the outcome."""
-        if row.expires_at is not None and utcnow() > row.expires_at:
-            if await self._finish(row, OutboxStatus.EXPIRED, error="Expired"):
-                self.stats.expired += 1
-            log.info("sms: message %s (dispatch %s) expired unsent", row.id, row.dispatch_id)
-            return
-        content = self._open(row)
-        if content is None:
-            if await self._finish(row, OutboxStatus.FAILED, error="KeyChanged"):
-                self.stats.failed += 1
-            log.warning(
-                "sms: message %s (dispatch %s) cannot be decrypted (SECRET_KEY changed?)",
-                row.id,
-                row.dispatch_id,
-            )
-            return
-        to, text = content
+    async def send(self, row: OutboxMessage, message: Message) -> Outcome:
+        if message.recipient is None:
+            return Permanent("NoNumber")
         try:
-            await self.provider.send(to, text)
+            await self.provider.send(message.recipient, message.text)
+        except SmsThrottled as exc:
+            return Throttled(exc.retry_after)
         except SmsPermanentError as exc:
-            error = str(exc)[:200] or type(exc).__name__
-            if await self._finish(row, OutboxStatus.FAILED, error=error):
-                self.stats.failed += 1
-            log.warning(
-                "sms: message %s (dispatch %s) refused by the gateway: %s",
-                row.id,
-                row.dispatch_id,
-                error,
-            )
-            return
+            reason = str(exc)[:200] or type(exc).__name__
+            log.warning("sms: message %s refused by the gateway: %s", row.id, reason)
+            return Permanent(reason)
         except SmsTemporaryError as exc:
-            await self._temporary(row, str(exc)[:200] or type(exc).__name__)
-            return
+            return Transient(str(exc)[:200] or type(exc).__name__)
         except Exception as exc:  # a provider bug must not kill the loop; content stays out
             log.warning(
-                "sms: provider %s raised %s for message %s; will retry",
+                "sms: provider %s raised %s for message %s",
                 self.provider.name,
                 type(exc).__name__,
                 row.id,
             )
-            await self._temporary(row, type(exc).__name__)
-            return
-        if await self._finish(row, OutboxStatus.SENT):
-            self.stats.sent += 1
+            return Transient(type(exc).__name__)
         log.info("sms: message %s (dispatch %s) sent", row.id, row.dispatch_id)
-
-    def _open(self, row: SmsMessage) -> tuple[str, str] | None:
-        if row.ciphertext is None:
-            return None
-        plaintext = self.cipher.decrypt(row.ciphertext)
-        if plaintext is None:
-            return None
-        try:
-            data = json.loads(plaintext)
-            return str(data["to"]), str(data["text"])
-        except (ValueError, KeyError, TypeError):
-            return None
-
-    async def _temporary(self, row: SmsMessage, error: str) -> None:
-        attempts = row.attempts + 1
-        if attempts >= self.max_attempts:
-            if await self._finish(row, OutboxStatus.FAILED, error="GaveUp", attempts=attempts):
-                self.stats.failed += 1
-            log.warning(
-                "sms: message %s (dispatch %s) given up after %d attempts (last: %s)",
-                row.id,
-                row.dispatch_id,
-                attempts,
-                error,
-            )
-            return
-        backoff = min(self.max_backoff, 2 ** (attempts - 1) * random.uniform(0.75, 1.25))
-        retry_at = utcnow() + dt.timedelta(seconds=backoff)
-        await self._update_claimed(
-            row,
-            {
-                "status": OutboxStatus.PENDING,
-                "due_at": retry_at,
-                "claimed_by": None,
-                "claimed_until": None,
-                "last_error": error,
-                "attempts": attempts,
-            },
-        )
-        self.stats.retried += 1
-        log.info(
-            "sms: message %s (dispatch %s) will be retried in %.1f s (%s)",
-            row.id,
-            row.dispatch_id,
-            backoff,
-            error,
-        )
-
-    # --- bookkeeping -----------------------------------------------------------------------
-
-    async def _finish(
-        self,
-        row: SmsMessage,
-        status: str,
-        *,
-        error: str | None = None,
-        attempts: int | None = None,
-    ) -> bool:
-        """Record a final state, erase the content and update the dispatch, in one transaction.
-
-        False if this sender's claim no longer stands (another sender took the row over).
-        """
-        values: dict[str, Any] = {
-            "status": status,
-            "ciphertext": None,
-            "claimed_by": None,
-            "claimed_until": None,
-            "last_error": error,
-            "attempts": attempts if attempts is not None else row.attempts + 1,
-        }
-        if status == OutboxStatus.SENT:
-            values["sent_at"] = utcnow()
-        sms_status = SmsStatus.SENT if status == OutboxStatus.SENT else SmsStatus.FAILED
-        table: Any = _SMS_TABLE
-        async with self.sessions() as session:
-            result: Any = await session.exec(
-                update(table)
-                .where(table.c.id == row.id, table.c.claimed_by == row.claimed_by)
-                .values(**values)
-            )
-            if not result.rowcount:
-                await session.rollback()
-                return False
-            if row.dispatch_id is not None:
-                dispatch: Any = _DISPATCH_TABLE
-                await session.exec(
-                    update(dispatch)
-                    .where(dispatch.c.id == row.dispatch_id)
-                    .values(sms_status=sms_status)
-                )
-            await session.commit()
-        return True
-
-    async def _release(self, rows: list[SmsMessage]) -> None:
-        for row in rows:
-            await self._update_claimed(
-                row, {"status": OutboxStatus.PENDING, "claimed_by": None, "claimed_until": None}
-            )
-
-    async def _release_own_claims(self) -> None:
-        table: Any = _SMS_TABLE
-        async with self.sessions() as session:
-            await session.exec(
-                update(table)
-                .where(
-                    table.c.status == OutboxStatus.SENDING,
-                    table.c.claimed_by.like(f"{self.worker}:%"),
-                )
-                .values(status=OutboxStatus.PENDING, claimed_by=None, claimed_until=None)
-            )
-            await session.commit()
-
-    async def _update_claimed(self, row: SmsMessage, values: dict[str, Any]) -> bool:
-        # Only touch the row while this sender's claim on it stands.
-        table: Any = _SMS_TABLE
-        async with self.sessions() as session:
-            result: Any = await session.exec(
-                update(table)
-                .where(table.c.id == row.id, table.c.claimed_by == row.claimed_by)
-                .values(**values)
-            )
-            await session.commit()
-            return bool(result.rowcount)
+        return Sent()

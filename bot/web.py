@@ -1,5 +1,5 @@
 """The bot's own aiohttp server: /healthz, /metrics, the clinic API and, in webhook mode, the
-webhook. The demo page attaches here too.
+webhook. The demo page (from the devkit, in demo mode) attaches here too.
 
 Routes only parse and answer; they call services for the work.
 """
@@ -18,6 +18,7 @@ from telegram import Bot
 
 from bot import metrics
 from bot.api import build_api
+from bot.demokit import find_demo
 from bot.runtime import Runtime
 from bot.webhook import WebhookReceiver
 
@@ -130,8 +131,8 @@ def build_web_app(
         app[WEBHOOK] = webhook
         app.router.add_post(webhook.path, webhook.handle)
     app.add_subapp("/api/v1/", build_api(rt))
-    if rt.settings.demo:  # the local demo page at /, never with a real token (bot/demo)
-        from bot.demo import add_demo_routes
-
-        add_demo_routes(app, rt)
+    if rt.settings.demo:  # the local demo page at /, never with a real token (devkit)
+        kit = find_demo()
+        if kit is not None:
+            kit.add_routes(app, rt)
     return app

@@ -1,8 +1,7 @@
-"""The loop both senders share: drain a database queue, sleep until woken or the next tick.
+"""The loop of a queue worker: drain a database queue, sleep until woken or the next tick.
 
-``OutboxSender`` (Telegram messages) and ``SmsSender`` (the clinic's SMS gateway) differ in how
-they claim and deliver a row; starting, waking, polling and stopping with a deadline are the
-same, and live here.
+``bot.sender.Sender`` claims and delivers; starting, waking, polling and stopping with a
+deadline live here.
 """
 
 from __future__ import annotations

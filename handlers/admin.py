@@ -25,7 +25,7 @@ from telegram.ext import CommandHandler, filters
 from bot import outbox
 from bot.content.loader import localize
 from bot.i18n import Locale, as_locale
-from bot.models import utcnow
+from bot.models import Channel, utcnow
 from bot.ptb import BotApplication
 from bot.reload import reload_content, result_text
 from bot.runtime import Runtime, runtime
@@ -119,7 +119,8 @@ async def status(update: Update, context: Context, turn: Turn) -> None:
     content = rt.content  # read once: a reload swaps it whole
     _ = turn.gettext
     now = utcnow()
-    waiting, oldest = await outbox.depth(rt.sessions)
+    depth = await outbox.depth(rt.sessions, Channel.TELEGRAM, now)
+    waiting, oldest = depth.waiting, depth.oldest_due
     figures = await stats.counts(rt, now=now)
 
     lines = [f"<b>Sikkerhetsnett {esc(_version())}</b>", ""]
@@ -146,11 +147,12 @@ async def status(update: Update, context: Context, turn: Turn) -> None:
     sender = rt.sender
     if sender is None:
         lines.append(_("Outbox sender: not running"))
+        lines.append(_("SMS sender: not running"))
     else:
-        s = sender.stats
+        s = sender.stats(Channel.TELEGRAM)
         tick = (
-            _("last tick {time} ago").format(time=_span(now - s.last_tick, turn.locale))
-            if s.last_tick is not None
+            _("last tick {time} ago").format(time=_span(now - sender.last_tick, turn.locale))
+            if sender.last_tick is not None
             else _("no tick yet")
         )
         lines.append(
@@ -163,14 +165,10 @@ async def status(update: Update, context: Context, turn: Turn) -> None:
                 retried=s.retried,
                 failed=s.failed,
                 expired=s.expired,
-                flood=s.flood_waits,
+                flood=s.throttled,
             )
         )
-    sms = rt.sms_sender
-    if sms is None:
-        lines.append(_("SMS sender: not running"))
-    else:
-        m = sms.stats
+        m = sender.stats(Channel.SMS)
         lines.append(
             _(
                 "SMS sender: sent {sent}, retried {retried}, failed {failed}, expired {expired}"

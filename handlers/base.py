@@ -7,21 +7,24 @@ from __future__ import annotations
 
 import contextlib
 import html
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.constants import ParseMode
+from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import ContextTypes
+from telegram.ext import CallbackQueryHandler
 
+from bot.callbacks import CallbackData
+from bot.channels.telegram import keyboard as telegram_keyboard
 from bot.i18n import Locale, as_locale, guess_locale
+from bot.messages import Buttons, rows
 from bot.models import Person
+from bot.ptb import Context
 from bot.runtime import Runtime, runtime
 from bot.services.people import ensure_person
 
-Context = ContextTypes.DEFAULT_TYPE
+D = TypeVar("D", bound=CallbackData)
 
 
 @dataclass
@@ -56,27 +59,24 @@ def esc(text: str) -> str:
     return html.escape(text, quote=False)
 
 
-def keyboard(rows: Sequence[Sequence[tuple[str, str]]]) -> InlineKeyboardMarkup:
-    """Inline buttons from rows of (label, callback_data)."""
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in rows]
-    )
+def keyboard(
+    buttons: Buttons | Sequence[Sequence[tuple[str, CallbackData]]],
+) -> InlineKeyboardMarkup:
+    """Inline buttons from typed buttons, or from rows of (label, callback value)."""
+    if not isinstance(buttons, tuple):
+        buttons = rows(*buttons)
+    markup = telegram_keyboard(buttons)
+    return markup if markup is not None else InlineKeyboardMarkup([])
 
 
 async def reply(
     update: Update, text: str, markup: InlineKeyboardMarkup | None = None, **kwargs: Any
 ) -> None:
-    """Answer in the chat the update came from, as HTML."""
+    """Answer in the chat the update came from (HTML: the application's default parse mode)."""
     chat = update.effective_chat
     if chat is None:
         return
-    await chat.send_message(
-        text,
-        parse_mode=ParseMode.HTML,
-        reply_markup=markup,
-        link_preview_options=None,
-        **kwargs,
-    )
+    await chat.send_message(text, reply_markup=markup, **kwargs)
 
 
 async def edit_or_reply(
@@ -90,7 +90,7 @@ async def edit_or_reply(
     query = update.callback_query
     if query is not None and isinstance(query.message, Message):
         try:
-            await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
+            await query.edit_message_text(text, reply_markup=markup)
             return
         except BadRequest as error:
             if "not modified" in error.message.lower():
@@ -98,20 +98,38 @@ async def edit_or_reply(
     await reply(update, text, markup)
 
 
-def answered_after(handler: Any) -> Any:
-    """Answer the button press once the handler has sent what it sends.
+ButtonHandler = Callable[[Update, Context, D], Awaitable[None]]
 
-    The bot's messages then arrive before the press's spinner stops, which is also what a test
+
+def on_button(
+    codec: type[D], handler: ButtonHandler[D], *, answer_after: bool = True
+) -> Callable[[Update, Context], Coroutine[Any, Any, None]]:
+    """A callback-query callback that hands ``handler`` the decoded button (``codec``).
+
+    With ``answer_after`` the press is answered once the handler has sent what it sends: the
+    bot's messages then arrive before the press's spinner stops, which is also what a test
     waiting for "the answer to the press" sees.
     """
 
     async def wrapped(update: Update, context: Context) -> None:
+        query = update.callback_query
+        data = codec.unpack(query.data if query is not None else None)
         try:
-            await handler(update, context)
+            if data is not None:
+                await handler(update, context, data)
         finally:
-            if update.callback_query is not None:
+            if answer_after and query is not None:
                 # Already answered with a text, or too old: nothing more to do.
                 with contextlib.suppress(TelegramError):
-                    await update.callback_query.answer()
+                    await query.answer()
 
     return wrapped
+
+
+def button(
+    codec: type[D], handler: ButtonHandler[D], *, answer_after: bool = True
+) -> CallbackQueryHandler[Context, None]:
+    """The handler for one button family: only its callback data, decoded for ``handler``."""
+    return CallbackQueryHandler(
+        on_button(codec, handler, answer_after=answer_after), pattern=codec.matches
+    )

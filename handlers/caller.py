@@ -10,18 +10,16 @@ import logging
 
 from telegram import Update
 from telegram.error import BadRequest
-from telegram.ext import CallbackQueryHandler
 
-from bot import render
+from bot import callbacks, render
 from bot.i18n import Locale, as_locale
 from bot.models import Dispatch
 from bot.ptb import BotApplication
 from bot.runtime import Runtime
 from bot.services import dispatches
 from bot.services.dispatches import Opened
-from bot.services.language import choose_language
-from bot.services.people import guess_locale_once
-from handlers.base import Context, Turn, answered_after, begin, keyboard, reply
+from bot.services.people import choose_locale, guess_locale_once
+from handlers.base import Context, Turn, begin, button, keyboard, reply
 from handlers.common import EMERGENCY_LINE, invalid_link, link_refused
 
 log = logging.getLogger(__name__)
@@ -104,32 +102,30 @@ def _no_longer(rt: Runtime, locale: Locale) -> str:
     return _("This advice is no longer available here.") + "\n\n" + _(EMERGENCY_LINE)
 
 
-async def _own_dispatch(update: Update, context: Context) -> tuple[Turn, Dispatch, str] | None:
+async def _own_dispatch(
+    update: Update, context: Context, dispatch_id: str
+) -> tuple[Turn, Dispatch] | None:
     """The person and their dispatch behind an ``a:`` button; answers the button otherwise."""
     query = update.callback_query
     turn = await begin(update, context)
     if query is None or turn is None:
         return None
-    parts = (query.data or "").split(":")
-    if len(parts) < 3:  # no data at all: PTB gives such a press to every pattern's handler
-        await query.answer(turn.gettext("This button no longer works. Write /help to start again."))
-        return None
-    dispatch = await dispatches.for_person(turn.rt, parts[2], turn.person)
+    dispatch = await dispatches.for_person(turn.rt, dispatch_id, turn.person)
     if dispatch is None:
         await query.answer(
             turn.gettext("This advice is no longer stored, so this button no longer works."),
             show_alert=True,
         )
         return None
-    return turn, dispatch, ":".join(parts[3:])
+    return turn, dispatch
 
 
-async def worse(update: Update, context: Context) -> None:
+async def worse(update: Update, context: Context, pressed: callbacks.Worse) -> None:
     """ "I am getting worse": what to do now, at once, and a note on the dispatch."""
-    found = await _own_dispatch(update, context)
+    found = await _own_dispatch(update, context, pressed.dispatch)
     if found is None:
         return
-    turn, dispatch, _rest = found
+    turn, dispatch = found
     await dispatches.record_worse(turn.rt, dispatch.id, turn.person)
     await reply(update, worse_message(turn.rt, dispatch, turn.locale))
 
@@ -142,17 +138,19 @@ def worse_message(rt: Runtime, dispatch: Dispatch, locale: Locale) -> str:
     return render.worse_text(topic, _)
 
 
-async def switch_language(update: Update, context: Context) -> None:
+async def switch_language(
+    update: Update, context: Context, pressed: callbacks.AdviceLanguage
+) -> None:
     """Show the same advice in the other language, and keep that language from now on."""
-    found = await _own_dispatch(update, context)
+    found = await _own_dispatch(update, context, pressed.dispatch)
     if found is None:
         return
-    turn, dispatch, rest = found
+    turn, dispatch = found
     query = update.callback_query
     assert query is not None
-    locale = as_locale(rest, turn.locale)
+    locale = as_locale(pressed.locale, turn.locale)
     rt = turn.rt
-    await choose_language(rt, turn.person.telegram_user_id, locale)
+    await choose_locale(rt.sessions, turn.person.telegram_user_id, locale)
     messages = advice_messages(rt, dispatch, locale)
     if messages is None:
         await reply(update, _no_longer(rt, locale))
@@ -161,7 +159,7 @@ async def switch_language(update: Update, context: Context) -> None:
     buttons = keyboard(render.advice_buttons(_, dispatch.id, locale))
     if len(messages) == 1:
         try:
-            await query.edit_message_text(messages[0], parse_mode="HTML", reply_markup=buttons)
+            await query.edit_message_text(messages[0], reply_markup=buttons)
             return
         except BadRequest:  # too old to edit, or unchanged: send it anew
             log.info("advice could not be edited in place; sending it anew")
@@ -169,12 +167,13 @@ async def switch_language(update: Update, context: Context) -> None:
         await reply(update, text, buttons if index == len(messages) - 1 else None)
 
 
-async def checkin_answer(update: Update, context: Context) -> None:
+async def checkin_answer(update: Update, context: Context, pressed: callbacks.Checkin) -> None:
     """Better / the same / worse, in answer to the check-in."""
-    found = await _own_dispatch(update, context)
+    found = await _own_dispatch(update, context, pressed.dispatch)
     if found is None:
         return
-    turn, dispatch, answer = found
+    turn, dispatch = found
+    answer = pressed.answer
     query = update.callback_query
     assert query is not None
     rt = turn.rt
@@ -192,7 +191,6 @@ async def checkin_answer(update: Update, context: Context) -> None:
         await query.edit_message_text(
             (original + "\n\n" if original else "")
             + render.esc(_("Your answer: {answer}").format(answer=label)),
-            parse_mode="HTML",
         )
     except BadRequest:
         log.info("check-in message could not be edited")
@@ -204,13 +202,6 @@ async def checkin_answer(update: Update, context: Context) -> None:
 
 def register(app: BotApplication, rt: Runtime) -> None:
     rt.start_routes[PREFIX] = open_advice_link
-    ident = r"[0-9a-f]{32}"
-    app.add_handler(CallbackQueryHandler(answered_after(worse), pattern=rf"^a:worse:{ident}$"))
-    app.add_handler(
-        CallbackQueryHandler(answered_after(switch_language), pattern=rf"^a:lang:{ident}:(nb|nn)$")
-    )
-    app.add_handler(
-        CallbackQueryHandler(
-            answered_after(checkin_answer), pattern=rf"^a:ci:{ident}:(better|same|worse)$"
-        )
-    )
+    app.add_handler(button(callbacks.Worse, worse))
+    app.add_handler(button(callbacks.AdviceLanguage, switch_language))
+    app.add_handler(button(callbacks.Checkin, checkin_answer))

@@ -19,12 +19,12 @@ from telegram import BotCommand, BotCommandScopeChat, InlineKeyboardMarkup, Upda
 from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
+from bot import callbacks
 from bot.i18n import LANGUAGE_NAMES, LOCALES, Catalogs, Locale, as_locale, guess_locale
 from bot.ptb import BotApplication
 from bot.runtime import runtime
-from bot.services.language import choose_language
-from bot.services.people import delete_person
-from handlers.base import Context, Turn, answered_after, begin, edit_or_reply, keyboard, reply
+from bot.services.people import choose_locale, delete_person
+from handlers.base import Context, Turn, begin, button, edit_or_reply, keyboard, reply
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +281,7 @@ async def help_command(update: Update, context: Context) -> None:
 
 
 def language_keyboard() -> InlineKeyboardMarkup:
-    return keyboard([[(LANGUAGE_NAMES[loc], f"lang:{loc}") for loc in LOCALES]])
+    return keyboard([[(LANGUAGE_NAMES[loc], callbacks.ChooseLanguage(loc)) for loc in LOCALES]])
 
 
 async def language(update: Update, context: Context) -> None:
@@ -298,15 +298,16 @@ async def language(update: Update, context: Context) -> None:
     )
 
 
-async def language_chosen(update: Update, context: Context) -> None:
+async def language_chosen(
+    update: Update, context: Context, pressed: callbacks.ChooseLanguage
+) -> None:
     """Remember the chosen language and answer in it at once."""
-    query = update.callback_query
     turn = await begin(update, context)
-    if query is None or turn is None:
+    if turn is None:
         return
-    chosen = as_locale((query.data or "").removeprefix("lang:"), turn.locale)
+    chosen = as_locale(pressed.locale, turn.locale)
     rt = turn.rt
-    await choose_language(rt, turn.person.telegram_user_id, chosen)
+    await choose_locale(rt.sessions, turn.person.telegram_user_id, chosen)
     _ = rt.catalogs.gettext(chosen)
     await edit_or_reply(
         update,
@@ -359,17 +360,18 @@ async def privacy(update: Update, context: Context) -> None:
             "cannot be undone."
         )
     )
-    await reply(update, text, keyboard([[(_("Delete my data"), "privacy:delete")]]))
+    await reply(update, text, keyboard([[(_("Delete my data"), callbacks.DeleteData())]]))
 
 
-async def privacy_delete(update: Update, context: Context) -> None:
+async def privacy_delete(
+    update: Update, context: Context, pressed: callbacks.DeleteData | callbacks.ConfirmDelete
+) -> None:
     """Ask once more, then delete everything stored about the person."""
-    query = update.callback_query
     turn = await begin(update, context)
-    if query is None or turn is None:
+    if turn is None:
         return
     _ = turn.gettext
-    if query.data == "privacy:delete":
+    if isinstance(pressed, callbacks.DeleteData):
         # A new message, so the one with the button (e.g. the advice) stays if they say no.
         await reply(
             update,
@@ -377,14 +379,14 @@ async def privacy_delete(update: Update, context: Context) -> None:
             keyboard(
                 [
                     [
-                        (_("Yes, delete"), "privacy:delete:yes"),
-                        (_("No, keep it"), "privacy:delete:no"),
+                        (_("Yes, delete"), callbacks.ConfirmDelete("yes")),
+                        (_("No, keep it"), callbacks.ConfirmDelete("no")),
                     ]
                 ]
             ),
         )
         return
-    if query.data == "privacy:delete:yes":
+    if pressed.answer == "yes":
         await delete_person(turn.rt.sessions, turn.person.telegram_user_id)
         log.info("a person deleted their data")
         await edit_or_reply(
@@ -464,12 +466,9 @@ def register(app: BotApplication) -> None:
     app.add_handler(CommandHandler("help", help_command, filters=private))
     app.add_handler(CommandHandler("language", language, filters=private))
     app.add_handler(CommandHandler("privacy", privacy, filters=private))
-    app.add_handler(
-        CallbackQueryHandler(answered_after(language_chosen), pattern=r"^lang:(nb|nn)$")
-    )
-    app.add_handler(
-        CallbackQueryHandler(answered_after(privacy_delete), pattern=r"^privacy:delete(:yes|:no)?$")
-    )
+    app.add_handler(button(callbacks.ChooseLanguage, language_chosen))
+    app.add_handler(button(callbacks.DeleteData, privacy_delete))
+    app.add_handler(button(callbacks.ConfirmDelete, privacy_delete))
     app.add_handler(CallbackQueryHandler(stale_button))
     # Anything else a person sends in private (text, unknown commands, stickers, photos).
     app.add_handler(MessageHandler(private & ~filters.UpdateType.EDITED, unknown))

@@ -12,22 +12,23 @@ import logging
 import re
 
 from telegram import InlineKeyboardMarkup, Update
-from telegram.constants import ParseMode
 from telegram.error import BadRequest
-from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
+from telegram.ext import CommandHandler, MessageHandler, filters
 
+from bot import callbacks
 from bot.i18n import LANGUAGE_NAMES, Locale, as_locale, format_day, format_when, weekday_names
 from bot.models import Leader, LeaderStatus, Prompt
 from bot.ptb import BotApplication
 from bot.runtime import Runtime
-from bot.services import leaders
-from bot.services.language import choose_language
+from bot.services import enrolment, leaders
+from bot.services.enrolment import Choice, State
 from bot.services.leaders import Joined, Saved
+from bot.services.people import choose_locale
 from handlers.base import (
     Context,
     Turn,
-    answered_after,
     begin,
+    button,
     edit_or_reply,
     esc,
     keyboard,
@@ -49,12 +50,12 @@ def hhmm(minute_of_day: int) -> str:
 
 def weekday_keyboard(locale: Locale) -> InlineKeyboardMarkup:
     names = [n.capitalize() for n in weekday_names(locale)]
-    days = [(names[i], f"r:day:{i}") for i in range(7)]
+    days = [(names[i], callbacks.Weekday(i)) for i in range(7)]
     return keyboard([days[0:3], days[3:5], days[5:7]])
 
 
 def time_keyboard() -> InlineKeyboardMarkup:
-    times = [(hhmm(m), f"r:time:{m}") for m in TIMES]
+    times = [(hhmm(m), callbacks.TimeOfDay(m)) for m in TIMES]
     return keyboard([times[0:4], times[4:8]])
 
 
@@ -118,30 +119,29 @@ def role_title(rt: Runtime, leader: Leader, locale: Locale) -> str:
     return next(r.title for r in localized.roles if r.id == leader.role_id)
 
 
+def language_keyboard() -> InlineKeyboardMarkup:
+    locales: tuple[callbacks.Locale, ...] = ("nb", "nn")
+    return keyboard([[(LANGUAGE_NAMES[loc], callbacks.LeaderLanguage(loc)) for loc in locales]])
+
+
 async def ask_next_step(update: Update, turn: Turn, leader: Leader) -> None:
+    """The question of the leader's enrolment state (nothing once enrolled)."""
     _ = turn.gettext
-    step = leader.enrol_step
-    if step == "language":
-        languages = [(LANGUAGE_NAMES[loc], f"r:lang:{loc}") for loc in ("nb", "nn")]
-        await reply(update, _("Which language do you want?"), keyboard([languages]))
-    elif step == "weekday":
+    step = enrolment.state_of(leader)
+    if step is State.LANGUAGE:
+        await reply(update, _("Which language do you want?"), language_keyboard())
+    elif step is State.WEEKDAY:
         await reply(
             update,
             _("Which day of the week do you want the question?"),
             weekday_keyboard(turn.locale),
         )
-    elif step == "time":
+    elif step is State.TIME:
         await reply(
             update,
             _("What time? Press a button, or write a time such as 08:30."),
             time_keyboard(),
         )
-
-
-def _button_data(update: Update) -> str:
-    """The pressed button's callback data ("" when there is none)."""
-    query = update.callback_query
-    return (query.data or "") if query is not None else ""
 
 
 async def _leader_turn(update: Update, context: Context) -> tuple[Turn, Leader] | None:
@@ -154,19 +154,22 @@ async def _leader_turn(update: Update, context: Context) -> tuple[Turn, Leader] 
     if leader is None:
         await query.answer(turn.gettext("This button no longer works. Write /help to start again."))
         return None
-    return turn, leader  # the press is answered after the work (see ``answered_after``)
+    return turn, leader  # the press is answered after the work (see ``on_button``)
 
 
-async def language_button(update: Update, context: Context) -> None:
+async def language_button(
+    update: Update, context: Context, pressed: callbacks.LeaderLanguage
+) -> None:
     found = await _leader_turn(update, context)
     if found is None:
         return
     turn, leader = found
-    locale = as_locale(_button_data(update).rsplit(":", 1)[1])
-    await choose_language(turn.rt, turn.person.telegram_user_id, locale)
+    locale = as_locale(pressed.locale)
+    await choose_locale(turn.rt.sessions, turn.person.telegram_user_id, locale)
     turn = Turn(rt=turn.rt, person=turn.person, locale=locale)
-    if leader.status == LeaderStatus.ENROLLING:
-        leader = await leaders.set_step(turn.rt, leader, "weekday")
+    enrolling = leader.status == LeaderStatus.ENROLLING
+    leader = await enrolment.choose(turn.rt, leader, Choice.LANGUAGE)
+    if enrolling:
         await ask_next_step(update, turn, leader)
     else:
         await set_chat_menu(context, turn, locale, leader=True)
@@ -174,14 +177,14 @@ async def language_button(update: Update, context: Context) -> None:
     await _done_buttons(update, turn.gettext(LANGUAGE_NAMES[locale]))
 
 
-async def weekday_button(update: Update, context: Context) -> None:
+async def weekday_button(update: Update, context: Context, pressed: callbacks.Weekday) -> None:
     found = await _leader_turn(update, context)
     if found is None:
         return
     turn, leader = found
-    weekday = int(_button_data(update).rsplit(":", 1)[1])
+    weekday = pressed.weekday
     enrolling = leader.status == LeaderStatus.ENROLLING
-    leader = await leaders.set_weekday(turn.rt, leader, weekday)
+    leader = await enrolment.choose(turn.rt, leader, Choice.WEEKDAY, weekday)
     if enrolling:
         await ask_next_step(update, turn, leader)
     else:
@@ -189,14 +192,12 @@ async def weekday_button(update: Update, context: Context) -> None:
     await _done_buttons(update, weekday_names(turn.locale)[weekday].capitalize())
 
 
-async def time_button(update: Update, context: Context) -> None:
+async def time_button(update: Update, context: Context, pressed: callbacks.TimeOfDay) -> None:
     found = await _leader_turn(update, context)
     if found is None:
         return
     turn, leader = found
-    minute = int(_button_data(update).rsplit(":", 1)[1])
-    if not 0 <= minute < 24 * 60:  # not a button this bot made
-        return
+    minute = pressed.minute
     await chosen_time(update, context, turn, leader, minute)
     await _done_buttons(update, hhmm(minute))
 
@@ -205,10 +206,10 @@ async def chosen_time(
     update: Update, context: Context, turn: Turn, leader: Leader, minute: int
 ) -> None:
     enrolling = leader.status == LeaderStatus.ENROLLING
-    if enrolling and leader.weekday is None:
-        await ask_next_step(update, turn, await leaders.set_step(turn.rt, leader, "weekday"))
+    leader = await enrolment.choose(turn.rt, leader, Choice.TIME, minute)
+    if enrolling and leader.status == LeaderStatus.ENROLLING:  # a time before a day
+        await ask_next_step(update, turn, leader)
         return
-    leader = await leaders.set_time(turn.rt, leader, minute)
     if not enrolling:
         await confirm_change(update, turn, leader)
         return
@@ -239,7 +240,7 @@ async def _done_buttons(update: Update, chosen: str) -> None:
         return
     text = getattr(query.message, "text_html", None) or ""
     try:
-        await query.edit_message_text(f"{text}\n\n→ {esc(chosen)}", parse_mode=ParseMode.HTML)
+        await query.edit_message_text(f"{text}\n\n→ {esc(chosen)}")
     except BadRequest:
         log.info("could not edit a choice message")
 
@@ -273,8 +274,11 @@ async def show_settings(update: Update, turn: Turn, leader: Leader) -> None:
         "\n".join(lines),
         keyboard(
             [
-                [(_("Change day"), "r:set:day"), (_("Change time"), "r:set:time")],
-                [(_("Change language"), "r:set:lang")],
+                [
+                    (_("Change day"), callbacks.ChangeSetting("day")),
+                    (_("Change time"), callbacks.ChangeSetting("time")),
+                ],
+                [(_("Change language"), callbacks.ChangeSetting("lang"))],
             ]
         ),
     )
@@ -293,12 +297,14 @@ def _status_line(turn: Turn, leader: Leader) -> str:
     return _("The next question comes on {when}.").format(when=when) if when else ""
 
 
-async def settings_button(update: Update, context: Context) -> None:
+async def settings_button(
+    update: Update, context: Context, pressed: callbacks.ChangeSetting
+) -> None:
     found = await _leader_turn(update, context)
     if found is None:
         return
     turn, leader = found
-    what = _button_data(update).rsplit(":", 1)[1]
+    what = pressed.what
     _ = turn.gettext
     if what == "day":
         await reply(
@@ -307,13 +313,13 @@ async def settings_button(update: Update, context: Context) -> None:
             weekday_keyboard(turn.locale),
         )
     elif what == "time":
-        await leaders.set_step(turn.rt, leader, "time")
+        if enrolment.state_of(leader) is State.ENROLLED:
+            await enrolment.choose(turn.rt, leader, Choice.CHANGE_TIME)
         await reply(
             update, _("What time? Press a button, or write a time such as 08:30."), time_keyboard()
         )
     else:
-        languages = [(LANGUAGE_NAMES[loc], f"r:lang:{loc}") for loc in ("nb", "nn")]
-        await reply(update, _("Which language do you want?"), keyboard([languages]))
+        await reply(update, _("Which language do you want?"), language_keyboard())
 
 
 async def confirm_change(update: Update, turn: Turn, leader: Leader) -> None:
@@ -335,7 +341,7 @@ async def leader_text(update: Update, context: Context) -> None:
         await unknown(update, context)
         return
     _ = turn.gettext
-    if leader.enrol_step == "time":
+    if enrolment.waits_for_typed_time(leader):
         match = TYPED_TIME.match(message.text)
         if match is None:
             await reply(
@@ -387,13 +393,13 @@ def held_text(turn: Turn) -> str:
 
 async def share_keyboard(turn: Turn, leader: Leader, prompt: Prompt) -> InlineKeyboardMarkup:
     _ = turn.gettext
+    assert prompt.id is not None
     if prompt.shared:
-        return keyboard([[(_("Stop sharing"), f"r:unshare:{prompt.id}")]])
+        return keyboard([[(_("Stop sharing"), callbacks.PromptButton("unshare", prompt.id))]])
     organisation = await leaders.organisation_of(turn.rt, leader)
     name = organisation.name if organisation else ""
-    return keyboard(
-        [[(_("Share with {organisation}").format(organisation=name), f"r:share:{prompt.id}")]]
-    )
+    share = callbacks.PromptButton("share", prompt.id)
+    return keyboard([[(_("Share with {organisation}").format(organisation=name), share)]])
 
 
 async def leader_edit(update: Update, context: Context) -> None:
@@ -415,14 +421,16 @@ async def leader_edit(update: Update, context: Context) -> None:
 # --- the question's buttons ----------------------------------------------------------------
 
 
-async def prompt_button(update: Update, context: Context) -> None:
+async def prompt_button(
+    update: Update, context: Context, pressed: callbacks.PromptButton | callbacks.Skipped
+) -> None:
     """Answer / skip / remind me tomorrow / skip reason / share, under a question or answer."""
     found = await _leader_turn(update, context)
     if found is None:
         return
     turn, leader = found
-    parts = _button_data(update).split(":")
-    action, prompt_id = parts[1], int(parts[2])
+    prompt_id = pressed.prompt
+    action = pressed.action if isinstance(pressed, callbacks.PromptButton) else "why"
     rt, _ = turn.rt, turn.gettext
     prompt = await leaders.own_prompt(rt, leader, prompt_id)
     if prompt is None:
@@ -439,17 +447,17 @@ async def prompt_button(update: Update, context: Context) -> None:
             await reply(update, _("You have already answered this question."))
             return
         reasons = [
-            (_("Not relevant now"), f"r:why:{prompt_id}:not_relevant"),
-            (_("Busy"), f"r:why:{prompt_id}:busy"),
-            (_("On leave"), f"r:why:{prompt_id}:leave"),
+            (_("Not relevant now"), callbacks.Skipped(prompt_id, "not_relevant")),
+            (_("Busy"), callbacks.Skipped(prompt_id, "busy")),
+            (_("On leave"), callbacks.Skipped(prompt_id, "leave")),
         ]
         await reply(
             update,
             _("Skipped. Do you want to tell us why? (You don't have to.)"),
             keyboard([reasons]),
         )
-    elif action == "why":
-        if await leaders.skip_reason(rt, leader, prompt_id, parts[3]) is not None:
+    elif isinstance(pressed, callbacks.Skipped):
+        if await leaders.skip_reason(rt, leader, prompt_id, pressed.reason) is not None:
             await _done_buttons(update, _("Thank you, noted."))
     elif action == "later":
         later = await leaders.remind_tomorrow(rt, leader, prompt_id)
@@ -475,9 +483,7 @@ async def prompt_button(update: Update, context: Context) -> None:
         assert query is not None
         try:
             await query.edit_message_text(
-                text,
-                parse_mode=ParseMode.HTML,
-                reply_markup=await share_keyboard(turn, leader, shared),
+                text, reply_markup=await share_keyboard(turn, leader, shared)
             )
         except BadRequest:
             await reply(update, text, await share_keyboard(turn, leader, shared))
@@ -498,22 +504,22 @@ async def pause_command(update: Update, context: Context) -> None:
         keyboard(
             [
                 [
-                    (_("1 week"), "r:pause:1"),
-                    (_("2 weeks"), "r:pause:2"),
-                    (_("4 weeks"), "r:pause:4"),
+                    (_("1 week"), callbacks.Pause(1)),
+                    (_("2 weeks"), callbacks.Pause(2)),
+                    (_("4 weeks"), callbacks.Pause(4)),
                 ],
-                [(_("Until I write /resume"), "r:pause:0")],
+                [(_("Until I write /resume"), callbacks.Pause(0))],
             ]
         ),
     )
 
 
-async def pause_button(update: Update, context: Context) -> None:
+async def pause_button(update: Update, context: Context, pressed: callbacks.Pause) -> None:
     found = await _leader_turn(update, context)
     if found is None:
         return
     turn, leader = found
-    weeks = int(_button_data(update).rsplit(":", 1)[1])
+    weeks = pressed.weeks
     leader = await leaders.pause(turn.rt, leader, weeks or None)
     _ = turn.gettext
     text = _status_line(turn, leader)
@@ -546,20 +552,20 @@ async def stop_command(update: Update, context: Context) -> None:
         _("Do you want to leave the weekly reflection? You can keep your answers or delete them."),
         keyboard(
             [
-                [(_("Leave and delete my answers"), "r:stop:delete")],
-                [(_("Leave, keep my answers"), "r:stop:keep")],
-                [(_("Cancel"), "r:stop:no")],
+                [(_("Leave and delete my answers"), callbacks.Stop("delete"))],
+                [(_("Leave, keep my answers"), callbacks.Stop("keep"))],
+                [(_("Cancel"), callbacks.Stop("no"))],
             ]
         ),
     )
 
 
-async def stop_button(update: Update, context: Context) -> None:
+async def stop_button(update: Update, context: Context, pressed: callbacks.Stop) -> None:
     found = await _leader_turn(update, context)
     if found is None:
         return
     turn, leader = found
-    choice = _button_data(update).rsplit(":", 1)[1]
+    choice = pressed.choice
     _ = turn.gettext
     query = update.callback_query
     assert query is not None
@@ -588,13 +594,13 @@ async def answers_command(update: Update, context: Context) -> None:
     await show_answers(update, turn, 0, edit=False)
 
 
-async def answers_button(update: Update, context: Context) -> None:
+async def answers_button(update: Update, context: Context, pressed: callbacks.AnswersPage) -> None:
     query = update.callback_query
     turn = await begin(update, context)
     if query is None or turn is None:
         return
     await query.answer()
-    await show_answers(update, turn, int((query.data or "0").rsplit(":", 1)[1]), edit=True)
+    await show_answers(update, turn, pressed.offset, edit=True)
 
 
 async def show_answers(update: Update, turn: Turn, offset: int, *, edit: bool) -> None:
@@ -614,9 +620,9 @@ async def show_answers(update: Update, turn: Turn, offset: int, *, edit: bool) -
     parts = [f"<b>{esc(head)}</b>"] + [answer_block(turn, leader, row) for row in rows]
     buttons = []
     if offset + PAGE < total:
-        buttons.append((_("Older"), f"r:page:{offset + PAGE}"))
+        buttons.append((_("Older"), callbacks.AnswersPage(offset + PAGE)))
     if offset > 0:
-        buttons.append((_("Newer"), f"r:page:{max(0, offset - PAGE)}"))
+        buttons.append((_("Newer"), callbacks.AnswersPage(max(0, offset - PAGE))))
     markup = keyboard([buttons]) if buttons else None
     text = "\n\n".join(parts)
     if edit:
@@ -715,25 +721,15 @@ def register(app: BotApplication, rt: Runtime) -> None:
         ("stop", stop_command),
     ):
         app.add_handler(CommandHandler(name, callback, filters=private))
-    app.add_handler(
-        CallbackQueryHandler(answered_after(language_button), pattern=r"^r:lang:(nb|nn)$")
-    )
-    app.add_handler(CallbackQueryHandler(answered_after(weekday_button), pattern=r"^r:day:[0-6]$"))
-    app.add_handler(CallbackQueryHandler(answered_after(time_button), pattern=r"^r:time:\d{1,4}$"))
-    app.add_handler(
-        CallbackQueryHandler(answered_after(settings_button), pattern=r"^r:set:(day|time|lang)$")
-    )
-    app.add_handler(
-        CallbackQueryHandler(
-            answered_after(prompt_button),
-            pattern=r"^r:(ans|skip|later|share|unshare):[0-9]{1,18}$|^r:why:[0-9]{1,18}:\w+$",
-        )
-    )
-    app.add_handler(CallbackQueryHandler(answered_after(pause_button), pattern=r"^r:pause:[0-4]$"))
-    app.add_handler(
-        CallbackQueryHandler(answered_after(stop_button), pattern=r"^r:stop:(delete|keep|no)$")
-    )
-    app.add_handler(CallbackQueryHandler(answers_button, pattern=r"^r:page:[0-9]{1,9}$"))
+    app.add_handler(button(callbacks.LeaderLanguage, language_button))
+    app.add_handler(button(callbacks.Weekday, weekday_button))
+    app.add_handler(button(callbacks.TimeOfDay, time_button))
+    app.add_handler(button(callbacks.ChangeSetting, settings_button))
+    app.add_handler(button(callbacks.PromptButton, prompt_button))
+    app.add_handler(button(callbacks.Skipped, prompt_button))
+    app.add_handler(button(callbacks.Pause, pause_button))
+    app.add_handler(button(callbacks.Stop, stop_button))
+    app.add_handler(button(callbacks.AnswersPage, answers_button, answer_after=False))
     # Leaders' typed text (not commands); for anyone else it goes on to the common answer.
     app.add_handler(
         MessageHandler(

@@ -31,8 +31,8 @@ from bot import migrate
 from bot.app import RunningBot, build_runtime, running_bot
 from bot.config import Settings
 from bot.db import Sessions, make_engine, make_sessions
-from bot.localapi import LocalBotApi, LocalUser, serve_local_api
 from bot.runtime import Runtime
+from devkit.localapi import LocalBotApi, LocalUser, serve_local_api
 
 # postgresql://user:password@host/database: a server where the tests may create databases.
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip() or None

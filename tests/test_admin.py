@@ -27,12 +27,11 @@ from sqlmodel import col
 from bot import outbox
 from bot.app import RunningBot
 from bot.config import Settings
-from bot.localapi import LocalUser
 from bot.models import (
     Dispatch,
     Leader,
+    MessageKind,
     Organisation,
-    OutboxMessage,
     Prompt,
     PromptStatus,
     utcnow,
@@ -40,6 +39,7 @@ from bot.models import (
 from bot.reload import reload_and_tell_admins
 from bot.runtime import Runtime
 from bot.services import dispatches, reports, stats
+from devkit.localapi import LocalUser
 from tests.conftest import People, active_leaders
 
 ADMIN = 5001  # the first person ``people`` makes
@@ -118,7 +118,13 @@ async def test_status_shows_the_version_content_versions_and_outbox_depth(
     later = utcnow() + dt.timedelta(hours=1)  # not due: the sender leaves them be
     async with bot.rt.sessions() as session:
         for n in range(17):
-            session.add(OutboxMessage(idempotency_key=f"test:{n}", chat_id=999, due_at=later))
+            await outbox.enqueue(
+                session,
+                MessageKind.ADMIN_NOTICE,
+                chat_id=999,
+                payload={"text": f"test {n}"},
+                due_at=later,
+            )
         await session.commit()
 
     [status] = await admin.says("/status")
@@ -129,8 +135,7 @@ async def test_status_shows_the_version_content_versions_and_outbox_depth(
         assert f"{topic.id} v{topic.version} ({topic.status})" in text
     for programme in bot.rt.content.programmes.values():
         assert f"{programme.id} v{programme.version}" in text
-    waiting, _oldest = await outbox.depth(bot.rt.sessions)
-    assert waiting == 17
+    assert (await outbox.depth(bot.rt.sessions)).waiting == 17
     assert "<b>17</b>" in status.html  # the outbox depth, in bold
     assert re.search(r"\b17\b", text)
 

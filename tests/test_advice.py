@@ -20,9 +20,9 @@ from sqlmodel import select
 from bot import migrate
 from bot.app import RunningBot, build_runtime, running_bot
 from bot.config import Settings
-from bot.localapi import DEFAULT_USERNAME, LocalBotApi, LocalUser
-from bot.models import Dispatch, OutboxMessage, Person, SmsMessage, utcnow
+from bot.models import Channel, Dispatch, OutboxMessage, Person, utcnow
 from bot.services.dispatches import answer_checkin
+from devkit.localapi import DEFAULT_USERNAME, LocalBotApi, LocalUser
 from tests.conftest import Api, People
 
 PHONE = "+4791234567"
@@ -48,7 +48,7 @@ async def make_checkin_due(bot: RunningBot, dispatch_id: str, *, late: bool = Fa
     async with bot.rt.sessions() as session:
         await session.exec(
             update(OutboxMessage)
-            .where(OutboxMessage.idempotency_key == f"checkin:{dispatch_id}")  # type: ignore[arg-type]
+            .where(OutboxMessage.dedupe_key == f"checkin:{dispatch_id}")  # type: ignore[arg-type]
             .values(due_at=due, expires_at=due + dt.timedelta(hours=2))
         )
         await session.commit()
@@ -301,7 +301,9 @@ async def test_retention_deletes_old_dispatches_and_callers_with_nothing_left(
     async with bot.rt.sessions() as session:
         assert await session.get(Dispatch, old["id"]) is None
         assert await session.get(Dispatch, new["id"]) is not None
-        assert (await session.exec(select(SmsMessage))).all() == []
+        assert (
+            await session.exec(select(OutboxMessage).where(OutboxMessage.channel == Channel.SMS))  # type: ignore[arg-type]
+        ).all() == []
         assert (await session.exec(select(Person))).all() == []
     _status, found = await api.post("/api/v1/recontacts", {"phone": PHONE})
     assert [d["id"] for d in found["dispatches"]] == [new["id"]]
@@ -368,7 +370,7 @@ async def test_two_chats_opening_one_link_at_the_same_moment_get_one_advice(
         checkins = (
             await session.exec(
                 select(OutboxMessage).where(
-                    OutboxMessage.idempotency_key == f"checkin:{created['id']}"  # type: ignore[arg-type]
+                    OutboxMessage.dedupe_key == f"checkin:{created['id']}"  # type: ignore[arg-type]
                 )
             )
         ).all()

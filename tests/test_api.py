@@ -22,11 +22,11 @@ from sqlmodel import select
 
 from bot.app import RunningBot
 from bot.config import Settings
-from bot.localapi import DEFAULT_USERNAME
-from bot.models import Dispatch, SmsMessage, utcnow
+from bot.models import Channel, Dispatch, OutboxMessage, utcnow
 from bot.privacy import phone_hash
 from bot.services import apikeys
 from bot.sms import gsm7_septets, is_gsm7
+from devkit.localapi import DEFAULT_USERNAME
 from tests.conftest import Api
 
 PHONE = "+4791234567"
@@ -100,7 +100,13 @@ async def stored(bot: RunningBot) -> tuple[int, int]:
     """How many dispatches and SMS rows the database holds."""
     async with bot.rt.sessions() as session:
         dispatches = (await session.exec(select(func.count()).select_from(Dispatch))).one()
-        sms = (await session.exec(select(func.count()).select_from(SmsMessage))).one()
+        sms = (
+            await session.exec(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.channel == Channel.SMS)  # type: ignore[arg-type]
+            )
+        ).one()
     return dispatches, sms
 
 
@@ -127,10 +133,15 @@ async def dispatch_row(bot: RunningBot, dispatch_id: str) -> Dispatch:
         return row
 
 
-async def sms_row(bot: RunningBot, dispatch_id: str) -> SmsMessage:
+async def sms_row(bot: RunningBot, dispatch_id: str) -> OutboxMessage:
     async with bot.rt.sessions() as session:
         return (
-            await session.exec(select(SmsMessage).where(SmsMessage.dispatch_id == dispatch_id))
+            await session.exec(
+                select(OutboxMessage).where(
+                    OutboxMessage.dispatch_id == dispatch_id,
+                    OutboxMessage.channel == Channel.SMS,  # type: ignore[arg-type]
+                )
+            )
         ).one()
 
 
@@ -506,7 +517,7 @@ async def test_the_demo_prints_the_sms_without_the_number_and_erases_it_when_sen
     for number in ("91234567", "912 34 567", "+47"):
         assert number not in out
     sms = await sms_row(bot, created["id"])
-    assert sms.status == "sent" and sms.ciphertext is None and sms.sent_at is not None
+    assert sms.status == "sent" and sms.secret is None and sms.sent_at is not None
 
 
 @with_settings(
@@ -527,7 +538,7 @@ async def test_the_sms_goes_to_the_clinics_gateway_and_a_500_is_retried(
     assert [r["json"] for r in gateway.requests] == [expected, expected]
     assert all(r["headers"]["Authorization"] == "Bearer gw-secret" for r in gateway.requests)
     sms = await sms_row(bot, created["id"])
-    assert sms.status == "sent" and sms.attempts == 2 and sms.ciphertext is None
+    assert sms.status == "sent" and sms.attempts == 2 and sms.secret is None
     await asyncio.sleep(0.5)
     assert len(gateway.requests) == 2  # delivered once, not again
 

@@ -6,7 +6,7 @@ import asyncio
 import sys
 
 from bot.app import RunningBot
-from bot.localapi import LocalBotApi
+from devkit.localapi import LocalBotApi
 
 
 async def _run_chat(*args: str, lines: list[str], pause: float = 1.5) -> tuple[int, str, str]:

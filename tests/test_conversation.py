@@ -11,8 +11,8 @@ import pytest
 from sqlmodel import select
 
 from bot.app import RunningBot
-from bot.localapi import LocalBotApi
 from bot.models import Person
+from devkit.localapi import LocalBotApi
 from tests.conftest import People
 
 
@@ -242,7 +242,7 @@ async def test_an_error_is_told_to_the_person_and_logged_without_personal_data(
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("database said no for user 5001 named Kari")
 
-    monkeypatch.setattr(handlers.common, "choose_language", broken)
+    monkeypatch.setattr(handlers.common, "choose_locale", broken)
     kari = await people("Kari Nordmann", language_code="nb")
     await kari.says("/language")
 

@@ -38,7 +38,6 @@ from bot.app import build_runtime
 from bot.config import Settings, to_async_url
 from bot.db import Sessions, make_engine, make_sessions
 from bot.i18n import as_locale
-from bot.localapi import LocalBotApi, serve_local_api
 from bot.models import (
     Leader,
     LeaderStatus,
@@ -51,6 +50,7 @@ from bot.models import (
     utcnow,
 )
 from bot.services import weekly
+from devkit.localapi import LocalBotApi, serve_local_api
 from tests.conftest import free_port
 
 PROJECT = Path(__file__).resolve().parent.parent

@@ -19,9 +19,9 @@ from click.testing import CliRunner, Result
 from bot.app import RunningBot
 from bot.cli import main
 from bot.config import Settings
-from bot.localapi import DEFAULT_USERNAME
 from bot.models import Dispatch
 from bot.privacy import phone_hash
+from devkit.localapi import DEFAULT_USERNAME
 from tests.conftest import Api, table_rows
 
 NOTE = "Gi paracetamol etter vekt, og mål temperaturen igjen i kveld."

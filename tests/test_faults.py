@@ -1,5 +1,5 @@
-"""The outbox sender against a misbehaving Bot API: 429 with retry_after, 5xx, timeouts and an
-outage. Afterwards every message is delivered exactly once, the sender pauses *all* sending on a
+"""The one sender's Telegram channel against a misbehaving Bot API: 429 with retry_after, 5xx,
+timeouts and an outage. Afterwards every message is delivered exactly once, the sender pauses *all* sending on a
 retry_after, and it backs off instead of hammering a Bot API that is down.
 
 The one duplicate the sender cannot prevent: a request that reached Telegram, was performed, and
@@ -9,7 +9,8 @@ and the person may get the message twice. ``test_a_timeout_after_delivery_is_the
 pins this down; every other fault here must cause no duplicate.
 
 The sender and the local Bot API run in the test's event loop, with the same HTTP set-up as
-``bot.app.running_bot`` but a short read timeout so timeouts are quick to provoke.
+``bot.app.running_bot`` but a short read timeout so timeouts are quick to provoke. (The outage
+of the socket itself, at production settings, is ``tests/test_outage.py``.)
 """
 
 from __future__ import annotations
@@ -25,13 +26,18 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from telegram import Bot
+from telegram.ext import ExtBot
 from telegram.request import HTTPXRequest
 
+from bot import outbox
+from bot.app import HTML, build_sender
+from bot.budget import TelegramBudget
+from bot.channels.telegram import TelegramAdapter
 from bot.db import Sessions
-from bot.localapi import Call, LocalBotApi, serve_local_api
-from bot.models import OutboxMessage, OutboxStatus
-from bot.outbox import FINAL, OutboxSender, enqueue
+from bot.models import FINAL, Channel, MessageKind, OutboxMessage, OutboxStatus
+from bot.runtime import Runtime
+from bot.sender import ChannelStats, Sender
+from devkit.localapi import Call, LocalBotApi, serve_local_api
 from tests.test_crash import started_chats
 
 IN_FLIGHT = 8
@@ -49,39 +55,57 @@ async def api() -> AsyncIterator[LocalBotApi]:
         yield local_api
 
 
-Senders = Callable[..., OutboxSender]
+Senders = Callable[..., Sender]
 
 
 @pytest.fixture
-async def make_sender(sessions: Sessions, api: LocalBotApi) -> AsyncIterator[Senders]:
-    """Start a sender like ``running_bot`` does (``make_sender(rate_per_second=…)``)."""
-    made: list[tuple[OutboxSender, Bot]] = []
+def sessions(rt: Runtime) -> Sessions:
+    return rt.sessions
 
-    def make(**options: Any) -> OutboxSender:
-        in_flight = options.setdefault("in_flight", IN_FLIGHT)
+
+def bot_of(sender: Sender) -> Any:
+    adapter = sender.adapter(Channel.TELEGRAM)
+    assert isinstance(adapter, TelegramAdapter)
+    return adapter.bot
+
+
+def telegram(sender: Sender) -> ChannelStats:
+    return sender.stats(Channel.TELEGRAM)
+
+
+@pytest.fixture
+async def make_sender(rt: Runtime, api: LocalBotApi) -> AsyncIterator[Senders]:
+    """Start a sender like ``running_bot`` does (``make_sender(rate_per_second=…)``)."""
+    made: list[Sender] = []
+
+    def make(**options: Any) -> Sender:
+        in_flight = options.pop("in_flight", IN_FLIGHT)
         read_timeout = options.pop("read_timeout", DEFAULT_READ_TIMEOUT)
-        bot = Bot(
+        budget = TelegramBudget(
+            options.pop("rate_per_second", 200), options.pop("chat_rate_per_second", 100)
+        )
+        bot: ExtBot[None] = ExtBot(
             api.token,
             base_url=api.base_url,
             request=HTTPXRequest(
                 connection_pool_size=in_flight + 4, read_timeout=read_timeout, write_timeout=1
             ),
+            defaults=HTML,
         )
-        options.setdefault("rate_per_second", 200)
-        options.setdefault("chat_rate_per_second", 100)
         options.setdefault("tick_seconds", 0.05)
-        sender = OutboxSender(sessions, bot, **options)
-        made.append((sender, bot))
+        options.setdefault("batch", in_flight * 4)
+        sender = build_sender(rt, [TelegramAdapter(bot, budget, concurrency=in_flight)], **options)
+        made.append(sender)
         return sender
 
     yield make
-    for sender, bot in made:
+    for sender in made:
         await sender.stop(deadline=5)
-        await bot.shutdown()
+        await bot_of(sender).shutdown()
 
 
-async def start(sender: OutboxSender) -> None:
-    await sender.bot.initialize()
+async def start(sender: Sender) -> None:
+    await bot_of(sender).initialize()
     sender.start()
 
 
@@ -93,8 +117,12 @@ async def messages(
     await started_chats(api, chats)
     async with sessions() as session:
         for chat in chats:
-            await enqueue(
-                session, key=f"fault:{chat}", chat_id=chat, payload={"text": f"Hei {chat}"}
+            await outbox.enqueue(
+                session,
+                MessageKind.ADMIN_NOTICE,
+                dedupe_key=f"fault:{chat}",
+                chat_id=chat,
+                payload={"text": f"Hei {chat}"},
             )
         await session.commit()
     return chats
@@ -172,7 +200,7 @@ async def test_retry_after_pauses_sending_to_every_chat(
     assert len(already_in_flight) < IN_FLIGHT
     assert during_pause == [], "no chat may be sent to while a retry_after is in force"
     assert len(after_pause) >= 60 - IN_FLIGHT
-    assert sender.stats.flood_waits == 1
+    assert telegram(sender).throttled == 1
     assert_each_delivered_once(api, chats, done)
     limited_row = next(row for row in done if row.chat_id == limited[0].params["chat_id"])
     assert limited_row.attempts == 1, "a 429 is not a failed attempt"
@@ -195,10 +223,10 @@ async def test_flood_limits_are_met_with_pauses_not_hammering(
     calls = sends(api)
     print(
         f"\nflood limit 25/s, sender at 200/s: {len(chats)} messages in {elapsed:.1f} s, "
-        f"{api.too_many_requests} answers 429, {sender.stats.flood_waits} pauses"
+        f"{api.too_many_requests} answers 429, {telegram(sender).throttled} pauses"
     )
     assert_each_delivered_once(api, chats, done)
-    assert api.too_many_requests == sender.stats.flood_waits
+    assert api.too_many_requests == telegram(sender).throttled
     assert calls_inside_pauses(calls) == []
     per_second: Counter[int] = Counter(int(call.at) for call in calls if call.status == 429)
     assert max(per_second.values(), default=0) <= 2 * IN_FLIGHT, per_second
@@ -221,7 +249,7 @@ async def test_server_errors_are_retried_with_backoff_and_delivered_once(
     done = await until_final(sessions, 30)
 
     assert_each_delivered_once(api, chats, done)
-    assert sender.stats.retried == 8
+    assert telegram(sender).retried == 8
     assert sum(row.attempts for row in done) == len(chats) + 8
     # Each chat's next try waited its backoff (1 s, 2 s, … ± 25 %) after a failure.
     by_chat: dict[int, list[Call]] = defaultdict(list)
@@ -246,7 +274,7 @@ async def test_a_timeout_before_delivery_is_retried_and_delivered_once(
     await asyncio.sleep(READ_TIMEOUT * 3)  # the held requests have been answered by now
 
     assert_each_delivered_once(api, chats, done)
-    assert sender.stats.retried == 2
+    assert telegram(sender).retried == 2
     assert sorted(row.attempts for row in done)[-2:] == [2, 2]
 
 
@@ -274,14 +302,14 @@ async def test_a_timeout_after_delivery_is_the_one_duplicate(
 async def outage_run(
     sessions: Sessions,
     api: LocalBotApi,
-    sender: OutboxSender,
+    sender: Sender,
     *,
     count: int,
     seconds: float,
 ) -> tuple[list[int], list[OutboxMessage], list[Call], float]:
     """``count`` messages; the Bot API answers 502 for ``seconds`` from the first send."""
     chats = await messages(sessions, api, count)
-    await sender.bot.initialize()  # the bot was up before Telegram went down
+    await bot_of(sender).initialize()  # the bot was up before Telegram went down
     api.outage(seconds)
     outage_began = time.time()
     began = time.monotonic()
@@ -324,7 +352,7 @@ async def test_a_30_second_outage_is_waited_out_with_backoff(
     """Telegram down for 30 s. The backoff is capped at 4 s here (production: 300 s) so the
     test ends soon after the outage; the number of calls during it stays a few dozen."""
     outage = 30.0
-    sender = make_sender(max_backoff_seconds=4, max_attempts=25)
+    sender = make_sender(max_backoff_seconds=4)
     chats, done, during, recovered = await outage_run(
         sessions, api, sender, count=300, seconds=outage
     )
@@ -346,7 +374,7 @@ async def test_a_claim_is_not_used_after_its_lease_ran_out_during_a_pause(
     api.inject("sendMessage", 429, times=1, retry_after=3)
     first = make_sender(lease=dt.timedelta(seconds=2), in_flight=1)
     await start(first)
-    while not first.stats.flood_waits:
+    while not telegram(first).throttled:
         await asyncio.sleep(0.02)
     await asyncio.sleep(2.2)  # first's claims have run out; it is still paused
     second = make_sender(in_flight=4)
@@ -356,4 +384,4 @@ async def test_a_claim_is_not_used_after_its_lease_ran_out_during_a_pause(
     await asyncio.sleep(1.5)  # first's pause is over: it must not send what second took
 
     assert_each_delivered_once(api, chats, done)
-    assert first.stats.sent + second.stats.sent == len(chats)
+    assert telegram(first).sent + telegram(second).sent == len(chats)

@@ -30,11 +30,11 @@ from telegram import Update
 
 from bot.app import ALLOWED_UPDATES, RunningBot
 from bot.i18n import Locale, guess_locale
-from bot.localapi import LocalBotApi, LocalUser
-from bot.localapi.records import SentMessage
 from bot.models import Prompt, PromptStatus, utcnow
 from bot.services import dispatches, invites, leaders, weekly
 from bot.services.people import ensure_person
+from devkit.localapi import LocalBotApi, LocalUser
+from devkit.localapi.records import SentMessage
 
 #: Examples per property; FUZZ_EXAMPLES=500 for a deeper run by hand.
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))

@@ -23,7 +23,6 @@ from telegram import Bot
 from bot import migrate
 from bot.app import RunningBot, build_runtime, running_bot
 from bot.config import Settings
-from bot.localapi import LocalBotApi
 from bot.models import (
     CheckinStatus,
     Dispatch,
@@ -37,6 +36,7 @@ from bot.models import (
 )
 from bot.runtime import Runtime
 from bot.services import dispatches, people
+from devkit.localapi import LocalBotApi
 from tests.conftest import ON_POSTGRES, free_port
 
 pytestmark = pytest.mark.skipif(

@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from bot.cli import main
-from bot.localapi import DEFAULT_USERNAME
 from bot.services.invites import parse_duration
+from devkit.localapi import DEFAULT_USERNAME
 from tests.conftest import table_rows
 
 ORG = "Legevakten i Bergen"

@@ -18,9 +18,9 @@ from sqlmodel import select
 from bot.app import RunningBot, build_runtime, running_bot
 from bot.config import Settings
 from bot.i18n import format_when
-from bot.localapi import LocalBotApi, LocalUser
 from bot.models import Invite, Leader, Person, Prompt, utcnow
 from bot.services import invites, weekly
+from devkit.localapi import LocalBotApi, LocalUser
 from tests.conftest import People
 
 OSLO = ZoneInfo("Europe/Oslo")

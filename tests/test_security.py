@@ -22,11 +22,11 @@ from sqlmodel import select
 from bot import migrate
 from bot.app import RunningBot, build_runtime
 from bot.config import Settings
-from bot.localapi import LocalBotApi
 from bot.models import Dispatch, Leader, OutboxMessage, Person, utcnow
 from bot.services import apikeys, invites, weekly
 from bot.web import build_web_app
 from bot.webhook import SECRET_HEADER, WebhookReceiver
+from devkit.localapi import LocalBotApi
 from handlers.common import LINK_THROTTLE_KEY, LinkThrottle
 from tests.conftest import Api, People
 
@@ -259,7 +259,7 @@ async def test_caller_and_leader_dialogues_leave_no_personal_data_in_the_logs(
             due = utcnow() - dt.timedelta(seconds=1)
             await session.exec(
                 update(OutboxMessage)
-                .where(OutboxMessage.idempotency_key == f"checkin:{created['id']}")  # type: ignore[arg-type]
+                .where(OutboxMessage.dedupe_key == f"checkin:{created['id']}")  # type: ignore[arg-type]
                 .values(due_at=due, expires_at=due + dt.timedelta(hours=2))
             )
             await session.commit()

@@ -18,8 +18,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bot.db import Sessions
-from bot.localapi import LocalBotApi
 from bot.models import OutboxMessage, OutboxStatus, utcnow
+from devkit.localapi import LocalBotApi
 from tests import test_crash
 from tests.test_crash import (
     BotProcess,

@@ -1,6 +1,7 @@
-"""SMS to callers: the gateway gets the body in the clinic's shape, a 5xx or a dead gateway is
-retried without losing the SMS, a 400 is given up, a stale SMS is never sent, and the number and
-text are encrypted while waiting, erased afterwards and never logged."""
+"""SMS to callers, through the one sender and the SMS adapter: the gateway gets the body in the
+clinic's shape, a 5xx or a dead gateway is retried until the SMS expires without losing it, a
+429 pauses the channel, a 400 is given up, a stale SMS is never sent, and the number and text
+are encrypted while waiting, erased afterwards and never logged."""
 
 from __future__ import annotations
 
@@ -17,14 +18,18 @@ import pytest
 from aiohttp import web
 from sqlmodel import select
 
+from bot.app import build_sender
 from bot.config import Settings
 from bot.db import Sessions
-from bot.models import Dispatch, OutboxStatus, SmsMessage, SmsStatus, utcnow
+from bot.models import Channel, Dispatch, OutboxMessage, OutboxStatus, SmsStatus, utcnow
 from bot.privacy import Cipher
+from bot.runtime import Runtime
+from bot.sender import Sender
 from bot.sms import (
     ConsoleSmsProvider,
     HttpSmsProvider,
-    SmsSender,
+    SmsAdapter,
+    SmsProvider,
     gsm7_septets,
     is_gsm7,
     make_provider,
@@ -50,7 +55,10 @@ class Gateway:
     async def _handle(self, request: web.Request) -> web.Response:
         self.requests.append({"headers": dict(request.headers), "json": await request.json()})
         status = self.script.pop(0) if self.script else 200
-        return web.json_response({"echo": "details the bot must not keep"}, status=status)
+        headers = {"Retry-After": "1"} if status == 429 else {}
+        return web.json_response(
+            {"echo": "details the bot must not keep"}, status=status, headers=headers
+        )
 
     @property
     def url(self) -> str:
@@ -91,9 +99,21 @@ async def provider(gateway: Gateway) -> AsyncIterator[HttpSmsProvider]:
     await p.close()
 
 
+def sms_sender(rt: Runtime, provider: SmsProvider, **options: Any) -> Sender:
+    """The one sender, with only the SMS channel (as running_bot builds it, faster timing)."""
+    options.setdefault("max_backoff_seconds", 0.05)
+    options.setdefault("tick_seconds", 0.05)
+    return build_sender(rt, [SmsAdapter(provider)], **options)
+
+
 @pytest.fixture
-def sender(sessions: Sessions, provider: HttpSmsProvider, cipher: Cipher) -> SmsSender:
-    return SmsSender(sessions, provider, cipher, max_backoff_seconds=0.05, tick_seconds=0.05)
+def sessions(rt: Runtime) -> Sessions:
+    return rt.sessions
+
+
+@pytest.fixture
+def sender(rt: Runtime, provider: HttpSmsProvider) -> Sender:
+    return sms_sender(rt, provider)
 
 
 async def dispatch(sessions: Sessions) -> str:
@@ -115,17 +135,17 @@ async def dispatch(sessions: Sessions) -> str:
 
 async def queue(sessions: Sessions, cipher: Cipher, dispatch_id: str | None, **kwargs: Any) -> int:
     async with sessions() as session:
-        message = await queue_sms(
+        sms_id = await queue_sms(
             session, cipher, dispatch_id=dispatch_id, to=NUMBER, text=TEXT, **kwargs
         )
         await session.commit()
-        assert message.id is not None
-        return message.id
+        assert sms_id is not None
+        return sms_id
 
 
-async def sms(sessions: Sessions, sms_id: int) -> SmsMessage:
+async def sms(sessions: Sessions, sms_id: int) -> OutboxMessage:
     async with sessions() as session:
-        found = await session.get(SmsMessage, sms_id)
+        found = await session.get(OutboxMessage, sms_id)
         assert found is not None
         return found
 
@@ -137,7 +157,7 @@ async def sms_status_of(sessions: Sessions, dispatch_id: str) -> str:
         return found.sms_status
 
 
-async def drain_until_idle(sender: SmsSender, seconds: float = 3.0) -> None:
+async def drain_until_idle(sender: Sender, seconds: float = 3.0) -> None:
     """Run the sender until nothing waits (as the loop would), within a time limit."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -145,8 +165,8 @@ async def drain_until_idle(sender: SmsSender, seconds: float = 3.0) -> None:
         async with sender.sessions() as session:
             waiting = (
                 await session.exec(
-                    select(SmsMessage).where(
-                        SmsMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING))  # type: ignore[attr-defined]
+                    select(OutboxMessage).where(
+                        OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING))  # type: ignore[attr-defined]
                     )
                 )
             ).all()
@@ -160,7 +180,7 @@ async def drain_until_idle(sender: SmsSender, seconds: float = 3.0) -> None:
 
 
 async def test_the_gateway_gets_the_configured_body_and_auth_header(
-    sessions: Sessions, cipher: Cipher, sender: SmsSender, gateway: Gateway
+    sessions: Sessions, cipher: Cipher, sender: Sender, gateway: Gateway
 ) -> None:
     dispatch_id = await dispatch(sessions)
     sms_id = await queue(sessions, cipher, dispatch_id)
@@ -176,14 +196,14 @@ async def test_the_gateway_gets_the_configured_body_and_auth_header(
     assert request["headers"]["X-Api-Key"] == "hemmelig-nokkel"
     assert request["headers"]["Content-Type"].startswith("application/json")
     sent = await sms(sessions, sms_id)
-    assert (sent.status, sent.ciphertext, sent.last_error) == (OutboxStatus.SENT, None, None)
+    assert (sent.status, sent.secret, sent.last_error) == (OutboxStatus.SENT, None, None)
     assert sent.sent_at is not None
     assert await sms_status_of(sessions, dispatch_id) == SmsStatus.SENT
-    assert sender.stats.sent == 1
+    assert sender.stats(Channel.SMS).sent == 1
 
 
 async def test_a_500_is_retried_and_the_sms_delivered_once(
-    sessions: Sessions, cipher: Cipher, sender: SmsSender, gateway: Gateway
+    sessions: Sessions, cipher: Cipher, sender: Sender, gateway: Gateway
 ) -> None:
     dispatch_id = await dispatch(sessions)
     sms_id = await queue(sessions, cipher, dispatch_id)
@@ -193,13 +213,13 @@ async def test_a_500_is_retried_and_the_sms_delivered_once(
 
     assert [r["json"]["message"]["body"] for r in gateway.requests] == [TEXT, TEXT]
     sent = await sms(sessions, sms_id)
-    assert (sent.status, sent.attempts, sent.ciphertext) == (OutboxStatus.SENT, 2, None)
+    assert (sent.status, sent.attempts, sent.secret) == (OutboxStatus.SENT, 2, None)
     assert await sms_status_of(sessions, dispatch_id) == "sent"
-    assert (sender.stats.retried, sender.stats.sent) == (1, 1)
+    assert (sender.stats(Channel.SMS).retried, sender.stats(Channel.SMS).sent) == (1, 1)
 
 
 async def test_a_400_is_given_up_without_retrying(
-    sessions: Sessions, cipher: Cipher, sender: SmsSender, gateway: Gateway
+    sessions: Sessions, cipher: Cipher, sender: Sender, gateway: Gateway
 ) -> None:
     dispatch_id = await dispatch(sessions)
     sms_id = await queue(sessions, cipher, dispatch_id)
@@ -210,7 +230,7 @@ async def test_a_400_is_given_up_without_retrying(
 
     assert len(gateway.requests) == 1
     failed = await sms(sessions, sms_id)
-    assert (failed.status, failed.last_error, failed.ciphertext) == (
+    assert (failed.status, failed.last_error, failed.secret) == (
         OutboxStatus.FAILED,
         "HTTP 400",
         None,
@@ -219,7 +239,7 @@ async def test_a_400_is_given_up_without_retrying(
 
 
 async def test_a_gateway_that_is_down_is_retried_and_the_sms_not_lost(
-    sessions: Sessions, cipher: Cipher, sender: SmsSender, gateway: Gateway
+    sessions: Sessions, cipher: Cipher, sender: Sender, gateway: Gateway
 ) -> None:
     dispatch_id = await dispatch(sessions)
     sms_id = await queue(sessions, cipher, dispatch_id)
@@ -230,7 +250,7 @@ async def test_a_gateway_that_is_down_is_retried_and_the_sms_not_lost(
 
     waiting = await sms(sessions, sms_id)
     assert (waiting.status, waiting.attempts) == (OutboxStatus.PENDING, 1)
-    assert waiting.due_at > before and waiting.ciphertext is not None
+    assert waiting.due_at > before and waiting.secret is not None
     assert waiting.last_error is not None and "Client" in waiting.last_error
     assert await sms_status_of(sessions, dispatch_id) == SmsStatus.QUEUED
 
@@ -242,25 +262,44 @@ async def test_a_gateway_that_is_down_is_retried_and_the_sms_not_lost(
     assert await sms_status_of(sessions, dispatch_id) == SmsStatus.SENT
 
 
-async def test_gives_up_after_max_attempts(
-    sessions: Sessions, cipher: Cipher, sender: SmsSender, gateway: Gateway
+async def test_a_failing_gateway_is_retried_until_the_sms_expires_then_given_up(
+    sessions: Sessions, cipher: Cipher, sender: Sender, gateway: Gateway
 ) -> None:
+    """No fixed number of attempts: the SMS is tried again (backing off) for as long as it
+    lives, and recorded as expired, not sent stale, when its life is over."""
     dispatch_id = await dispatch(sessions)
-    sms_id = await queue(sessions, cipher, dispatch_id)
-    sender.max_attempts = 3
-    gateway.script = [503] * 10
+    sms_id = await queue(
+        sessions, cipher, dispatch_id, expires_at=utcnow() + dt.timedelta(seconds=1.5)
+    )
+    gateway.script = [503] * 1000
 
-    await drain_until_idle(sender)
+    await drain_until_idle(sender, seconds=5)
 
-    failed = await sms(sessions, sms_id)
-    assert (failed.status, failed.attempts, failed.last_error) == (OutboxStatus.FAILED, 3, "GaveUp")
-    assert failed.ciphertext is None
-    assert len(gateway.requests) == 3
+    expired = await sms(sessions, sms_id)
+    assert (expired.status, expired.last_error) == (OutboxStatus.EXPIRED, "Expired")
+    assert expired.secret is None
+    assert expired.attempts == len(gateway.requests) > 5  # tried all along, not 3 times
     assert await sms_status_of(sessions, dispatch_id) == SmsStatus.FAILED
 
 
+async def test_a_429_pauses_the_sms_channel_for_retry_after_then_delivers(
+    sessions: Sessions, cipher: Cipher, sender: Sender, gateway: Gateway
+) -> None:
+    dispatch_id = await dispatch(sessions)
+    sms_id = await queue(sessions, cipher, dispatch_id)
+    gateway.script = [429]
+    began = time.monotonic()
+
+    await drain_until_idle(sender)
+
+    assert time.monotonic() - began >= 0.9  # the gateway's Retry-After: 1
+    sent = await sms(sessions, sms_id)
+    assert (sent.status, sent.attempts) == (OutboxStatus.SENT, 1)  # a 429 is no failed attempt
+    assert sender.stats(Channel.SMS).throttled == 1
+
+
 async def test_an_expired_sms_never_reaches_the_gateway(
-    sessions: Sessions, cipher: Cipher, sender: SmsSender, gateway: Gateway
+    sessions: Sessions, cipher: Cipher, sender: Sender, gateway: Gateway
 ) -> None:
     dispatch_id = await dispatch(sessions)
     now = utcnow()
@@ -277,14 +316,14 @@ async def test_an_expired_sms_never_reaches_the_gateway(
 
     assert gateway.requests == []
     expired = await sms(sessions, stale)
-    assert (expired.status, expired.ciphertext) == (OutboxStatus.EXPIRED, None)
+    assert (expired.status, expired.secret) == (OutboxStatus.EXPIRED, None)
     assert await sms_status_of(sessions, dispatch_id) == SmsStatus.FAILED
     assert (await sms(sessions, later)).status == OutboxStatus.PENDING  # not due yet
-    assert sender.stats.expired == 1
+    assert sender.stats(Channel.SMS).expired == 1
 
 
 async def test_a_changed_secret_key_fails_the_sms_instead_of_sending_garbage(
-    sessions: Sessions, sender: SmsSender, gateway: Gateway
+    sessions: Sessions, sender: Sender, gateway: Gateway
 ) -> None:
     dispatch_id = await dispatch(sessions)
     sms_id = await queue(sessions, Cipher(b"an-old-key-" + b"y" * 32, "sms"), dispatch_id)
@@ -293,7 +332,7 @@ async def test_a_changed_secret_key_fails_the_sms_instead_of_sending_garbage(
 
     assert gateway.requests == []
     failed = await sms(sessions, sms_id)
-    assert (failed.status, failed.last_error, failed.ciphertext) == (
+    assert (failed.status, failed.last_error, failed.secret) == (
         OutboxStatus.FAILED,
         "KeyChanged",
         None,
@@ -308,7 +347,7 @@ async def test_nothing_is_queued_when_the_dispatch_rolls_back(
         await queue_sms(session, cipher, dispatch_id=None, to=NUMBER, text=TEXT)
         await session.rollback()
     async with sessions() as session:
-        assert (await session.exec(select(SmsMessage))).all() == []
+        assert (await session.exec(select(OutboxMessage))).all() == []
 
 
 # --- privacy -------------------------------------------------------------------------------
@@ -319,7 +358,7 @@ async def test_the_database_holds_neither_number_nor_text_in_clear(
 ) -> None:
     sms_id = await queue(sessions, cipher, await dispatch(sessions))
 
-    stored = (await sms(sessions, sms_id)).ciphertext
+    stored = (await sms(sessions, sms_id)).secret
     assert stored is not None
     for secret in (NUMBER, NUMBER[1:], "91234567", "Åse", "legevakten", "a_Zx9"):
         assert secret not in stored
@@ -329,7 +368,7 @@ async def test_the_database_holds_neither_number_nor_text_in_clear(
 async def test_no_number_or_text_in_the_logs_over_a_whole_run(
     sessions: Sessions,
     cipher: Cipher,
-    sender: SmsSender,
+    sender: Sender,
     gateway: Gateway,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -394,11 +433,14 @@ class FlakyProvider:
 
 
 async def test_the_loop_survives_a_provider_bug_and_stop_releases_unsent_claims(
-    sessions: Sessions, cipher: Cipher, caplog: pytest.LogCaptureFixture
+    rt: Runtime, sessions: Sessions, cipher: Cipher, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     provider = FlakyProvider()
-    sender = SmsSender(sessions, provider, cipher, max_backoff_seconds=0.01, tick_seconds=0.02)
+    # One SMS at a time here, so that the second is still unsent when the sender stops.
+    sender = build_sender(
+        rt, [SmsAdapter(provider, concurrency=1)], max_backoff_seconds=0.01, tick_seconds=0.02
+    )
     first = await queue(sessions, cipher, None)
     second = await queue(sessions, cipher, None, due_at=utcnow() + dt.timedelta(milliseconds=1))
     await asyncio.sleep(0.01)
@@ -414,7 +456,7 @@ async def test_the_loop_survives_a_provider_bug_and_stop_releases_unsent_claims(
     states = {(await sms(sessions, i)).status for i in (first, second)}
     assert states == {OutboxStatus.SENT, OutboxStatus.PENDING}
     async with sessions() as session:
-        rows = (await session.exec(select(SmsMessage))).all()
+        rows = (await session.exec(select(OutboxMessage))).all()
     assert all(r.claimed_by is None for r in rows)
     assert "RuntimeError" in caplog.text and NUMBER not in caplog.text
 

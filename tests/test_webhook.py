@@ -20,8 +20,9 @@ import pytest
 from bot import migrate, outbox
 from bot.app import RunningBot, build_runtime, running_bot
 from bot.config import ConfigError, Settings, load_settings
-from bot.localapi import LocalBotApi
+from bot.models import MessageKind
 from bot.webhook import SECRET_HEADER
+from devkit.localapi import LocalBotApi
 from tests.conftest import Api, People, free_port
 
 SECRET = "webhook-secret-" + "w" * 32
@@ -246,7 +247,7 @@ async def test_metrics_count_updates_messages_and_the_queue(
     async with bot.rt.sessions() as session:
         await outbox.enqueue(
             session,
-            key="test:metrics",
+            MessageKind.ADMIN_NOTICE,
             chat_id=kari.user_id,
             payload={"text": "Hei fra utboksen"},
             due_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1),

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,6 +20,7 @@ from sqlmodel import col, select
 from bot.app import RunningBot
 from bot.content.loader import localize
 from bot.content.schema import Programme
+from bot.messages import Message
 from bot.models import (
     Leader,
     LeaderStatus,
@@ -30,6 +30,7 @@ from bot.models import (
     Prompt,
     PromptStatus,
 )
+from bot.renderers import Renderers
 from bot.runtime import Runtime
 from bot.services.weekly import (
     iso_week,
@@ -191,7 +192,7 @@ async def outbox_rows(rt: Runtime, prefix: str = "") -> list[OutboxMessage]:
     async with rt.sessions() as session:
         query = (
             select(OutboxMessage)
-            .where(col(OutboxMessage.idempotency_key).startswith(prefix))
+            .where(col(OutboxMessage.dedupe_key).startswith(prefix))
             .order_by(col(OutboxMessage.id))
         )
         return list((await session.exec(query)).all())
@@ -205,9 +206,16 @@ def nynorsk(rt: Runtime, programme_id: str) -> Programme:
     return translated
 
 
-def callback_data(payload: dict[str, Any]) -> list[list[str]]:
-    keyboard = payload["reply_markup"]["inline_keyboard"]
-    return [[button["callback_data"] for button in row] for row in keyboard]
+async def rendered(rt: Runtime, row: OutboxMessage) -> Message:
+    """The queued message as the sender writes it now (bot.renderers), in the person's language."""
+    assert row.id is not None
+    message = (await Renderers(rt)([row]))[row.id]
+    assert isinstance(message, Message), message
+    return message
+
+
+def callback_data(message: Message) -> list[list[str]]:
+    return [[button.data.pack() for button in row] for row in message.buttons]
 
 
 def ui(rt: Runtime, text: str) -> str:
@@ -264,7 +272,7 @@ async def test_a_leader_gets_this_weeks_question_once_in_their_chat(
     await kari.silence()
     assert len(await prompts_of(rt, leader_id)) == 1
     [row] = await outbox_rows(rt, "prompt:")
-    assert row.idempotency_key == f"prompt:{leader_id}:{iso_week(due, OSLO)}"
+    assert row.dedupe_key == f"prompt:{leader_id}:{iso_week(due, OSLO)}"
     leader = await get_leader(rt, leader_id)
     assert leader.next_due_at is not None
     assert local(leader.next_due_at).replace(tzinfo=None) == local(due).replace(
@@ -308,7 +316,7 @@ async def test_a_question_more_than_twelve_hours_late_is_recorded_as_missed(
     assert leader.next_due_at == DUE + dt.timedelta(days=7) and leader.next_due_at > now
     assert leader.position == 0  # the same question comes next week
     [row] = await outbox_rows(rt)
-    assert row.idempotency_key == f"prompt:{in_time}:2026-W50"
+    assert row.dedupe_key == f"prompt:{in_time}:2026-W50"
     assert row.expires_at == DUE + dt.timedelta(hours=14)
     next_week = await send_due_prompts(rt, DUE + dt.timedelta(days=7, minutes=1))
     assert next_week == {"sent": 2, "missed": 0, "resumed": 0}
@@ -365,7 +373,8 @@ async def test_questions_come_in_programme_order_and_start_again(rt: Runtime) ->
     themes = [t.id for t, _q in expected]
     intros = 0
     for index, (prompt, row) in enumerate(zip(prompts, rows, strict=True)):
-        text = row.payload["text"]
+        message = await rendered(rt, row)
+        text = message.text
         theme = next(t for t in nn.themes if t.id == prompt.theme_id)
         question = next(q for q in theme.questions if q.id == prompt.question_id)
         assert f"<b>{question.text}</b>" in text
@@ -374,8 +383,8 @@ async def test_questions_come_in_programme_order_and_start_again(rt: Runtime) ->
         assert (f"<b>{theme.title}</b>" in text) == opens_theme, index
         intros += opens_theme
         assert (ui(rt, RESTART) in text) == (index == len(expected)), index
-        assert row.payload["parse_mode"] == "HTML"
-        assert callback_data(row.payload) == [
+        assert message.html
+        assert callback_data(message) == [
             [f"r:ans:{prompt.id}", f"r:skip:{prompt.id}", f"r:later:{prompt.id}"]
         ]
     # The theme with two questions for this role introduces itself once per round: the
@@ -406,9 +415,10 @@ async def test_question_at_wraps_and_follow_ups_are_bullets(rt: Runtime) -> None
     nn_theme = next(t for t in nn.themes if t.id == theme.id)
     nn_question = next(q for q in nn_theme.questions if q.id == question.id)
     assert nn_question.follow_ups
+    text = (await rendered(rt, row)).text
     for follow_up in nn_question.follow_ups:
-        assert f"\n• {follow_up.text}" in row.payload["text"]
-    assert row.payload["text"].startswith(f"<b>{nn_theme.title}</b>\n\n<b>{nn_question.text}</b>")
+        assert f"\n• {follow_up.text}" in text
+    assert text.startswith(f"<b>{nn_theme.title}</b>\n\n<b>{nn_question.text}</b>")
 
 
 async def test_a_reminder_comes_once_after_the_set_hours(rt: Runtime) -> None:
@@ -427,16 +437,17 @@ async def test_a_reminder_comes_once_after_the_set_hours(rt: Runtime) -> None:
     assert await send_due_reminders(rt, sent_at + dt.timedelta(hours=50)) == 0
 
     [row] = await outbox_rows(rt, "remind:")
-    assert row.idempotency_key == f"remind:{prompt.id}:1"
+    assert row.dedupe_key == f"remind:{prompt.id}:1"
     question = next(
         q
         for t in nynorsk(rt, "systemperspektiv").themes
         for q in t.questions
         if q.id == prompt.question_id
     )
-    assert row.payload["text"].startswith(ui(rt, REMINDER))
-    assert f"<b>{question.text}</b>" in row.payload["text"]
-    assert callback_data(row.payload)[0][0] == f"r:ans:{prompt.id}"
+    message = await rendered(rt, row)
+    assert message.text.startswith(ui(rt, REMINDER))
+    assert f"<b>{question.text}</b>" in message.text
+    assert callback_data(message)[0][0] == f"r:ans:{prompt.id}"
     [prompt] = await prompts_of(rt, leader_id)
     assert (prompt.reminders_sent, prompt.reminder_due_at) == (1, None)
 
@@ -463,7 +474,7 @@ async def test_no_reminder_for_an_older_week_or_a_paused_leader(rt: Runtime) -> 
     assert (await prompts_of(rt, leader_id))[0].reminder_due_at is None
     assert await send_due_reminders(rt, DUE + dt.timedelta(days=9, hours=1)) == 1
     [row] = await outbox_rows(rt, "remind:")
-    assert row.idempotency_key == f"remind:{newer.id}:1"
+    assert row.dedupe_key == f"remind:{newer.id}:1"
     assert all(p.reminders_sent == 0 for p in await prompts_of(rt, paused_id))
 
 

@@ -19,6 +19,7 @@ from bot import render
 from bot.content.loader import ContentBundle, localize
 from bot.content.schema import AdviceTopic, Programme, Role
 from bot.i18n import Catalogs, Locale
+from bot.messages import Buttons
 
 NEXT_MESSAGE = "──── next message ────"
 NOTE_MAX = 500  # as for a dispatch
@@ -36,9 +37,9 @@ def plain(text: str) -> str:
     return html.unescape(_TAG.sub("", text))
 
 
-def buttons_line(rows: render.Rows) -> str:
+def buttons_line(rows: Buttons) -> str:
     """ "[Jeg blir verre] [Vis på Nynorsk] [Slett dataene mine]" """
-    return " ".join(f"[{label}]" for row in rows for label, _data in row)
+    return " ".join(f"[{button.label}]" for row in rows for button in row)
 
 
 # --- advice ----------------------------------------------------------------------------------
@@ -191,10 +192,11 @@ def programme_preview(
 ) -> str:
     """Every weekly question the role gets, in order and numbered, each as the leader reads it.
 
-    Each is ``weekly.prompt_text`` of the localised programme: the theme's title and
+    Each is ``render.prompt_text`` of the localised programme: the theme's title and
     introduction before the theme's first question for the role, then the question.
     """
-    from bot.services.weekly import _first_of_theme, prompt_buttons, prompt_text
+    from bot.render import prompt_buttons, prompt_text
+    from bot.services.weekly import _first_of_theme
 
     source, role = find_role(bundle, programme_id, role_id)
     programme = localize(source, "reflection", catalogs.content_lookup(locale))

@@ -25,17 +25,18 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from sqlalchemy import delete, exists, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import outbox, render
 from bot.content.schema import AdviceTopic
+from bot.events import CheckinFinished, Delivery, SmsFinished
 from bot.i18n import LOCALES, Locale, as_locale
 from bot.models import (
     CheckinStatus,
     Dispatch,
     IdempotentRequest,
     Leader,
-    OutboxMessage,
-    OutboxStatus,
+    MessageKind,
     Person,
     SmsStatus,
     utcnow,
@@ -55,7 +56,6 @@ log = logging.getLogger(__name__)
 
 PREFIX = "a"  # deep-link payloads for advice start with "a_"
 NOTE_MAX = 500
-CHECKIN_KEY = "checkin:"
 MIN_CHECKIN_AFTER_OPEN = dt.timedelta(hours=1)
 
 
@@ -424,7 +424,7 @@ async def open_link(
             return OpenResult(Opened.TAKEN)
         dispatch = claimed
         if checkin is not None:
-            await outbox.enqueue(session, **checkin)
+            await outbox.enqueue(session, MessageKind.CHECKIN, **checkin)
         await session.commit()
     log.info("dispatch %s opened", dispatch.id)
     # No sender wake-up: the check-in just queued is hours away, and the tick finds it then.
@@ -443,33 +443,18 @@ def checkin_due(dispatch: Dispatch, opened_at: dt.datetime) -> dt.datetime:
 def _checkin_message(
     rt: Runtime, dispatch: Dispatch, person: Person, now: dt.datetime
 ) -> dict[str, Any] | None:
-    """The outbox row (``outbox.enqueue``'s arguments) for the check-in, if one was asked for."""
+    """The queued check-in (``outbox.enqueue``'s arguments), if one was asked for. Its text is
+    written when it is sent, in the person's language of that moment."""
     if not dispatch.checkin_hours:
-        return None
-    payload = checkin_payload(rt, dispatch, as_locale(dispatch.locale))
-    if payload is None:
         return None
     due = checkin_due(dispatch, now)
     return {
-        "key": f"{CHECKIN_KEY}{dispatch.id}",
-        "chat_id": person.telegram_user_id,
+        "dedupe_key": f"checkin:{dispatch.id}",
         "person_id": person.id,
-        "payload": payload,
+        "chat_id": person.telegram_user_id,
+        "dispatch_id": dispatch.id,
         "due_at": due,
         "expires_at": due + dt.timedelta(hours=rt.settings.checkin_window_hours),
-    }
-
-
-def checkin_payload(rt: Runtime, dispatch: Dispatch, locale: Locale) -> dict[str, Any] | None:
-    """The check-in question as a sendMessage payload in ``locale``; None if the topic is gone."""
-    topic = advice_for(rt, dispatch, locale)
-    if topic is None:
-        return None
-    _ = rt.catalogs.gettext(locale)
-    return {
-        "text": render.checkin_question(topic, _),
-        "parse_mode": "HTML",
-        "reply_markup": render.inline_keyboard(render.checkin_buttons(_, dispatch.id)),
     }
 
 
@@ -555,30 +540,37 @@ async def answer_checkin(
     return dispatch, True
 
 
-async def record_checkin_outcome(rt: Runtime, row: OutboxMessage, status: str) -> None:
-    """The outbox finished a check-in message: sent, expired (too late) or failed."""
-    if not row.idempotency_key.startswith(CHECKIN_KEY):
-        return
-    dispatch_id = row.idempotency_key.removeprefix(CHECKIN_KEY)
+async def record_checkin_outcome(session: AsyncSession, event: CheckinFinished) -> None:
+    """The check-in question was sent, expired (too late) or failed: say so on the dispatch.
+
+    Runs in the sender's transaction that records the outcome (an ``bot.events`` subscriber).
+    """
     new = {
-        OutboxStatus.SENT: CheckinStatus.SENT,
-        OutboxStatus.EXPIRED: CheckinStatus.EXPIRED,
-        OutboxStatus.FAILED: CheckinStatus.FAILED,
-    }.get(status)
-    if new is None:
-        return
-    async with rt.sessions() as session:
-        await session.exec(
-            update(Dispatch)
-            .where(
-                col(Dispatch.id) == dispatch_id,
-                col(Dispatch.checkin_status) == CheckinStatus.SCHEDULED,
-            )
-            .values(checkin_status=new)
+        Delivery.SENT: CheckinStatus.SENT,
+        Delivery.EXPIRED: CheckinStatus.EXPIRED,
+        Delivery.FAILED: CheckinStatus.FAILED,
+    }[event.delivery]
+    await session.exec(
+        update(Dispatch)
+        .where(
+            col(Dispatch.id) == event.dispatch_id,
+            col(Dispatch.checkin_status) == CheckinStatus.SCHEDULED,
         )
-        await session.commit()
+        .values(checkin_status=new)
+    )
     if new != CheckinStatus.SENT:
-        log.info("dispatch %s: check-in %s", dispatch_id, new)
+        log.info("dispatch %s: check-in %s (%s)", event.dispatch_id, new, event.reason)
+
+
+async def record_sms_outcome(session: AsyncSession, event: SmsFinished) -> None:
+    """The SMS with the link was sent, or given up (failed or expired): say so on the dispatch
+    (``sms`` in the API's answers). Runs in the sender's transaction, like the one above."""
+    status = SmsStatus.SENT if event.delivery is Delivery.SENT else SmsStatus.FAILED
+    await session.exec(
+        update(Dispatch).where(col(Dispatch.id) == event.dispatch_id).values(sms_status=status)
+    )
+    if status != SmsStatus.SENT:
+        log.info("dispatch %s: SMS %s (%s)", event.dispatch_id, event.delivery, event.reason)
 
 
 # --- re-contacts ---------------------------------------------------------------------------

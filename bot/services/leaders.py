@@ -1,6 +1,7 @@
 """Leaders in the weekly reflection: joining with an invite, settings, answers, pause, stop.
 
-The schedule itself (which question when, reminders, missed weeks) is ``bot.services.weekly``.
+The schedule itself (which question when, reminders, missed weeks) is ``bot.services.weekly``;
+the enrolment questions and the schedule settings are ``bot.services.enrolment``.
 Answers are free text and never logged. No Telegram types here.
 """
 
@@ -103,7 +104,7 @@ async def join(
         leader.role_id = invite.role_id
         leader.programme_id = programme.id
         leader.status = LeaderStatus.ENROLLING
-        leader.enrol_step = "language"
+        leader.enrol_step = "language"  # enrolment.State.LANGUAGE
         leader.invite_id = invite.id
         leader.stopped_at = None
         leader.next_due_at = None
@@ -132,7 +133,8 @@ async def organisation_of(rt: Runtime, leader: Leader) -> Organisation | None:
         return await session.get(Organisation, leader.organisation_id)
 
 
-async def _save(rt: Runtime, leader: Leader, **values: Any) -> Leader:
+async def save(rt: Runtime, leader: Leader, **values: Any) -> Leader:
+    """Write ``values`` to the leader; the leader as saved."""
     async with rt.sessions() as session:
         row = await session.get(Leader, leader.id)
         assert row is not None
@@ -142,49 +144,6 @@ async def _save(rt: Runtime, leader: Leader, **values: Any) -> Leader:
         await session.commit()
         await session.refresh(row)
         return row
-
-
-async def set_step(rt: Runtime, leader: Leader, step: str | None) -> Leader:
-    return await _save(rt, leader, enrol_step=step)
-
-
-async def set_weekday(
-    rt: Runtime, leader: Leader, weekday: int, *, now: dt.datetime | None = None
-) -> Leader:
-    """During enrolment: go on to the time. Later: move the next question to the new day."""
-    if leader.status == LeaderStatus.ENROLLING:
-        return await _save(rt, leader, weekday=weekday, enrol_step="time")
-    values: dict[str, Any] = {"weekday": weekday, "enrol_step": None}
-    if leader.status == LeaderStatus.ACTIVE and leader.minute_of_day is not None:
-        values["next_due_at"] = next_due(
-            now or utcnow(), weekday, leader.minute_of_day, zone_of(leader)
-        )
-    return await _save(rt, leader, **values)
-
-
-async def set_time(
-    rt: Runtime, leader: Leader, minute_of_day: int, *, now: dt.datetime | None = None
-) -> Leader:
-    """During enrolment this is the last answer: the leader is active from now on."""
-    now = now or utcnow()
-    assert leader.weekday is not None
-    due = next_due(now, leader.weekday, minute_of_day, zone_of(leader))
-    if leader.status == LeaderStatus.ENROLLING:
-        leader = await _save(
-            rt,
-            leader,
-            minute_of_day=minute_of_day,
-            enrol_step=None,
-            status=LeaderStatus.ACTIVE,
-            enrolled_at=now,
-            next_due_at=due,
-        )
-        log.info("leader %s enrolled", leader.id)
-        return leader
-    values: dict[str, Any] = {"minute_of_day": minute_of_day, "enrol_step": None}
-    if leader.status == LeaderStatus.ACTIVE:
-        values["next_due_at"] = due
-    return await _save(rt, leader, **values)
 
 
 # --- answers -------------------------------------------------------------------------------
@@ -352,7 +311,7 @@ async def pause(
     now = now or utcnow()
     until = now + dt.timedelta(weeks=weeks) if weeks else None
     log.info("leader %s paused", leader.id)
-    return await _save(rt, leader, status=LeaderStatus.PAUSED, paused_until=until)
+    return await save(rt, leader, status=LeaderStatus.PAUSED, paused_until=until)
 
 
 async def resume(rt: Runtime, leader: Leader, *, now: dt.datetime | None = None) -> Leader:
@@ -360,7 +319,7 @@ async def resume(rt: Runtime, leader: Leader, *, now: dt.datetime | None = None)
     assert leader.weekday is not None and leader.minute_of_day is not None
     due = next_due(now, leader.weekday, leader.minute_of_day, zone_of(leader))
     log.info("leader %s resumed", leader.id)
-    return await _save(rt, leader, status=LeaderStatus.ACTIVE, paused_until=None, next_due_at=due)
+    return await save(rt, leader, status=LeaderStatus.ACTIVE, paused_until=None, next_due_at=due)
 
 
 async def stop(rt: Runtime, leader: Leader, *, delete_answers: bool) -> None:

@@ -15,8 +15,11 @@ The rules:
   and the leader's new place in the programme are written in that same transaction, so two
   processes running the tick at once send one question, and a crash sends none or one.
 - **One question a week.** ``Prompt`` is unique per (leader, ISO week of the due time in the
-  leader's zone); the outbox key is ``prompt:{leader}:{week}``. A week that already has a
-  prompt (the leader moved their day within the week) is not sent again.
+  leader's zone), and its queued message refers to it (``prompt_id``; rendered at send time in
+  the leader's language of that moment). A week that already has a prompt (the leader moved
+  their day within the week) is not sent again.
+- **Not to people who blocked the bot.** A leader whose person has ``blocked_at`` set is not
+  due until they write again; the weeks in between are then recorded as missed.
 - **Never stale.** A question more than ``PROMPT_LATE_HOURS`` late (the bot was down) is not
   sent: the week is recorded as ``missed`` and the leader keeps their place. Each missed week
   is recorded on its own; the outbox row also expires that long after the due time.
@@ -45,18 +48,14 @@ from sqlalchemy import exists, update
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
-from bot import outbox, render
+from bot import outbox
 from bot.content.schema import Programme, Question, Theme
 from bot.db import table_of, upsert_insert
-from bot.i18n import Locale, as_locale
-from bot.models import Leader, LeaderStatus, Person, Prompt, PromptStatus, utcnow
+from bot.models import Leader, LeaderStatus, MessageKind, Person, Prompt, PromptStatus, utcnow
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-PROMPT_KEY = "prompt:"
-REMIND_KEY = "remind:"
-CALLBACK_PREFIX = "r"  # r:ans:<prompt>, r:skip:<prompt>, r:later:<prompt>
 WEEK = dt.timedelta(days=7)
 BATCH = 200  # leaders or prompts read per query
 MAX_ROUNDS = 50  # batches of leaders per call
@@ -155,8 +154,9 @@ def question_at(rt: Runtime, leader: Leader) -> tuple[Programme, Theme, Question
     return programme, theme, question, _first_of_theme(questions, index)
 
 
-def _prompt_question(rt: Runtime, prompt: Prompt) -> tuple[Programme, Theme, Question, bool]:
-    """The question a prompt asked: by id, or by position if the content has changed since."""
+def prompt_question(rt: Runtime, prompt: Prompt) -> tuple[Programme, Theme, Question, bool]:
+    """The question a prompt asked (Bokmål source), and whether it opened its theme: by id, or
+    by position if the content has changed since. Raises NoQuestions if the programme is gone."""
     programme, questions = _role_questions(rt, prompt.programme_id, prompt.role_id)
     ids = [question.id for _theme, question in questions]
     if prompt.question_id in ids:
@@ -165,78 +165,6 @@ def _prompt_question(rt: Runtime, prompt: Prompt) -> tuple[Programme, Theme, Que
         index = prompt.position % len(questions)
     theme, question = questions[index]
     return programme, theme, question, _first_of_theme(questions, index)
-
-
-# --- what the leader reads ---------------------------------------------------------------
-
-
-def prompt_buttons(_: render.Gettext, prompt_id: int) -> render.Rows:
-    """Under a weekly question: answer, skip this week, remind me tomorrow."""
-    return [
-        [
-            (_("Answer"), f"{CALLBACK_PREFIX}:ans:{prompt_id}"),
-            (_("Skip this week"), f"{CALLBACK_PREFIX}:skip:{prompt_id}"),
-            (_("Remind me tomorrow"), f"{CALLBACK_PREFIX}:later:{prompt_id}"),
-        ]
-    ]
-
-
-def prompt_text(
-    theme: Theme,
-    question: Question,
-    _: render.Gettext,
-    *,
-    first_of_theme: bool,
-    reminder: bool = False,
-    restarted: bool = False,
-) -> str:
-    """The weekly question as Telegram HTML, from localised content and the leader's ``_``."""
-    esc = render.esc
-    parts: list[str] = []
-    if reminder:
-        parts.append(esc(_("A reminder: this week's question is still open.")))
-    if restarted:
-        parts.append(
-            esc(_("You have been through all the questions; we start again from the first."))
-        )
-    if first_of_theme:
-        head = f"<b>{esc(theme.title)}</b>"
-        if theme.intro:
-            head += "\n" + esc(theme.intro)
-        parts.append(head)
-    body = f"<b>{esc(question.text)}</b>"
-    if question.follow_ups:
-        body += "\n" + "\n".join(f"• {esc(f.text)}" for f in question.follow_ups)
-    parts.append(body)
-    if theme.prompt:
-        parts.append(f"<i>{esc(theme.prompt)}</i>")
-    parts.append(esc(_("Write your answer as a message here.")))
-    return "\n\n".join(parts)
-
-
-def prompt_payload(
-    rt: Runtime,
-    prompt: Prompt,
-    locale: Locale,
-    *,
-    reminder: bool = False,
-    restarted: bool = False,
-) -> dict[str, Any]:
-    """The Bot API ``sendMessage`` payload for a prompt, in the leader's language."""
-    assert prompt.id is not None
-    source, theme, question, first = _prompt_question(rt, prompt)
-    programme = rt.localized(source, "reflection", locale)
-    theme = next(t for t in programme.themes if t.id == theme.id)
-    question = next(q for q in theme.questions if q.id == question.id)
-    _ = rt.catalogs.gettext(locale)
-    text = prompt_text(
-        theme, question, _, first_of_theme=first, reminder=reminder, restarted=restarted
-    )
-    return {
-        "text": text,
-        "parse_mode": "HTML",
-        "reply_markup": render.inline_keyboard(prompt_buttons(_, prompt.id)),
-    }
 
 
 def is_restart(prompt: Prompt) -> bool:
@@ -259,7 +187,12 @@ async def send_due_prompts(rt: Runtime, now: dt.datetime | None = None) -> dict[
     for _round in range(MAX_ROUNDS):  # the rest, if any, at the next tick
         query = (
             select(Leader.id)
-            .where(col(Leader.status) == LeaderStatus.ACTIVE, col(Leader.next_due_at) <= now)
+            .join(Person, col(Person.id) == col(Leader.person_id))
+            .where(
+                col(Leader.status) == LeaderStatus.ACTIVE,
+                col(Leader.next_due_at) <= now,
+                col(Person.blocked_at).is_(None),
+            )
             .order_by(col(Leader.next_due_at), col(Leader.id))
             .limit(BATCH)
         )
@@ -420,12 +353,11 @@ async def _send_leader(
                 return
             await outbox.enqueue(
                 session,
-                key=f"{PROMPT_KEY}{leader_id}:{week}",
-                chat_id=person.telegram_user_id,
+                MessageKind.WEEKLY_QUESTION,
+                dedupe_key=f"prompt:{leader_id}:{week}",
                 person_id=person.id,
-                payload=prompt_payload(
-                    rt, prompt, as_locale(person.locale), restarted=is_restart(prompt)
-                ),
+                chat_id=person.telegram_user_id,
+                prompt_id=prompt.id,
                 due_at=now,
                 expires_at=old_due + late,
             )
@@ -502,7 +434,12 @@ async def send_due_reminders(rt: Runtime, now: dt.datetime | None = None) -> int
         assert prompt.reminder_due_at is not None
         stale = now - prompt.reminder_due_at > late
         number = prompt.reminders_sent + 1
-        wanted = leader.status == LeaderStatus.ACTIVE and not superseded and not stale
+        wanted = (
+            leader.status == LeaderStatus.ACTIVE
+            and person.blocked_at is None
+            and not superseded
+            and not stale
+        )
         async with rt.sessions() as session:
             values: dict[str, Any] = {"reminder_due_at": None}
             if wanted:
@@ -521,18 +458,13 @@ async def send_due_reminders(rt: Runtime, now: dt.datetime | None = None) -> int
                 await session.rollback()
                 continue
             if wanted:
-                try:
-                    payload = prompt_payload(rt, prompt, as_locale(person.locale), reminder=True)
-                except NoQuestions as exc:
-                    await session.commit()
-                    log.error("prompt %s: reminder not sent: %s", prompt.id, exc)
-                    continue
                 await outbox.enqueue(
                     session,
-                    key=f"{REMIND_KEY}{prompt.id}:{number}",
-                    chat_id=person.telegram_user_id,
+                    MessageKind.REMINDER,
+                    dedupe_key=f"remind:{prompt.id}:{number}",
                     person_id=person.id,
-                    payload=payload,
+                    chat_id=person.telegram_user_id,
+                    prompt_id=prompt.id,
                     due_at=now,
                     expires_at=now + late,
                 )

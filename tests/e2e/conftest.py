@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.config import Settings
-from bot.localapi import LocalBotApi
+from devkit.localapi import LocalBotApi
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from sqlmodel import select
 
 from bot.app import RunningBot, build_runtime
 from bot.config import Settings
-from bot.localapi import LocalUser
 from bot.models import Dispatch, OutboxMessage, utcnow
 from bot.web import build_web_app
+from devkit.localapi import LocalUser
 
 STATIC = Path(__file__).resolve().parents[2] / "bot" / "demo" / "static"
 
@@ -149,9 +149,7 @@ async def test_checkin_moves_to_minutes_after_opening(
         assert dispatch.checkin_due_at <= utcnow()
         row = (
             await db.exec(
-                select(OutboxMessage).where(
-                    OutboxMessage.idempotency_key == f"checkin:{created['id']}"
-                )
+                select(OutboxMessage).where(OutboxMessage.dedupe_key == f"checkin:{created['id']}")
             )
         ).one()
         assert row.status == "sent"
@@ -218,7 +216,7 @@ def test_findings_sit_next_to_their_item(settings: Settings) -> None:
     """Each finding of the content check is shown with the topic or question it is about."""
     from bot.content.check import Report
     from bot.content.loader import ContentError
-    from bot.demo.content_view import content_view
+    from devkit.demo.content_view import content_view
 
     rt = build_runtime(settings)
     programme = sorted(rt.content.programmes.values(), key=lambda p: p.id)[0]

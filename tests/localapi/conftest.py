@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 import telegram
 
-from bot.localapi import LocalBotApi, serve_local_api
+from devkit.localapi import LocalBotApi, serve_local_api
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from telegram import (
 )
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TimedOut
 
-from bot.localapi import LocalBotApi, LocalUser
+from devkit.localapi import LocalBotApi, LocalUser
 
 KARI = 1001
 OLA = 1002

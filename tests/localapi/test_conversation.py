@@ -15,7 +15,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.localapi import Button, LocalBotApi, LocalUser
+from devkit.localapi import Button, LocalBotApi, LocalUser
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.localapi.entities import EntityParseError, parse_html, utf16_len
+from devkit.localapi.entities import EntityParseError, parse_html, utf16_len
 
 
 def test_tags_become_entities_on_the_unescaped_plain_text() -> None:

@@ -11,7 +11,7 @@ import pytest
 import telegram
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, KeyboardButton, ReplyKeyboardMarkup
 
-from bot.localapi import LocalBotApi, LocalUser
+from devkit.localapi import LocalBotApi, LocalUser
 
 KARI = 1001
 
@@ -171,7 +171,7 @@ async def test_python_m_bot_localapi_serves_until_terminated() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot.localapi",
+        "devkit.localapi",
         "--port",
         "0",
         "--flood-limits",

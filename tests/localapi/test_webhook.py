@@ -12,7 +12,7 @@ import telegram
 from aiohttp import web
 from telegram.error import Conflict
 
-from bot.localapi import LocalBotApi, LocalUser
+from devkit.localapi import LocalBotApi, LocalUser
 
 KARI = 1001
 

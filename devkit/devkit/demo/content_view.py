@@ -88,9 +88,9 @@ def _topic(
         texts[locale] = {
             "messages": render.split_messages(sections),
             "buttons": [
-                label
+                button.label
                 for row in render.advice_buttons(_, EXAMPLE_DISPATCH, locale)
-                for label, _d in row
+                for button in row
             ],
             "worse": render.worse_text(localized, _),
             "sms": render.sms_text(
@@ -113,7 +113,8 @@ def _topic(
 def _programme(
     rt: Runtime, programme: Programme, file: str, findings: list[ContentError]
 ) -> dict[str, Any]:
-    from bot.services.weekly import _first_of_theme, prompt_text
+    from bot.render import prompt_text
+    from bot.services.weekly import _first_of_theme
 
     by_question: dict[str, list[ContentError]] = {}
     rest = []

@@ -1,4 +1,4 @@
-// The local demo page (bot/demo). Plain JavaScript, no libraries, no build step.
+// The local demo page (devkit/demo). Plain JavaScript, no libraries, no build step.
 // It plays the people only: the nurse through the bot's /api/v1, the caller and the leader
 // through the local Bot API's user side (forwarded under demo/user/), the admin through
 // demo/api/content. Every URL here is relative: nothing leaves this machine.

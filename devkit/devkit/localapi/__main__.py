@@ -1,6 +1,6 @@
-"""``python -m bot.localapi``: run the local Bot API as its own process.
+"""``python -m devkit.localapi``: run the local Bot API as its own process.
 
-Only argument parsing lives here; the server is `bot.localapi.server.run_forever`.
+Only argument parsing lives here; the server is `devkit.localapi.server.run_forever`.
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import argparse
 import asyncio
 import contextlib
 
-from bot.localapi.server import DEFAULT_TOKEN, DEFAULT_USERNAME, run_forever
+from devkit.localapi.server import DEFAULT_TOKEN, DEFAULT_USERNAME, run_forever
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m bot.localapi",
+        prog="python -m devkit.localapi",
         description="A local Telegram Bot API with a user side, for tests, benchmarks and demos.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")

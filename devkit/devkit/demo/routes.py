@@ -34,12 +34,12 @@ from aiohttp import web
 from sqlmodel import col, select, update
 
 from bot.content.check import check_content
-from bot.demo.content_view import content_view
 from bot.models import (
     CheckinStatus,
     Dispatch,
     Leader,
     LeaderStatus,
+    MessageKind,
     OutboxMessage,
     OutboxStatus,
     Person,
@@ -47,11 +47,11 @@ from bot.models import (
 )
 from bot.runtime import Runtime
 from bot.services import apikeys, invites, leaders, weekly
-from bot.services.dispatches import CHECKIN_KEY
+from devkit.demo.content_view import content_view
 
 log = logging.getLogger(__name__)
 
-STATIC_DIR = Path(str(files("bot.demo").joinpath("static")))
+STATIC_DIR = Path(str(files("devkit.demo").joinpath("static")))
 DEMO_ORG = "Demo HF"
 DEFAULT_ROLE = "unit-leader"
 CHECKIN_MINUTES_MAX = 24 * 60
@@ -224,7 +224,8 @@ async def move_checkin(request: web.Request) -> web.Response:
         moved: Any = await session.exec(
             update(OutboxMessage)
             .where(
-                col(OutboxMessage.idempotency_key) == f"{CHECKIN_KEY}{dispatch_id}",
+                col(OutboxMessage.dispatch_id) == dispatch_id,
+                col(OutboxMessage.kind) == MessageKind.CHECKIN,
                 col(OutboxMessage.status) == OutboxStatus.PENDING,
             )
             .values(due_at=due, expires_at=expires)

@@ -4,10 +4,10 @@ Used by end-to-end tests, benchmarks and the demo mode; the bot reaches it throu
 ``base_url``. Nothing here may be imported by the production bot's handlers or services.
 """
 
-from bot.localapi.client import BotMessage, Button, CallbackAnswer, LocalUser, UserActionError
-from bot.localapi.entities import EntityParseError, parse_html
-from bot.localapi.records import ApiError, Call, FileRecord, SentMessage, UserSideError
-from bot.localapi.server import (
+from devkit.localapi.client import BotMessage, Button, CallbackAnswer, LocalUser, UserActionError
+from devkit.localapi.entities import EntityParseError, parse_html
+from devkit.localapi.records import ApiError, Call, FileRecord, SentMessage, UserSideError
+from devkit.localapi.server import (
     DEFAULT_TOKEN,
     DEFAULT_USERNAME,
     LocalBotApi,

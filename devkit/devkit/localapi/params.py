@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from bot.localapi.records import ApiError
+from devkit.localapi.records import ApiError
 
 Kind = Literal["int", "float", "bool", "str", "json", "file", "chat"]
 

@@ -27,9 +27,10 @@ from typing import Any, Literal
 import aiohttp
 from aiohttp import web
 
-from bot.localapi.entities import EntityParseError, escape, parse_html, utf16_len
-from bot.localapi.params import METHODS, BotMethod, Upload, coerce, read_params, summarise
-from bot.localapi.records import (
+from bot.config import DEMO_BOT_USERNAME
+from devkit.localapi.entities import EntityParseError, escape, parse_html, utf16_len
+from devkit.localapi.params import METHODS, BotMethod, Upload, coerce, read_params, summarise
+from devkit.localapi.records import (
     ApiError,
     Call,
     Fault,
@@ -39,12 +40,12 @@ from bot.localapi.records import (
     UserSideError,
     retry_after_seconds,
 )
-from bot.localapi.user_routes import UserSideRoutes
+from devkit.localapi.user_routes import UserSideRoutes
 
 _LOG = logging.getLogger(__name__)
 
 DEFAULT_TOKEN = "123456789:LOCAL-sikkerhetsnett-not-a-real-tkn"
-DEFAULT_USERNAME = "sikkerhetsnett_local_bot"
+DEFAULT_USERNAME = DEMO_BOT_USERNAME  # what the bot calls itself in links without a token
 DEFAULT_FIRST_NAME = "Sikkerhetsnett (lokal)"
 
 MAX_TEXT = 4096
@@ -760,7 +761,7 @@ class LocalBotApi:
     async def _index(self, request: web.Request) -> web.StreamResponse:
         from importlib.resources import files
 
-        page = files("bot.localapi").joinpath("static/chat.html")
+        page = files("devkit.localapi").joinpath("static/chat.html")
         if not page.is_file():
             return web.json_response({"ok": True, "user_side": "/user/"})
         return web.Response(text=page.read_text("utf-8"), content_type="text/html")

@@ -13,10 +13,10 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from bot.localapi.records import UserSideError
+from devkit.localapi.records import UserSideError
 
 if TYPE_CHECKING:
-    from bot.localapi.server import LocalBotApi
+    from devkit.localapi.server import LocalBotApi
 
 
 class UserSideRoutes:

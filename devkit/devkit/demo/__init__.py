@@ -7,6 +7,6 @@ bot does all the work; the page only plays the people (nurse, caller, leader, ad
 clinic's API and the local Bot API's user side.
 """
 
-from bot.demo.routes import add_demo_routes
+from devkit.demo.routes import add_demo_routes
 
 __all__ = ["add_demo_routes"]

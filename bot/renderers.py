@@ -1,0 +1,194 @@
+"""The renderer registry: for each kind of queued message, the function that writes it at send
+time, from the domain rows it refers to, in the person's current language.
+
+``RENDERERS`` maps a ``MessageKind`` to ``(runtime, subject, locale) → Message | None`` (None:
+what it refers to is gone, e.g. a topic removed from the content). ``Renderers`` loads the
+people, dispatches and prompts of a whole claimed batch in one go and calls them; the sender
+asks it for every batch. A language switch needs no rewriting of queued rows: they hold no text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlmodel import col, select
+
+from bot import render
+from bot.i18n import Locale, as_locale
+from bot.messages import Message, Permanent
+from bot.models import Dispatch, MessageKind, OutboxMessage, Person, Prompt
+from bot.privacy import Cipher
+from bot.runtime import Runtime
+from bot.services import dispatches, weekly
+from bot.sms import open_secret, sms_cipher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A queued row and the domain rows it refers to (those that still exist)."""
+
+    row: OutboxMessage
+    person: Person | None = None
+    dispatch: Dispatch | None = None
+    prompt: Prompt | None = None
+    cipher: Cipher | None = None
+
+
+Renderer = Callable[[Runtime, Subject, Locale], Message | None]
+
+
+def checkin(rt: Runtime, subject: Subject, locale: Locale) -> Message | None:
+    """ "How is it going now?" with better / the same / worse, about the dispatch's topic."""
+    dispatch = subject.dispatch
+    if dispatch is None:
+        return None
+    topic = dispatches.advice_for(rt, dispatch, locale)
+    if topic is None:
+        return None
+    _ = rt.catalogs.gettext(locale)
+    return Message(render.checkin_question(topic, _), render.checkin_buttons(_, dispatch.id))
+
+
+def _question(rt: Runtime, subject: Subject, locale: Locale, *, reminder: bool) -> Message | None:
+    prompt = subject.prompt
+    if prompt is None or prompt.id is None:
+        return None
+    try:
+        source, theme, question, first = weekly.prompt_question(rt, prompt)
+    except weekly.NoQuestions:
+        return None
+    programme = rt.localized(source, "reflection", locale)
+    theme = next(t for t in programme.themes if t.id == theme.id)
+    question = next(q for q in theme.questions if q.id == question.id)
+    _ = rt.catalogs.gettext(locale)
+    text = render.prompt_text(
+        theme,
+        question,
+        _,
+        first_of_theme=first,
+        reminder=reminder,
+        restarted=not reminder and weekly.is_restart(prompt),
+    )
+    return Message(text, render.prompt_buttons(_, prompt.id))
+
+
+def weekly_question(rt: Runtime, subject: Subject, locale: Locale) -> Message | None:
+    """The leader's question of the week, with answer / skip / remind me tomorrow."""
+    return _question(rt, subject, locale, reminder=False)
+
+
+def reminder(rt: Runtime, subject: Subject, locale: Locale) -> Message | None:
+    """The same question again, opening with a reminder line."""
+    return _question(rt, subject, locale, reminder=True)
+
+
+def admin_notice(rt: Runtime, subject: Subject, locale: Locale) -> Message | None:
+    """A plain text for an admin (e.g. the outcome of a reload), written when it was queued."""
+    text = (subject.row.payload or {}).get("text")
+    return Message(render.esc(text)) if isinstance(text, str) and text else None
+
+
+def sms_link(rt: Runtime, subject: Subject, locale: Locale) -> Message | None:
+    """The SMS with the advice link, as written when the dispatch was made (its number and
+    text wait encrypted; only the gateway sees them)."""
+    if subject.cipher is None:
+        return None
+    opened = open_secret(subject.cipher, subject.row.secret)
+    if opened is None:
+        return None
+    to, text = opened
+    return Message(text, html=False, recipient=to)
+
+
+RENDERERS: dict[MessageKind, Renderer] = {
+    MessageKind.CHECKIN: checkin,
+    MessageKind.WEEKLY_QUESTION: weekly_question,
+    MessageKind.REMINDER: reminder,
+    MessageKind.ADMIN_NOTICE: admin_notice,
+    MessageKind.SMS_LINK: sms_link,
+}
+
+
+class Renderers:
+    """Renders a claimed batch for the sender: ``await renderers(rows)`` → row id → message,
+    or ``Permanent`` for a row that cannot be written (``ContentGone``, ``KeyChanged``)."""
+
+    def __init__(self, rt: Runtime, registry: Mapping[MessageKind, Renderer] = RENDERERS) -> None:
+        self.rt = rt
+        self.registry = registry
+        self._cipher = sms_cipher(rt.settings)
+
+    async def __call__(self, rows: Sequence[OutboxMessage]) -> dict[int, Message | Permanent]:
+        person_ids = {r.person_id for r in rows if r.person_id is not None}
+        chat_ids = {r.chat_id for r in rows if r.person_id is None and r.chat_id is not None}
+        dispatch_ids = {r.dispatch_id for r in rows if r.dispatch_id is not None}
+        prompt_ids = {r.prompt_id for r in rows if r.prompt_id is not None}
+        async with self.rt.sessions() as session:
+            people = (
+                list(await session.exec(select(Person).where(col(Person.id).in_(person_ids))))
+                if person_ids
+                else []
+            )
+            if chat_ids:  # an admin notice: the admin's language, if they ever wrote to us
+                people += list(
+                    await session.exec(
+                        select(Person).where(col(Person.telegram_user_id).in_(chat_ids))
+                    )
+                )
+            found_dispatches = (
+                {
+                    d.id: d
+                    for d in await session.exec(
+                        select(Dispatch).where(col(Dispatch.id).in_(dispatch_ids))
+                    )
+                }
+                if dispatch_ids
+                else {}
+            )
+            prompts = (
+                {
+                    p.id: p
+                    for p in await session.exec(
+                        select(Prompt).where(col(Prompt.id).in_(prompt_ids))
+                    )
+                }
+                if prompt_ids
+                else {}
+            )
+        by_id = {p.id: p for p in people}
+        by_chat = {p.telegram_user_id: p for p in people}
+        default = self.rt.settings.default_locale
+        out: dict[int, Message | Permanent] = {}
+        for row in rows:
+            assert row.id is not None
+            person = by_id.get(row.person_id) if row.person_id is not None else None
+            if person is None and row.chat_id is not None:
+                person = by_chat.get(row.chat_id)
+            locale = as_locale(person.locale, default) if person is not None else default
+            subject = Subject(
+                row,
+                person,
+                found_dispatches.get(row.dispatch_id) if row.dispatch_id else None,
+                prompts.get(row.prompt_id) if row.prompt_id is not None else None,
+                self._cipher,
+            )
+            out[row.id] = self._one(subject, locale)
+        return out
+
+    def _one(self, subject: Subject, locale: Locale) -> Message | Permanent:
+        row = subject.row
+        renderer = self.registry.get(MessageKind(row.kind))
+        if renderer is None:
+            return Permanent("NoRenderer")
+        try:
+            message = renderer(self.rt, subject, locale)
+        except Exception as exc:  # a content problem must not stop the batch
+            log.error("render: message %s (%s) failed: %s", row.id, row.kind, type(exc).__name__)
+            return Permanent("RenderFailed")
+        if message is None:
+            return Permanent("KeyChanged" if row.kind == MessageKind.SMS_LINK else "ContentGone")
+        return message
