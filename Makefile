@@ -143,7 +143,8 @@ typecheck: $(STAMP)
 	$(BIN)/mypy bot handlers
 
 # The four benchmarks at full size (~10 min; not run by CI). Quick run: make bench BENCH_ARGS=--small
-BENCHES := bench/bench_fanout.py bench/bench_deeplink.py bench/bench_tick.py bench/bench_startup.py
+BENCHES := bench/bench_fanout.py bench/bench_budget.py bench/bench_deeplink.py bench/bench_tick.py \
+	bench/bench_startup.py
 bench: install
 	@for b in $(BENCHES); do echo "== $$b"; $(BIN)/python $$b $(BENCH_ARGS) || exit 1; done
 

@@ -1,20 +1,17 @@
-"""Fan-out: many leaders due at once, sent through the real tick and the real outbox sender.
+"""Fan-out: many leaders due at once, sent through the real tick and the one sender.
 
 ``python bench/bench_fanout.py [--small]``
 
-1. Outbox: N leaders (Organisation, Person, Leader rows) with ``next_due_at`` in the past; the
-   real ``weekly.send_due_prompts`` writes the prompts and outbox rows, and the real
-   ``OutboxSender`` (the settings' limits: 30 msg/s overall, 1 msg/s per chat) sends them to the
-   local Bot API, which enforces 30 msg/s overall and 1 msg/s per chat with 429 answers.
-2. For comparison, the same N messages (the same chats and payloads) through a PTB ``ExtBot``
-   with ``AIORateLimiter()`` (its defaults) alone, fired with ``asyncio.gather``, against a
-   fresh local Bot API with the same limits.
+N leaders (Organisation, Person, Leader rows) with ``next_due_at`` in the past; the real
+``weekly.send_due_prompts`` writes the prompts and their queued rows, and the one sender
+(``bot.app.make_sender``: the settings' limits, 30 msg/s overall and 1 msg/s per chat, through
+the shared ``TelegramBudget``; each question rendered at send time) sends them to the local Bot
+API, which enforces 30 msg/s overall and 1 msg/s per chat with 429 answers.
 
 Figures: achieved rate as a ratio of 30/s (target ≥ 0.9), 429 answers (target 0), duplicate
 deliveries (``repeated_count``) and losses (target 0). N = 5,000 (``--small``: 600).
-
-Diagnosis only (not the product's configuration): ``--spaced R`` replaces the sender's overall
-limiter by one that spaces sends 1/R s apart with no burst; ``--outbox-only`` skips step 2.
+(The comparison with PTB's ``AIORateLimiter`` alone is in bench/RESULTS.md's earlier runs; the
+bot no longer depends on it.) With callers answered at the same time: ``bench_budget.py``.
 """
 
 from __future__ import annotations
@@ -168,19 +165,13 @@ def report_rate(prefix: str, n: int, times: list[float], began: float) -> float:
     return steady / TARGET_RATE
 
 
-def option(name: str) -> str | None:
-    args = sys.argv[1:]
-    return args[args.index(name) + 1] if name in args and args.index(name) + 1 < len(args) else None
-
-
-async def outbox_variant(
-    directory: Path, n: int
-) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, Any]]:
+async def sender_variant(directory: Path, n: int) -> dict[str, Any]:
     from sqlalchemy import func, select
 
-    from bot.app import build_runtime, make_outbox_sender
-    from bot.models import OutboxMessage, OutboxStatus
+    from bot.app import build_runtime, make_sender
+    from bot.models import Channel, OutboxMessage, OutboxStatus
     from bot.services import weekly
+    from bot.sms import ConsoleSmsProvider
 
     settings = bench_settings(directory)
     await asyncio.to_thread(migrate_db, settings)
@@ -193,36 +184,34 @@ async def outbox_variant(
     )
     began = time.perf_counter()
     chats = await seed_leaders(rt, n)
-    out(f"outbox: seeded {n} due leaders in {time.perf_counter() - began:.2f} s")
+    out(f"sender: seeded {n} due leaders in {time.perf_counter() - began:.2f} s")
     figures: dict[str, Any] = {}
     async with flood_api() as api:
         start_chats(api, chats)
-        rt.sender = make_outbox_sender(rt, api.token, api.base_url)  # as running_bot makes it
-        sender_bot = rt.sender.bot
-        await sender_bot.initialize()
-        spaced = option("--spaced")
-        if spaced is not None:
-            from aiolimiter import AsyncLimiter
-
-            rt.sender._limiter = AsyncLimiter(1, 1 / float(spaced))
-            out(f"DIAGNOSIS: the sender's overall limiter spaces sends 1/{spaced} s apart")
+        # As running_bot makes it: the one sender, the shared budget, rendering at send time.
+        rt.sender = make_sender(rt, api.token, api.base_url, ConsoleSmsProvider())
+        telegram: Any = rt.sender.adapter(Channel.TELEGRAM)
+        await telegram.bot.initialize()
         wall0 = time.time()
         t0 = time.perf_counter()
         rt.sender.start()
         counts = await weekly.send_due_prompts(rt)  # what the tick does
         tick = time.perf_counter() - t0
         out(
-            f"outbox: send_due_prompts wrote {counts['sent']} prompts in {tick:.2f} s "
+            f"sender: send_due_prompts wrote {counts['sent']} prompts in {tick:.2f} s "
             f"({counts['sent'] / tick:.0f} prompts/s; missed {counts['missed']})"
         )
+        stats = rt.sender.stats(Channel.TELEGRAM)
         deadline = time.perf_counter() + n / TARGET_RATE * 2 + 60
-        while api.delivered_count < counts["sent"] and time.perf_counter() < deadline:
+        while stats.sent + stats.failed + stats.expired < counts["sent"]:
+            if time.perf_counter() > deadline:
+                break
             await asyncio.sleep(0.25)
-        await asyncio.sleep(1.0)  # anything sent twice would arrive now
+        # Every row is final now: nothing is in flight, so nothing more can arrive.
         await rt.sender.stop(deadline=5)
         times = deliveries(api)
-        figures["ratio"] = report_rate("outbox", n, times, wall0)
-        timeline("outbox", api, wall0)
+        figures["ratio"] = report_rate("sender", n, times, wall0)
+        timeline("sender", api, wall0)
         async with rt.sessions() as session:
             statuses = dict(
                 (
@@ -231,68 +220,21 @@ async def outbox_variant(
                     )
                 ).all()
             )
-            rows = (await session.exec(select(OutboxMessage.chat_id, OutboxMessage.payload))).all()
         lost = sum(1 for chat in chats if api.delivered_to(chat) == 0)
         figures.update(
             too_many=api.too_many_requests, repeated=api.repeated_count, lost=lost, sent=len(times)
         )
         out(
-            f"outbox: 429 answers {api.too_many_requests}, sender flood pauses "
-            f"{rt.sender.stats.flood_waits}, duplicates {api.repeated_count}, lost {lost} "
-            f"(chats with no message), rows by status {statuses}"
+            f"sender: 429 answers {api.too_many_requests}, throttled pauses {stats.throttled}, "
+            f"duplicates {api.repeated_count}, lost {lost} (chats with no message), rows by "
+            f"status {statuses}"
         )
         out(
-            f"outbox: sent {rt.sender.stats.sent}, retried {rt.sender.stats.retried}, failed "
-            f"{rt.sender.stats.failed}, expired {rt.sender.stats.expired}; "
-            f"all {n} sent: {statuses.get(OutboxStatus.SENT, 0) == n}"
+            f"sender: sent {stats.sent}, retried {stats.retried}, failed {stats.failed}, expired "
+            f"{stats.expired}; all {n} sent: {statuses.get(OutboxStatus.SENT, 0) == n}"
         )
-        await sender_bot.shutdown()
+        await telegram.bot.shutdown()
     await rt.engine.dispose()
-    return [(int(chat), dict(payload)) for chat, payload in rows], figures
-
-
-async def ptb_variant(messages: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
-    from telegram.error import RetryAfter
-    from telegram.ext import AIORateLimiter, ExtBot
-    from telegram.request import HTTPXRequest
-
-    n = len(messages)
-    figures: dict[str, Any] = {}
-    async with flood_api() as api:
-        start_chats(api, [chat for chat, _ in messages])
-        bot = ExtBot(
-            api.token,
-            base_url=api.base_url,
-            rate_limiter=AIORateLimiter(),
-            request=HTTPXRequest(connection_pool_size=20),  # as many connections as the sender
-        )
-        await bot.initialize()
-
-        async def send(chat: int, payload: dict[str, Any]) -> Any:
-            return await bot.do_api_request("sendMessage", api_kwargs={"chat_id": chat, **payload})
-
-        wall0 = time.time()
-        results = await asyncio.gather(
-            *(send(chat, payload) for chat, payload in messages), return_exceptions=True
-        )
-        await asyncio.sleep(1.0)
-        errors: dict[str, int] = {}
-        for result in results:
-            if isinstance(result, BaseException):
-                errors[type(result).__name__] = errors.get(type(result).__name__, 0) + 1
-        times = deliveries(api)
-        figures["ratio"] = report_rate("AIORateLimiter", n, times, wall0)
-        timeline("AIORateLimiter", api, wall0)
-        lost = sum(1 for chat, _ in messages if api.delivered_to(chat) == 0)
-        retry_after = errors.get(RetryAfter.__name__, 0)
-        figures.update(
-            too_many=api.too_many_requests, repeated=api.repeated_count, lost=lost, sent=len(times)
-        )
-        out(
-            f"AIORateLimiter: 429 answers {api.too_many_requests} ({retry_after} raised as "
-            f"RetryAfter), duplicates {api.repeated_count}, lost {lost}, errors {errors or 'none'}"
-        )
-        await bot.shutdown()
     return figures
 
 
@@ -300,15 +242,13 @@ async def main() -> int:
     small = is_small()
     n = 600 if small else 5_000
     quiet_logs()
-    logging.getLogger("bot.outbox").setLevel(logging.ERROR)  # one line per 429; counted instead
+    logging.getLogger("bot.sender").setLevel(logging.ERROR)  # one line per 429; counted instead
     machine = Machine("fan-out", small)
     machine.header()
     out(f"leaders due at once: {n}; local Bot API limits: 30 msg/s overall, 1 msg/s per chat")
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
-        messages, ours = await outbox_variant(Path(tmp), n)
-    variants = [("outbox sender", ours)]
-    if "--outbox-only" not in sys.argv:
-        variants.append(("AIORateLimiter alone", await ptb_variant(messages)))
+        ours = await sender_variant(Path(tmp), n)
+    variants = [("the one sender", ours)]
     out("")
     out("summary (figure | target | met?)")
     for name, figures in variants:

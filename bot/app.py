@@ -15,7 +15,7 @@ import functools
 import logging
 import signal
 import ssl
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any
@@ -66,12 +66,36 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         super().__init__(max_concurrent_updates)
         self._locks: dict[int, asyncio.Lock] = {}
         self.handled: Counter[str] = Counter()  # updates handled, by type (for /metrics)
+        self.in_progress = 0  # updates being handled now
+        # The ids of recently handled updates, and who waits for one: lets a caller in this
+        # process know that an update has been answered in full (the dialogue tests do).
+        self._done: OrderedDict[int, None] = OrderedDict()
+        self._waiters: dict[int, asyncio.Event] = {}
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        self.in_progress += 1
         try:
             await self._in_chat_order(update, coroutine)
         finally:
+            self.in_progress -= 1
             self.handled[update_type(update)] += 1
+            if isinstance(update, Update):
+                self._mark_done(update.update_id)
+
+    def _mark_done(self, update_id: int) -> None:
+        self._done[update_id] = None
+        if len(self._done) > 10_000:
+            self._done.popitem(last=False)
+        waiter = self._waiters.pop(update_id, None)
+        if waiter is not None:
+            waiter.set()
+
+    async def handled_update(self, update_id: int) -> None:
+        """Return once the update with this id has been handled (its handlers have returned)."""
+        if update_id in self._done:
+            return
+        waiter = self._waiters.setdefault(update_id, asyncio.Event())
+        await waiter.wait()
 
     async def _in_chat_order(self, update: object, coroutine: Awaitable[Any]) -> None:
         chat = update.effective_chat if isinstance(update, Update) else None

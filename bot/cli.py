@@ -70,10 +70,16 @@ def run(migrate_first: bool) -> None:
         python -m bot run
     """
     from bot.app import build_runtime, serve
+    from bot.demokit import require_demo
     from bot.i18n import CatalogError
     from bot.logs import setup_logging
 
     settings = _settings()
+    if settings.demo:
+        try:
+            require_demo()  # before anything is made: a production install has no demo
+        except ConfigError as exc:
+            _fail(str(exc))
     setup_logging(settings.log_level)
     _schema_ready(settings, migrate_first)
     try:

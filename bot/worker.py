@@ -27,6 +27,7 @@ class QueueWorker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self.busy = False  # inside a round (drain_once) right now
 
     async def drain_once(self, limit: int | None = None) -> int:
         """Claim and handle a batch of due rows; returns how many were handled."""
@@ -60,11 +61,14 @@ class QueueWorker:
 
     async def run(self) -> None:
         while not self._stopping:
+            self.busy = True
             try:
                 handled = await self.drain_once()
             except Exception:  # a database hiccup must not kill the worker
                 log.exception("%s: drain failed; retrying at next tick", self.name)
                 handled = 0
+            finally:
+                self.busy = False
             if handled == 0 and not self._stopping:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):

@@ -114,9 +114,11 @@ def on_button(
     async def wrapped(update: Update, context: Context) -> None:
         query = update.callback_query
         data = codec.unpack(query.data if query is not None else None)
+        if data is None:  # a press with no data at all reaches every handler (PTB)
+            await _no_longer_works(update, context)
+            return
         try:
-            if data is not None:
-                await handler(update, context, data)
+            await handler(update, context, data)
         finally:
             if answer_after and query is not None:
                 # Already answered with a text, or too old: nothing more to do.
@@ -124,6 +126,18 @@ def on_button(
                     await query.answer()
 
     return wrapped
+
+
+async def _no_longer_works(update: Update, context: Context) -> None:
+    query = update.callback_query
+    if query is None:
+        return
+    turn = await begin(update, context)
+    text = (
+        turn.gettext("This button no longer works. Write /help to start again.") if turn else None
+    )
+    with contextlib.suppress(TelegramError):  # too old to answer: nothing more to do
+        await query.answer(text)
 
 
 def button(

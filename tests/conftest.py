@@ -27,12 +27,13 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from bot import migrate
-from bot.app import RunningBot, build_runtime, running_bot
+from bot import migrate, outbox
+from bot.app import PerChatUpdateProcessor, RunningBot, build_runtime, running_bot
 from bot.config import Settings
 from bot.db import Sessions, make_engine, make_sessions
 from bot.runtime import Runtime
 from devkit.localapi import LocalBotApi, LocalUser, serve_local_api
+from devkit.localapi.client import Settle
 
 # postgresql://user:password@host/database: a server where the tests may create databases.
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip() or None
@@ -265,6 +266,21 @@ async def bot(settings: Settings, local_api: LocalBotApi) -> AsyncIterator[Runni
 People = Callable[..., Awaitable[LocalUser]]
 
 
+def settled(bot: RunningBot) -> Settle:
+    """The bot's own word that it is done: the update is handled (its handlers returned, every
+    reply sent) and nothing is due in its queue. No window of silence to wait out."""
+    processor = bot.app.update_processor
+    assert isinstance(processor, PerChatUpdateProcessor)
+
+    async def settle(update_id: int | None) -> None:
+        if update_id is not None:
+            await processor.handled_update(update_id)
+        while (await outbox.depth(bot.rt.sessions)).due or processor.in_progress:
+            await asyncio.sleep(0.02)  # polls a condition; the caller bounds it with a timeout
+
+    return settle
+
+
 @pytest.fixture
 async def people(bot: RunningBot, local_api: LocalBotApi) -> AsyncIterator[People]:
     """Make people who talk to the bot: ``kari = people("Kari", language_code="nn")``."""
@@ -277,6 +293,7 @@ async def people(bot: RunningBot, local_api: LocalBotApi) -> AsyncIterator[Peopl
             user_id=next(next_id),
             first_name=first_name,
             language_code=language_code,
+            settle=settled(bot),
         )
         return await stack.enter_async_context(user)
 

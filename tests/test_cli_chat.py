@@ -1,4 +1,4 @@
-"""`python -m bot chat`: a person chatting with the real bot over the local Bot API."""
+"""`python -m devkit chat`: a person chatting with the real bot over the local Bot API."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ async def _run_chat(*args: str, lines: list[str], pause: float = 1.5) -> tuple[i
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot",
+        "devkit",
         "chat",
         *args,
         stdin=asyncio.subprocess.PIPE,

@@ -33,14 +33,14 @@ import aiohttp
 import pytest
 from sqlalchemy import func, insert, select, update
 
-from bot import render
 from bot.app import build_runtime
 from bot.config import Settings, to_async_url
 from bot.db import Sessions, make_engine, make_sessions
-from bot.i18n import as_locale
 from bot.models import (
+    Channel,
     Leader,
     LeaderStatus,
+    MessageKind,
     Organisation,
     OutboxMessage,
     OutboxStatus,
@@ -215,7 +215,7 @@ async def seed_leaders(
     """``count`` active leaders whose week's question is due at ``due``; returns their chat ids.
 
     For the first ``backlog`` of them an earlier tick has already done its part: their
-    ``Prompt`` and outbox row are written (with the real text and buttons) and their schedule
+    ``Prompt`` and queued row (rendered when it is sent) are written and their schedule
     has moved a week on, exactly as ``weekly.send_due_prompts`` leaves it. The others are still
     due. (The tick writes ~50 leaders a second on SQLite here, so a backlog keeps the test short
     while the batch stays large.)
@@ -307,24 +307,18 @@ async def seed_leaders(
             )
         prompts = await session.exec(select(Prompt))  # type: ignore[call-overload]
         by_leader = {prompt.leader_id: prompt for (prompt,) in prompts.all()}
-        payloads: dict[tuple[str, str], dict[str, Any]] = {}
         rows = []
         for chat_id in chat_ids[:backlog]:
             prompt = by_leader[leaders[people[chat_id]]]
-            cached = payloads.get((role(chat_id), locale(chat_id)))
-            if cached is None:  # the text is the same for a role and language: render it once
-                cached = weekly.prompt_payload(rt, prompt, as_locale(locale(chat_id)))
-                payloads[role(chat_id), locale(chat_id)] = cached
-            _ = rt.catalogs.gettext(as_locale(locale(chat_id)))
             assert prompt.id is not None
-            buttons = render.inline_keyboard(weekly.prompt_buttons(_, prompt.id))
             rows.append(
                 {
-                    "idempotency_key": f"{weekly.PROMPT_KEY}{prompt.leader_id}:{week}",
+                    "channel": Channel.TELEGRAM,
+                    "kind": MessageKind.WEEKLY_QUESTION,
+                    "dedupe_key": f"prompt:{prompt.leader_id}:{week}",
                     "person_id": people[chat_id],
                     "chat_id": chat_id,
-                    "method": "sendMessage",
-                    "payload": {**cached, "reply_markup": buttons},
+                    "prompt_id": prompt.id,
                     "status": OutboxStatus.PENDING,
                     "due_at": due,
                     "expires_at": due + dt.timedelta(hours=12),

@@ -142,7 +142,7 @@ def test_invalid_input_exits_1_with_the_fields_and_stores_nothing(env: dict[str,
             "fields"
         ]["topic"]
     )
-    assert rows(env, "dispatch") == [] and rows(env, "sms_message") == []
+    assert rows(env, "dispatch") == [] and rows(env, "outbox") == []
 
 
 def test_the_help_of_dispatch_create_shows_an_example(env: dict[str, str]) -> None:

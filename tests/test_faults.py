@@ -1,6 +1,6 @@
 """The one sender's Telegram channel against a misbehaving Bot API: 429 with retry_after, 5xx,
-timeouts and an outage. Afterwards every message is delivered exactly once, the sender pauses *all* sending on a
-retry_after, and it backs off instead of hammering a Bot API that is down.
+timeouts and an outage. Afterwards every message is delivered exactly once, the sender pauses
+*all* sending on a retry_after, and it backs off instead of hammering a Bot API that is down.
 
 The one duplicate the sender cannot prevent: a request that reached Telegram, was performed, and
 whose answer never came back (a timeout after delivery). ``sendMessage`` has no idempotency key,
@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlmodel import col
 from telegram.ext import ExtBot
 from telegram.request import HTTPXRequest
 
@@ -34,7 +35,7 @@ from bot.app import HTML, build_sender
 from bot.budget import TelegramBudget
 from bot.channels.telegram import TelegramAdapter
 from bot.db import Sessions
-from bot.models import FINAL, Channel, MessageKind, OutboxMessage, OutboxStatus
+from bot.models import FINAL, Channel, MessageKind, OutboxMessage, OutboxStatus, utcnow
 from bot.runtime import Runtime
 from bot.sender import ChannelStats, Sender
 from devkit.localapi import Call, LocalBotApi, serve_local_api
@@ -144,6 +145,24 @@ async def until_final(sessions: Sessions, timeout: float) -> list[OutboxMessage]
             waiting = Counter(row.status for row in current)
             raise AssertionError(f"the outbox did not drain in {timeout} s: {waiting}")
         await asyncio.sleep(0.1)
+
+
+async def until_calls(api: LocalBotApi, condition: Callable[[], bool], timeout: float) -> None:
+    """Wait until ``condition()`` holds of the calls the local Bot API answered."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the calls did not come within {timeout} s")
+        await asyncio.sleep(0.02)
+
+
+async def claims_of(sessions: Sessions, sender: Sender) -> list[OutboxMessage]:
+    """The rows this sender holds a claim on right now."""
+    async with sessions() as session:
+        claimed = await session.exec(
+            select(OutboxMessage).where(col(OutboxMessage.claimed_by).like(f"{sender.worker}:%"))
+        )
+        return list(claimed.scalars().all())
 
 
 def sends(api: LocalBotApi) -> list[Call]:
@@ -271,7 +290,8 @@ async def test_a_timeout_before_delivery_is_retried_and_delivered_once(
 
     await start(sender)
     done = await until_final(sessions, 20)
-    await asyncio.sleep(READ_TIMEOUT * 3)  # the held requests have been answered by now
+    # The held requests end too (the client gave up: answered 502, nothing performed).
+    await until_calls(api, lambda: sum(c.status == 502 for c in sends(api)) == 2, 10)
 
     assert_each_delivered_once(api, chats, done)
     assert telegram(sender).retried == 2
@@ -376,12 +396,20 @@ async def test_a_claim_is_not_used_after_its_lease_ran_out_during_a_pause(
     await start(first)
     while not telegram(first).throttled:
         await asyncio.sleep(0.02)
-    await asyncio.sleep(2.2)  # first's claims have run out; it is still paused
+    held = await claims_of(sessions, first)
+    assert held, "first holds claims through its pause"
+    lease_ends = max(row.claimed_until for row in held if row.claimed_until is not None)
+    while utcnow() <= lease_ends:  # first's claims run out while it is still paused
+        await asyncio.sleep(0.05)
+    assert first.paused_for(Channel.TELEGRAM) > 0
     second = make_sender(in_flight=4)
     await start(second)
 
     done = await until_final(sessions, 20)
-    await asyncio.sleep(1.5)  # first's pause is over: it must not send what second took
+    # First's pause ends and its round with it: it must not send what second took.
+    while first.paused_for(Channel.TELEGRAM) > 0 or first.busy:
+        await asyncio.sleep(0.05)
+    assert await claims_of(sessions, first) == []
 
     assert_each_delivered_once(api, chats, done)
     assert telegram(first).sent + telegram(second).sent == len(chats)

@@ -31,7 +31,8 @@ from telegram import Update
 from bot.app import ALLOWED_UPDATES, RunningBot
 from bot.i18n import Locale, guess_locale
 from bot.models import Prompt, PromptStatus, utcnow
-from bot.services import dispatches, invites, leaders, weekly
+from bot.services import dispatches, enrolment, invites, leaders, weekly
+from bot.services.enrolment import Choice
 from bot.services.people import ensure_person
 from devkit.localapi import LocalBotApi, LocalUser
 from devkit.localapi.records import SentMessage
@@ -733,11 +734,11 @@ async def make_leader(fuzz: Fuzz, step: str) -> LeaderChat:
     leader = joined.leader
     assert leader is not None
     if step != "language":
-        leader = await leaders.set_step(rt, leader, "weekday")
+        leader = await enrolment.choose(rt, leader, Choice.LANGUAGE)
     if step in ("time", "active"):
-        leader = await leaders.set_weekday(rt, leader, 1)
+        leader = await enrolment.choose(rt, leader, Choice.WEEKDAY, 1)
     if step == "active":
-        leader = await leaders.set_time(rt, leader, 540)
+        leader = await enrolment.choose(rt, leader, Choice.TIME, 540)
     _programme, theme, question, _first = weekly.question_at(rt, leader)
     now = utcnow()
     rows = [

@@ -5,6 +5,7 @@ PostgreSQL with TEST_DATABASE_URL set."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import subprocess
@@ -41,7 +42,7 @@ def engine(url: str) -> Iterator[Engine]:
 def test_empty_database_upgrades_to_head(url: str, engine: Engine) -> None:
     migrate.upgrade(url)
     assert migrate.current_revision(url) == migrate.head_revision()
-    assert {"person", "outbox_message", "alembic_version"} <= set(inspect(engine).get_table_names())
+    assert {"person", "outbox", "alembic_version"} <= set(inspect(engine).get_table_names())
 
 
 def test_a_start_on_a_current_database_skips_alembic_and_a_behind_one_upgrades(url: str) -> None:
@@ -161,3 +162,119 @@ def test_db_revision_writes_the_next_numbered_script(
     assert migrate.head_revision() == f"{int(head) + 1:04d}"
     migrate.upgrade(url)  # the empty migration applies
     assert migrate.current_revision(url) == migrate.head_revision()
+
+
+def test_0008_carries_every_queued_message_of_both_old_queues_over(
+    url: str, engine: Engine
+) -> None:
+    """A production database at 0007 with messages waiting in the Telegram outbox and the SMS
+    queue: after the upgrade each is one typed row of the new queue, with its claim, its
+    expiry and (for the SMS) its ciphertext; nothing waiting is lost."""
+    migrate.upgrade(url, "0007")
+    at = dt.datetime(2026, 12, 1, 9, 0)
+    later = at + dt.timedelta(hours=3)
+    with engine.begin() as conn:
+        run = conn.execute
+        run(
+            text(
+                "insert into person (id, telegram_user_id, locale, locale_chosen, created_at,"
+                " last_seen_at) values (1, 111, 'nn', true, :at, :at), (2, 222, 'nb', false, :at,"
+                " :at)"
+            ),
+            {"at": at},
+        )
+        for dispatch_id in ("d" * 32, "e" * 32):
+            run(
+                text(
+                    "insert into dispatch (id, topic_id, topic_version, locale, risk_groups,"
+                    " token_hash, created_at, expires_at, person_id, worse_count,"
+                    " checkin_status, sms_status) values (:id, 'fever-child', 1, 'nb', '[]',"
+                    " :token, :at, :later, 2, 0, 'scheduled', 'queued')"
+                ),
+                {"id": dispatch_id, "token": dispatch_id * 2, "at": at, "later": later},
+            )
+        run(
+            text("insert into organisation (id, name, created_at) values (1, 'Gamle HF', :at)"),
+            {"at": at},
+        )
+        run(
+            text(
+                "insert into leader (id, person_id, organisation_id, role_id, programme_id,"
+                " status, timezone, position, cycle, created_at) values (1, 1, 1, 'unit-leader',"
+                " 'systemperspektiv', 'active', 'Europe/Oslo', 1, 0, :at)"
+            ),
+            {"at": at},
+        )
+        run(
+            text(
+                "insert into prompt (id, leader_id, programme_id, theme_id, question_id, role_id,"
+                " position, cycle, week, due_at, status, reminders_sent, shared, created_at)"
+                " values (7, 1, 'systemperspektiv', 't', 'q', 'unit-leader', 0, 0, '2026-W49',"
+                " :at, 'sent', 0, false, :at)"
+            ),
+            {"at": at},
+        )
+        outbox = (
+            "insert into outbox_message (idempotency_key, person_id, chat_id, method, payload,"
+            " status, due_at, expires_at, attempts, claimed_by, claimed_until, created_at)"
+            " values (:key, :person, :chat, 'sendMessage', :payload, :status, :at, :expires,"
+            " :attempts, :claimed_by, :claimed_until, :at)"
+        )
+        rows = [
+            ("checkin:" + "d" * 32, 2, 222, "pending", later, 0, None, None),
+            ("prompt:1:2026-W49", 1, 111, "sending", None, 2, "sender-old:1", later),
+            ("remind:7:1", 1, 111, "pending", later, 0, None, None),
+            ("reload:20261201:111", None, 111, "pending", None, 0, None, None),
+            ("checkin:" + "0" * 32, 2, 222, "pending", later, 0, None, None),  # dispatch gone
+            ("prompt:1:2026-W48", 1, 111, "sent", None, 1, None, None),  # no such week
+        ]
+        for key, person, chat, status, expires, attempts, claimed_by, claimed_until in rows:
+            payload = '{"text": "<b>Innhold</b> lastet p&#229; nytt", "parse_mode": "HTML"}'
+            run(
+                text(outbox),
+                {
+                    "key": key,
+                    "person": person,
+                    "chat": chat,
+                    "payload": payload,
+                    "status": status,
+                    "at": at,
+                    "expires": expires,
+                    "attempts": attempts,
+                    "claimed_by": claimed_by,
+                    "claimed_until": claimed_until,
+                },
+            )
+        run(
+            text(
+                "insert into sms_message (dispatch_id, ciphertext, status, due_at, expires_at,"
+                " attempts, created_at) values (:d, 'gAAAA-ciphertext', 'pending', :at, :later,"
+                " 3, :at)"
+            ),
+            {"d": "e" * 32, "at": at, "later": later},
+        )
+
+    migrate.upgrade(url)
+
+    names = set(inspect(engine).get_table_names())
+    assert "outbox" in names and not {"outbox_message", "sms_message"} & names
+    with engine.connect() as conn:
+        found = conn.execute(
+            text(
+                "select kind, channel, dedupe_key, person_id, chat_id, dispatch_id, prompt_id,"
+                " status, attempts, claimed_by, expires_at, secret, payload from outbox order by id"
+            )
+        ).all()
+    by_kind = {row[0]: row for row in found}
+    assert len(found) == 5, found  # the two whose dispatch or week is gone are not carried
+    checkin = by_kind["checkin"]
+    assert (checkin[1], checkin[5], checkin[7]) == ("telegram", "d" * 32, "pending")
+    question = by_kind["weekly_question"]
+    assert (question[6], question[7], question[8], question[9]) == (7, "sending", 2, "sender-old:1")
+    assert question[10] is not None  # a default life: 12 hours after it was due
+    assert by_kind["reminder"][6] == 7 and by_kind["reminder"][2] == "remind:7:1"
+    notice = by_kind["admin_notice"]
+    payload = notice[12] if isinstance(notice[12], dict) else json.loads(notice[12])
+    assert notice[4] == 111 and payload == {"text": "Innhold lastet på nytt"}  # as plain text
+    sms = by_kind["sms_link"]
+    assert (sms[1], sms[5], sms[8], sms[11]) == ("sms", "e" * 32, 3, "gAAAA-ciphertext")

@@ -349,9 +349,7 @@ async def test_a_crashed_senders_claims_are_picked_up_after_the_lease(
     await add(sessions, "orphan", KARI, "Etter krasj")
     async with sessions() as session:
         orphan = (
-            await session.exec(
-                select(OutboxMessage).where(OutboxMessage.dedupe_key == "orphan")
-            )
+            await session.exec(select(OutboxMessage).where(OutboxMessage.dedupe_key == "orphan"))
         ).one()
         orphan.status = OutboxStatus.SENDING
         orphan.claimed_by = "sender-dead:1"

@@ -57,6 +57,25 @@ async def prepared(
     return env, chats
 
 
+async def until_row_throttled(db: Sessions, process: BotProcess) -> None:
+    """Wait until a row is back in the queue after a 429 (the sender has taken it in)."""
+
+    async def throttled() -> bool:
+        async with db() as session:
+            found = await session.exec(
+                select(OutboxMessage.id).where(  # type: ignore[call-overload]
+                    OutboxMessage.last_error == "Throttled",
+                    OutboxMessage.status == OutboxStatus.PENDING,
+                )
+            )
+            return found.first() is not None
+
+    deadline = time.monotonic() + 10
+    while not await throttled():
+        assert process.running and time.monotonic() < deadline, process.log()
+        await asyncio.sleep(0.05)
+
+
 async def stop_gracefully(process: BotProcess) -> float:
     """SIGTERM; the seconds until the process exited 0."""
     process.signal(signal.SIGTERM)
@@ -91,13 +110,15 @@ async def test_sigterm_mid_batch_finishes_in_flight_releases_the_rest_and_exits_
     # From now on each send is performed at once but answered a second later: whatever is in
     # flight at SIGTERM has reached "Telegram", so abandoning it would mean a duplicate later.
     fast_api.inject_delay("sendMessage", 1.0, times=BATCH, act="before")
-    await asyncio.sleep(0.3)
+    injected_at = fast_api.delivered_count
+    # Sends are in flight: performed, their answers held for a second.
+    await first.until("held sends", lambda: fast_api.delivered_count >= injected_at + 4, 10)
     at_signal = fast_api.delivered_count
     signalled = time.time()
     took = await stop_gracefully(first)
     stopped_at = fast_api.delivered_count
-    await asyncio.sleep(0.5)
-    assert fast_api.delivered_count == stopped_at, "a send after the process exited"
+    # The process has exited (stop_gracefully waited for it): nothing can be sent any more.
+    assert not first.running
 
     counts = await assert_left_clean(db, fast_api)
     answered = [c for c in fast_api.calls_to("sendMessage") if c.at > signalled]
@@ -117,8 +138,7 @@ async def test_sigterm_mid_batch_finishes_in_flight_releases_the_rest_and_exits_
     bots.append(second)
     await second.start()
     await second.until("the rest", lambda: fast_api.delivered_count >= BATCH, 40)
-    await asyncio.sleep(0.5)
-    await stop_gracefully(second)
+    await stop_gracefully(second)  # finishes what is in flight and exits: nothing comes later
 
     assert Counter(fast_api.delivered_to(chat) for chat in chats) == {1: BATCH}
     assert fast_api.repeated_count == 0
@@ -142,7 +162,8 @@ async def test_sigterm_during_a_flood_pause_sends_nothing_more_and_exits_at_once
         "a 429", lambda: any(c.status == 429 for c in fast_api.calls_to("sendMessage")), 10
     )
     limited = next(c for c in fast_api.calls_to("sendMessage") if c.status == 429)
-    await asyncio.sleep(1.0)  # well inside the pause
+    # The sender took the 429 in: the row that got it waits again, marked throttled.
+    await until_row_throttled(db, first)
     took = await stop_gracefully(first)
 
     sends_in_pause = [
@@ -162,7 +183,6 @@ async def test_sigterm_during_a_flood_pause_sends_nothing_more_and_exits_at_once
     await second.until("the rest", lambda: fast_api.delivered_count >= BATCH, 40)
     last = max(c.at for c in fast_api.calls_to("sendMessage") if c.status == 200)
     assert last >= limited.at + 10 - 0.5, "the row that got the 429 was sent before retry_after"
-    await asyncio.sleep(0.5)
     await stop_gracefully(second)
     assert Counter(fast_api.delivered_to(chat) for chat in chats) == {1: BATCH}
     assert fast_api.repeated_count == 0

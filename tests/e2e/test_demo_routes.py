@@ -18,7 +18,7 @@ from bot.models import Dispatch, OutboxMessage, utcnow
 from bot.web import build_web_app
 from devkit.localapi import LocalUser
 
-STATIC = Path(__file__).resolve().parents[2] / "bot" / "demo" / "static"
+STATIC = Path(__file__).resolve().parents[2] / "devkit" / "devkit" / "demo" / "static"
 
 
 @pytest.fixture

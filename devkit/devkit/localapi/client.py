@@ -6,10 +6,16 @@ it must not import the server or reach into its state.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+
+#: ``settle(update_id)`` returns once the bot has handled that update (None: nothing in
+#: particular) and has nothing more due to send: then everything it will say now is said.
+Settle = Callable[[int | None], Awaitable[None]]
 
 _LATEST = 2**62  # an after_seq beyond any chat's sequence: "only tell me last_seq"
 
@@ -101,6 +107,11 @@ class LocalUser:
     """A person in a private chat with the bot, over the local Bot API's user side.
 
     ``api_url`` is the server's root (``LocalBotApi.url``); a trailing ``/bot`` is ignored.
+
+    How the person knows the bot is done answering: with ``settle`` (a bot in the same process,
+    as in the tests) the bot says so, deterministically: the update is handled and nothing is
+    due in its queue. Without it (a bot in another process: the demo, ``chat``), ``quiet``
+    seconds of silence after the first message end the answer.
     """
 
     def __init__(
@@ -115,6 +126,7 @@ class LocalUser:
         timeout: float = 5.0,
         quiet: float = 0.25,
         session: aiohttp.ClientSession | None = None,
+        settle: Settle | None = None,
     ) -> None:
         url = api_url.rstrip("/")
         self.api_url = url.removesuffix("/bot")
@@ -125,6 +137,8 @@ class LocalUser:
         self.username = username
         self.timeout = timeout
         self.quiet = quiet
+        self.settle = settle
+        self.last_update_id: int | None = None  #: the update of the person's last action
         self.last_callback_answer: str | None = None  #: text of the last press's answer
         self.last_message_id: int | None = None  #: id of the person's last message
         self._session = session
@@ -165,7 +179,9 @@ class LocalUser:
     ) -> list[BotMessage]:
         """Write ``text`` to the bot; return what it sent or edited in answer, in seq order."""
         await self.writes(text, reply_to=reply_to)
-        return await self._answer_to(repr(text), expect_silence, timeout, quiet)
+        return await self._answer_to(
+            repr(text), expect_silence, timeout, quiet, update_id=self.last_update_id
+        )
 
     async def writes(self, text: str, *, reply_to: int | None = None) -> int:
         """Write ``text`` without waiting for an answer; returns the person's message_id."""
@@ -177,6 +193,7 @@ class LocalUser:
             body["reply_to_message_id"] = reply_to
         data = await self._post(f"/user/{self.user_id}/messages", body)
         self.last_message_id = int(data["message_id"])
+        self.last_update_id = int(data["update_id"])
         return self.last_message_id
 
     async def presses(
@@ -232,8 +249,14 @@ class LocalUser:
             {"message_id": message.message_id, "data": button.callback_data},
         )
         query_id = str(data["callback_query_id"])
+        self.last_update_id = int(data["update_id"])
         replies = await self._answer_to(
-            f"the press on {button.text!r}", expect_silence, timeout, quiet, query_id
+            f"the press on {button.text!r}",
+            expect_silence,
+            timeout,
+            quiet,
+            query_id,
+            update_id=self.last_update_id,
         )
         if self.last_callback_answer is None:
             for answer in await self.callback_answers():
@@ -251,8 +274,13 @@ class LocalUser:
         quiet: float | None = None,
     ) -> list[BotMessage]:
         """Edit one of the person's own messages; return the bot's answer."""
-        await self._post(f"/user/{self.user_id}/edits", {"message_id": message_id, "text": text})
-        return await self._answer_to(f"the edit to {text!r}", expect_silence, timeout, quiet)
+        data = await self._post(
+            f"/user/{self.user_id}/edits", {"message_id": message_id, "text": text}
+        )
+        self.last_update_id = int(data["update_id"])
+        return await self._answer_to(
+            f"the edit to {text!r}", expect_silence, timeout, quiet, update_id=self.last_update_id
+        )
 
     async def replies(
         self, *, timeout: float | None = None, quiet: float | None = None
@@ -261,7 +289,8 @@ class LocalUser:
         return await self._answer_to(None, False, timeout, quiet)
 
     async def silence(self, seconds: float | None = None) -> None:
-        """Assert that the bot sends nothing for ``seconds`` (default: the quiet window)."""
+        """Assert that the bot sends nothing: with ``settle``, nothing by the time it has
+        nothing due; without, nothing for ``seconds`` (default: the quiet window)."""
         await self._answer_to(None, True, None, seconds)
 
     async def block(self) -> None:
@@ -314,10 +343,16 @@ class LocalUser:
         timeout: float | None,
         quiet: float | None,
         callback_query_id: str | None = None,
+        *,
+        update_id: int | None = None,
     ) -> list[BotMessage]:
         timeout = self.timeout if timeout is None else timeout
         quiet = self.quiet if quiet is None else quiet
         collected: dict[int, BotMessage] = {}
+        if self.settle is not None:
+            return await self._settled_answer(
+                what, expect_silence, timeout, callback_query_id, update_id
+            )
         if expect_silence:
             first = await self._wait(quiet, callback_query_id)
             self._take(first, collected)
@@ -337,6 +372,39 @@ class LocalUser:
             more = await self._wait(quiet)
             if not self._take(more, collected):
                 break
+        return sorted(collected.values(), key=lambda m: m.seq)
+
+    async def _settled_answer(
+        self,
+        what: str | None,
+        expect_silence: bool,
+        timeout: float,
+        callback_query_id: str | None,
+        update_id: int | None,
+    ) -> list[BotMessage]:
+        """The answer, once the bot says it is done (``settle``): no window of silence."""
+        assert self.settle is not None
+        collected: dict[int, BotMessage] = {}
+        if update_id is None and not expect_silence:
+            # Something the bot sends on its own: wait for the first of it, then for the rest.
+            self._take(await self._wait(timeout), collected)
+            if not collected:
+                raise AssertionError(f"the bot sent nothing within {timeout:g} s")
+        try:
+            await asyncio.wait_for(self.settle(update_id), timeout)
+        except TimeoutError:
+            raise AssertionError(f"the bot was not done with {what} within {timeout:g} s") from None
+        final = await self._wait(0, callback_query_id)
+        self._take(final, collected)
+        if expect_silence:
+            if collected:
+                sent = _describe(list(collected.values()))
+                if what is None:
+                    raise AssertionError(f"expected silence, but the bot sent: {sent}")
+                raise AssertionError(f"expected no answer to {what}, but the bot sent: {sent}")
+            return []
+        if not collected and final.get("callback_answer") is None:
+            raise AssertionError(f"the bot did not answer {what}")
         return sorted(collected.values(), key=lambda m: m.seq)
 
     def _take(self, data: dict[str, Any], collected: dict[int, BotMessage]) -> bool:

@@ -268,6 +268,7 @@ class LocalBotApi:
 
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self.offline = False  #: the socket is closed (``go_offline``)
         self.app = self._build_app()
 
     # -- addresses ----------------------------------------------------------------------------
@@ -320,6 +321,26 @@ class LocalBotApi:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def go_offline(self) -> None:
+        """Close the socket: stop listening and drop every open connection, so the bot side
+        meets connection errors (not HTTP answers) until ``come_back``. The state is kept."""
+        if self._runner is None:
+            return
+        self.offline = True
+        self._wake_everyone()  # long polls end before their connections are cut
+        for site in list(self._runner.sites):
+            await site.stop()
+        if self._runner.server is not None:
+            await self._runner.server.shutdown(timeout=0.5)
+
+    async def come_back(self) -> None:
+        """Listen again on the same port after ``go_offline``, with everything as it was."""
+        if self._runner is None or not self.offline:
+            return
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.offline = False
 
     async def __aenter__(self) -> LocalBotApi:
         await self.start()
