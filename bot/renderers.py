@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sqlmodel import col, select
 
@@ -25,6 +26,7 @@ from bot.services import dispatches, weekly
 from bot.sms import open_secret, sms_cipher
 
 log = logging.getLogger(__name__)
+M = TypeVar("M", Person, Dispatch, Prompt)
 
 
 @dataclass(frozen=True)
@@ -128,37 +130,13 @@ class Renderers:
         dispatch_ids = {r.dispatch_id for r in rows if r.dispatch_id is not None}
         prompt_ids = {r.prompt_id for r in rows if r.prompt_id is not None}
         async with self.rt.sessions() as session:
-            people = (
-                list(await session.exec(select(Person).where(col(Person.id).in_(person_ids))))
-                if person_ids
-                else []
-            )
-            if chat_ids:  # an admin notice: the admin's language, if they ever wrote to us
-                people += list(
-                    await session.exec(
-                        select(Person).where(col(Person.telegram_user_id).in_(chat_ids))
-                    )
-                )
-            found_dispatches = (
-                {
-                    d.id: d
-                    for d in await session.exec(
-                        select(Dispatch).where(col(Dispatch.id).in_(dispatch_ids))
-                    )
-                }
-                if dispatch_ids
-                else {}
-            )
-            prompts = (
-                {
-                    p.id: p
-                    for p in await session.exec(
-                        select(Prompt).where(col(Prompt.id).in_(prompt_ids))
-                    )
-                }
-                if prompt_ids
-                else {}
-            )
+            people = await _where_in(session, Person, Person.id, person_ids)
+            # An admin notice has only a chat: the admin's language, if they ever wrote to us.
+            people += await _where_in(session, Person, Person.telegram_user_id, chat_ids)
+            found_dispatches = {
+                d.id: d for d in await _where_in(session, Dispatch, Dispatch.id, dispatch_ids)
+            }
+            prompts = {p.id: p for p in await _where_in(session, Prompt, Prompt.id, prompt_ids)}
         by_id = {p.id: p for p in people}
         by_chat = {p.telegram_user_id: p for p in people}
         default = self.rt.settings.default_locale
@@ -192,3 +170,10 @@ class Renderers:
         if message is None:
             return Permanent("KeyChanged" if row.kind == MessageKind.SMS_LINK else "ContentGone")
         return message
+
+
+async def _where_in(session: Any, model: type[M], column: Any, values: set[Any]) -> list[M]:
+    """The rows of ``model`` whose ``column`` is one of ``values`` (no query for none)."""
+    if not values:
+        return []
+    return list(await session.exec(select(model).where(col(column).in_(values))))

@@ -24,6 +24,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -356,3 +357,60 @@ async def api(bot: RunningBot) -> AsyncIterator[Api]:
     assert bot.web_url is not None
     async with aiohttp.ClientSession() as session:
         yield Api(session, bot.web_url.rstrip("/"), key)
+
+
+async def drain_until_idle(sender: Any, seconds: float = 10.0) -> None:
+    """Run a sender's rounds (as its loop would) until no queued message is pending or being
+    sent, within a time limit."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        await sender.drain_once()
+        if (await outbox.depth(sender.sessions)).waiting == 0:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the queue did not drain in time")
+
+
+class Gateway:
+    """A fake SMS gateway: records requests and answers with the statuses it is told to."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.script: list[int] = []  # statuses to answer next, then 200
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.requests.append({"headers": dict(request.headers), "json": await request.json()})
+        status = self.script.pop(0) if self.script else 200
+        headers = {"Retry-After": "1"} if status == 429 else {}
+        return web.json_response(
+            {"echo": "details the bot must not keep"}, status=status, headers=headers
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/send"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/send", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[Gateway]:
+    """A fake SMS gateway on a free port (``gateway.url``)."""
+    gw = Gateway()
+    await gw.start()
+    yield gw
+    await gw.stop()

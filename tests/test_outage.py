@@ -39,8 +39,8 @@ from bot.models import (
 from bot.services import dispatches
 from bot.services.people import ensure_person
 from devkit.localapi import LocalBotApi
+from tests.conftest import Gateway
 from tests.test_crash import started_chats
-from tests.test_sms import Gateway
 
 OUTAGE = 240.0  # seconds: longer than the old retry count survived (141 s)
 LEADER_CHAT = 960_001
@@ -69,14 +69,6 @@ async def queued(running: RunningBot) -> dict[MessageKind, OutboxMessage]:
     async with running.rt.sessions() as session:
         rows = (await session.exec(select(OutboxMessage))).all()
     return {MessageKind(row.kind): row for row in rows}
-
-
-@pytest.fixture
-async def gateway() -> AsyncIterator[Gateway]:
-    gw = Gateway()
-    await gw.start()
-    yield gw
-    await gw.stop()
 
 
 @pytest.fixture

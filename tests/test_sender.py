@@ -26,6 +26,7 @@ from bot.runtime import Runtime
 from bot.sender import Sender
 from bot.services.people import ensure_person
 from devkit.localapi import LocalBotApi
+from tests.conftest import drain_until_idle
 
 KARI = 7101
 OLA = 7102
@@ -104,25 +105,6 @@ async def row(sessions: Sessions, key: str) -> OutboxMessage:
 
 def texts(local_api: LocalBotApi, chat_id: int) -> list[str]:
     return [m.text for m in local_api.deliveries(chat_id)]
-
-
-async def drain_until_idle(sender: Sender, seconds: float = 10.0) -> None:
-    """Run the sender until nothing is pending (as the tick would), within a time limit."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        await sender.drain_once()
-        async with sender.sessions() as session:
-            waiting = (
-                await session.exec(
-                    select(OutboxMessage).where(
-                        OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING))  # type: ignore[attr-defined]
-                    )
-                )
-            ).all()
-        if not waiting:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the outbox did not drain in time")
 
 
 async def test_a_due_message_is_sent_once(

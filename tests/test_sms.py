@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 from sqlmodel import select
 
 from bot.app import build_sender
@@ -36,55 +35,12 @@ from bot.sms import (
     queue_sms,
     sms_cipher,
 )
+from tests.conftest import Gateway, drain_until_idle
 
 NUMBER = "+4791234567"
 TEXT = 'Hei Åse! Råd fra legevakten: «hvile» og "drikke".\nLes mer: https://t.me/x?start=a_Zx9'
 TEMPLATE = '{"message": {"recipient": "{to}", "body": "{text}"}, "sender": "Legevakt"}'
 AUTH = "X-Api-Key: hemmelig-nokkel"
-
-
-class Gateway:
-    """A fake SMS gateway: records requests and answers with the statuses it is told to."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.script: list[int] = []  # statuses to answer next, then 200
-        self.port = 0
-        self._runner: web.AppRunner | None = None
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        self.requests.append({"headers": dict(request.headers), "json": await request.json()})
-        status = self.script.pop(0) if self.script else 200
-        headers = {"Retry-After": "1"} if status == 429 else {}
-        return web.json_response(
-            {"echo": "details the bot must not keep"}, status=status, headers=headers
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/send"
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/send", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-
-@pytest.fixture
-async def gateway() -> AsyncIterator[Gateway]:
-    gw = Gateway()
-    await gw.start()
-    yield gw
-    await gw.stop()
 
 
 @pytest.fixture
@@ -155,25 +111,6 @@ async def sms_status_of(sessions: Sessions, dispatch_id: str) -> str:
         found = await session.get(Dispatch, dispatch_id)
         assert found is not None
         return found.sms_status
-
-
-async def drain_until_idle(sender: Sender, seconds: float = 3.0) -> None:
-    """Run the sender until nothing waits (as the loop would), within a time limit."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        await sender.drain_once()
-        async with sender.sessions() as session:
-            waiting = (
-                await session.exec(
-                    select(OutboxMessage).where(
-                        OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING))  # type: ignore[attr-defined]
-                    )
-                )
-            ).all()
-        if not waiting:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the SMS queue did not drain in time")
 
 
 # --- the gateway ---------------------------------------------------------------------------
