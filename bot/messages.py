@@ -91,4 +91,11 @@ class ChannelAdapter(Protocol):
     channel: Channel
     concurrency: int  # how many messages of this channel may be in flight at once
 
-    async def send(self, row: OutboxMessage, message: Message) -> Outcome: ...
+    async def ready(self, row: OutboxMessage) -> None:
+        """Wait for the channel's go-ahead (a rate limit's slot). The sender may cancel this
+        wait (stopping); nothing is sent before it returns."""
+        ...
+
+    async def send(self, row: OutboxMessage, message: Message) -> Outcome:
+        """Send now (``ready`` has returned) and classify the outcome."""
+        ...

@@ -170,7 +170,7 @@ class Sender(QueueWorker):
             await self._finish(lane, row, Delivery.FAILED, message.reason)
             return None
         await self._while_paused(lane)
-        if self._stopping or self._claim_running_out(row):
+        if not await self._until_ready(lane, row) or self._claim_running_out(row):
             # Stopping: only requests already made are finished. A claim (nearly) out of lease,
             # e.g. after a long pause, may be another sender's by now.
             await self._release([row], utcnow())
@@ -414,6 +414,21 @@ class Sender(QueueWorker):
     async def _while_paused(self, lane: _Lane) -> None:
         while (delay := lane.paused_until - _loop_time()) > 0 and not self._stopping:
             await asyncio.sleep(min(delay, 1.0))
+
+    async def _until_ready(self, lane: _Lane, row: OutboxMessage) -> bool:
+        """The adapter's go-ahead (its rate limit's slot, a 429's pause), or False if the
+        sender is told to stop first: a send not yet made is not made."""
+        if self._stopping:
+            return False
+        ready = asyncio.ensure_future(lane.adapter.ready(row))
+        stopped = asyncio.ensure_future(self._stop_event.wait())
+        try:
+            await asyncio.wait({ready, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not ready.done():
+                ready.cancel()
+        return ready.done() and not ready.cancelled() and not self._stopping
 
     def paused_for(self, channel: Channel) -> float:
         """Seconds the channel is still paused (0 when it is not)."""

@@ -262,6 +262,9 @@ class SmsAdapter:
         self.provider = provider
         self.concurrency = concurrency
 
+    async def ready(self, row: OutboxMessage) -> None:
+        return None  # the gateway's own limits come back as 429 (Throttled)
+
     async def send(self, row: OutboxMessage, message: Message) -> Outcome:
         if message.recipient is None:
             return Permanent("NoNumber")

@@ -26,6 +26,7 @@ class QueueWorker:
         self.tick_seconds = tick_seconds
         self._wake = asyncio.Event()
         self._stopping = False
+        self._stop_event = asyncio.Event()  # set by stop(): waits that may be abandoned end
         self._task: asyncio.Task[None] | None = None
         self.busy = False  # inside a round (drain_once) right now
 
@@ -39,6 +40,7 @@ class QueueWorker:
 
     def start(self) -> None:
         self._stopping = False
+        self._stop_event.clear()
         self._task = asyncio.create_task(self.run(), name=self.name)
 
     def wake(self) -> None:
@@ -48,6 +50,7 @@ class QueueWorker:
     async def stop(self, deadline: float = 10.0) -> None:
         """Stop claiming, let in-flight work finish within ``deadline`` s, release the rest."""
         self._stopping = True
+        self._stop_event.set()
         self._wake.set()
         if self._task is not None:
             try:

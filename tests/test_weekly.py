@@ -541,3 +541,29 @@ async def test_a_leader_whose_programme_is_gone_does_not_stop_the_others(
     # Moved on a week, so the tick does not try again every few seconds.
     assert (await get_leader(rt, orphan)).next_due_at == DUE + dt.timedelta(days=7)
     assert any(f"leader {orphan}: week not sent" in m for m in caplog.messages)
+
+
+async def test_no_question_is_queued_for_a_leader_who_blocked_the_bot_until_they_write(
+    rt: Runtime,
+) -> None:
+    """A 403 marked them blocked: weeks are not queued (each would fail again), and the week
+    comes once they write to the bot again."""
+    from sqlalchemy import update
+
+    from bot.services.people import ensure_person
+
+    leader_id = await add_leader(rt, telegram_user_id=881_001)
+    async with rt.sessions() as session:
+        await session.exec(
+            update(Person).where(col(Person.telegram_user_id) == 881_001).values(blocked_at=DUE)
+        )
+        await session.commit()
+    sent_at = DUE + dt.timedelta(minutes=1)
+
+    assert (await send_due_prompts(rt, sent_at))["sent"] == 0
+    assert await outbox_rows(rt) == [] and await prompts_of(rt, leader_id) == []
+
+    await ensure_person(rt.sessions, 881_001, "nn")  # they write again
+    assert (await send_due_prompts(rt, sent_at + dt.timedelta(minutes=1)))["sent"] == 1
+    [row] = await outbox_rows(rt, "prompt:")
+    assert row.person_id is not None and row.kind == "weekly_question"

@@ -71,10 +71,12 @@ class TelegramAdapter:
         self.budget = budget
         self.concurrency = concurrency
 
+    async def ready(self, row: OutboxMessage) -> None:
+        await self.budget.queued(row.chat_id)
+
     async def send(self, row: OutboxMessage, message: Message) -> Outcome:
         if row.chat_id is None:
             return Permanent("NoChat")
-        await self.budget.queued(row.chat_id)
         try:
             sent = await self.bot.send_message(
                 row.chat_id, message.text, reply_markup=keyboard(message.buttons)

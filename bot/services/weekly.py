@@ -282,6 +282,7 @@ async def _send_leader(
                 leader.status != LeaderStatus.ACTIVE
                 or leader.next_due_at is None
                 or leader.next_due_at > now
+                or person.blocked_at is not None  # blocked us since: due again once they write
             ):
                 return
             old_due = leader.next_due_at

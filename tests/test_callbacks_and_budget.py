@@ -1,0 +1,119 @@
+"""Button data is one typed codec per family, on the wire formats buttons already in chats use;
+and the one Telegram budget serves a reply before the queued sends waiting for a slot."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot import callbacks
+from bot.budget import TelegramBudget
+from bot.services.enrolment import TRANSITIONS, Choice, State
+
+DISPATCH = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("value", "wire"),
+    [
+        (callbacks.Worse(DISPATCH), f"a:worse:{DISPATCH}"),
+        (callbacks.AdviceLanguage(DISPATCH, "nn"), f"a:lang:{DISPATCH}:nn"),
+        (callbacks.Checkin(DISPATCH, "same"), f"a:ci:{DISPATCH}:same"),
+        (callbacks.PromptButton("later", 42), "r:later:42"),
+        (callbacks.Skipped(42, "not_relevant"), "r:why:42:not_relevant"),
+        (callbacks.LeaderLanguage("nb"), "r:lang:nb"),
+        (callbacks.Weekday(6), "r:day:6"),
+        (callbacks.TimeOfDay(540), "r:time:540"),
+        (callbacks.ChangeSetting("time"), "r:set:time"),
+        (callbacks.Pause(0), "r:pause:0"),
+        (callbacks.Stop("keep"), "r:stop:keep"),
+        (callbacks.AnswersPage(5), "r:page:5"),
+        (callbacks.ChooseLanguage("nn"), "lang:nn"),
+        (callbacks.DeleteData(), "privacy:delete"),
+        (callbacks.ConfirmDelete("yes"), "privacy:delete:yes"),
+    ],
+)
+def test_each_family_packs_to_its_old_wire_format_and_back(
+    value: callbacks.CallbackData, wire: str
+) -> None:
+    assert value.pack() == wire
+    assert type(value).unpack(wire) == value
+
+
+@pytest.mark.parametrize(
+    ("family", "wire"),
+    [
+        (callbacks.Weekday, "r:day:7"),  # no such day
+        (callbacks.TimeOfDay, "r:time:1440"),
+        (callbacks.Pause, "r:pause:9"),
+        (callbacks.Checkin, f"a:ci:{DISPATCH}:great"),  # not an answer we offer
+        (callbacks.Worse, "a:worse:not-a-dispatch"),
+        (callbacks.PromptButton, "r:why:1:busy"),  # another family's
+        (callbacks.PromptButton, "r:ans:x"),
+        (callbacks.DeleteData, "privacy:delete:yes"),
+        (callbacks.ConfirmDelete, "privacy:delete"),
+        (callbacks.LeaderLanguage, None),  # a press with no data
+    ],
+)
+def test_data_a_family_did_not_write_is_not_decoded(
+    family: type[callbacks.CallbackData], wire: str | None
+) -> None:
+    assert family.unpack(wire) is None
+    assert not family.matches(wire)
+
+
+def test_a_value_that_cannot_be_sent_back_is_refused_when_packed() -> None:
+    with pytest.raises(ValueError, match="cannot be packed"):
+        callbacks.Worse("has:colon").pack()
+    with pytest.raises(ValueError, match="64 bytes"):
+        callbacks.Worse("x" * 60).pack()
+
+
+def test_every_enrolment_state_answers_every_choice_it_can_meet() -> None:
+    enrolling = (State.LANGUAGE, State.WEEKDAY, State.TIME)
+    for state in enrolling:
+        for choice in (Choice.LANGUAGE, Choice.WEEKDAY, Choice.TIME):
+            assert (state, choice) in TRANSITIONS, (state, choice)
+    assert TRANSITIONS[(State.TIME, Choice.TIME)].to is State.ENROLLED
+    assert all(t.to is State.ENROLLED for (s, _c), t in TRANSITIONS.items() if s is State.ENROLLED)
+
+
+async def test_a_reply_takes_the_next_slot_ahead_of_queued_sends_waiting() -> None:
+    budget = TelegramBudget(rate=20, chat_rate=1000, spacing=1.0)  # a slot every 50 ms
+    order: list[str] = []
+
+    async def queued(n: int) -> None:
+        await budget.queued(10_000 + n)
+        order.append(f"queued {n}")
+
+    waiting = [asyncio.create_task(queued(n)) for n in range(6)]
+    while not order:  # the first queued send has its slot; five wait for theirs
+        await asyncio.sleep(0.005)
+    await budget.reply(1)
+    order.append("reply")
+    await asyncio.gather(*waiting)
+
+    assert order.index("reply") <= 2, order  # at most the one slot already being handed out
+    assert budget.stats.replies == 1 and budget.stats.queued == 6
+
+
+async def test_queued_sends_to_one_chat_keep_a_second_apart_replies_do_not_wait() -> None:
+    budget = TelegramBudget(rate=1000, chat_rate=20)  # 50 ms between queued sends in a chat
+    loop = asyncio.get_running_loop()
+    await budget.queued(7)
+    began = loop.time()
+    await budget.reply(7)  # a person waits for this: it never waits for the chat
+    replied = loop.time() - began
+    await budget.queued(7)  # … but the next queued send keeps its distance after the reply
+    spaced = loop.time() - began
+    assert replied < 0.04 and spaced >= 0.045
+
+
+async def test_a_429_pauses_replies_and_queued_sends_alike() -> None:
+    budget = TelegramBudget(rate=1000)
+    loop = asyncio.get_running_loop()
+    budget.pause(0.2)
+    began = loop.time()
+    await asyncio.gather(budget.reply(1), budget.queued(2))
+    assert loop.time() - began >= 0.19
