@@ -4,10 +4,10 @@
 
 The real bot (``bot.app.running_bot``) runs against the local Bot API *with Telegram's limits
 enforced* (30 messages/s for the bot, 1/s per chat: more gets 429) on SQLite in a temp dir.
-5,000 leaders (``--small``: 600) are due at once; the tick writes their questions and the one
-sender starts the fan-out. While it goes out, callers open advice links at 25 per second, each
-from a new chat, for 40 s (``--small``: 15 s): every opening is a direct reply that draws on the
-same budget as the fan-out, ahead of it.
+5,000 leaders (``--small``: 600) are due when the bot starts; its tick writes their questions
+and the one sender starts the fan-out. Once 150 are out, callers open advice links at 25 per
+second, each from a new chat, for 40 s (``--small``: 15 s): every opening is a direct reply that
+draws on the same budget as the fan-out, ahead of it.
 
 Figures: 429 answers from the local Bot API (target 0: the two budgets of before could send
 58.5/s together), reply latency (sending ``/start a_…`` → the advice readable, p50/p99), the
@@ -88,7 +88,6 @@ async def _user_side(port: int, conn: Connection) -> None:
 async def main() -> int:
     from bot.app import build_runtime, running_bot
     from bot.models import Channel
-    from bot.services import weekly
 
     small = is_small()
     leaders = 600 if small else 5_000
@@ -112,25 +111,23 @@ async def main() -> int:
             settings = bench_settings(Path(tmp))
             await asyncio.to_thread(migrate_db, settings)
             rt = build_runtime(settings)
+            payloads = await make_dispatches(rt, openings)  # made before, as a clinic would
             chats = await seed_leaders(rt, leaders)
             conn.send(("start_chats", chats))
             await asyncio.to_thread(conn.recv)
+            wall0 = time.time()
+            # The bot starts; its first tick finds every leader due and the fan-out begins.
             async with running_bot(rt, token, base_url, shutdown_deadline=2) as running:
-                payloads = await make_dispatches(running.rt, openings)
-                wall0 = time.time()
-                counts = await weekly.send_due_prompts(running.rt)  # the tick's work, at once
-                out(f"fan-out: {counts['sent']} questions queued")
                 assert running.rt.sender is not None
-                running.rt.sender.wake()
-                # Let the fan-out run at full speed for a few seconds first.
-                await asyncio.sleep(5)
+                stats = running.rt.sender.stats(Channel.TELEGRAM)
+                while stats.sent < 150:  # the fan-out runs at full speed for a while first
+                    await asyncio.sleep(0.1)
                 opened_at = time.time()
                 conn.send(("open", payloads, USER_BASE, RATE))
                 complete, _first, failures, achieved, _cpu = await asyncio.to_thread(conn.recv)
                 served_at = time.time()
-                stats = running.rt.sender.stats(Channel.TELEGRAM)
                 deadline = time.monotonic() + leaders / TARGET_RATE * 2 + 60
-                while stats.sent < counts["sent"] and time.monotonic() < deadline:
+                while stats.sent < leaders and time.monotonic() < deadline:
                     await asyncio.sleep(0.5)
                 done_at = time.time()
                 conn.send(("calls",))
@@ -151,7 +148,7 @@ async def main() -> int:
     during_replies = [at for at in replies if opened_at <= at <= served_at]
     span = served_at - opened_at
     share = len(during) / max(1, len(during) + len(during_replies))
-    before = [at for at in fan if wall0 <= at < opened_at]
+    before = [at for at in fan if at < opened_at]
     after = [at for at in fan if at > served_at]
     after_rate = (len(after) - 1) / (after[-1] - after[0]) if len(after) > 1 else 0.0
     ms = [v * 1000 for v in complete]
@@ -165,8 +162,9 @@ async def main() -> int:
         f"({len(during_replies) / span:.1f}/s) and {len(during)} fan-out messages "
         f"({len(during) / span:.1f}/s): the fan-out's share {share:.2f}"
     )
-    if before:
-        out(f"fan-out alone before the callers: {len(before) / 5:.1f} msg/s")
+    if len(before) > 1:
+        rate_before = (len(before) - 1) / (before[-1] - before[0])
+        out(f"fan-out alone before the callers: {rate_before:.1f} msg/s ({len(before)} messages)")
     out(
         f"fan-out alone after the callers: {after_rate:.2f} msg/s = "
         f"{after_rate / TARGET_RATE:.3f} of 30/s; all {len(fan)} of {leaders} delivered "
