@@ -125,6 +125,7 @@ class SmsStatus:
     QUEUED = "queued"
     SENT = "sent"
     FAILED = "failed"
+    NOT_SENT = "not_sent"  # SMS_PROVIDER=console: printed (link masked), never sent
 
 
 class Dispatch(SQLModel, table=True):

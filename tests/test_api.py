@@ -142,12 +142,15 @@ async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 5.0)
     raise AssertionError("it did not happen in time")
 
 
-async def sms_sent(bot: RunningBot, dispatch_id: str) -> None:
-    async def sent() -> bool:
+async def sms_sent(bot: RunningBot, dispatch_id: str, status: str = "sent") -> None:
+    """Wait until the SMS is done; ``status`` is what the dispatch must say then (the demo's
+    console provider sends nothing: ``not_sent``)."""
+
+    async def done() -> bool:
         return (await dispatch_row(bot, dispatch_id)).sms_status != "queued"
 
-    await eventually(sent)
-    assert (await dispatch_row(bot, dispatch_id)).sms_status == "sent"
+    await eventually(done)
+    assert (await dispatch_row(bot, dispatch_id)).sms_status == status
 
 
 def link_token(deep_link: str) -> str:
@@ -493,20 +496,32 @@ async def test_draft_advice_is_not_sent_when_drafts_are_not_allowed(
 # --- SMS -----------------------------------------------------------------------------------
 
 
-async def test_the_demo_prints_the_sms_without_the_number_and_erases_it_when_sent(
+async def test_the_demo_prints_the_sms_masked_says_not_sent_and_erases_it(
     api: Api, bot: RunningBot, capsys: pytest.CaptureFixture[str]
 ) -> None:
     created = await api.dispatch(**FEVER, phone="912 34 567", send_sms=True)
     assert created["sms"] == "queued"
 
-    await sms_sent(bot, created["id"])
+    await sms_sent(bot, created["id"], "not_sent")  # printed is not sent: never "sent"
 
+    status, seen = await api.get(f"/api/v1/dispatches/{created['id']}")
+    assert status == 200 and seen["sms"] == "not_sent"
     out = capsys.readouterr().out
-    assert created["sms_text"] in out
+    token = link_token(created["deep_link"])
+    assert token not in out  # the link is a credential: never printed in full
+    assert created["sms_text"].replace(token, token[:3] + "…") in out
     for number in ("91234567", "912 34 567", "+47"):
         assert number not in out
     sms = await sms_row(bot, created["id"])
-    assert sms.status == "sent" and sms.ciphertext is None and sms.sent_at is not None
+    assert sms.ciphertext is None and sms.sent_at is not None
+
+
+@with_settings(sms_provider="none")
+async def test_with_sms_provider_none_send_sms_is_refused(api: Api, bot: RunningBot) -> None:
+    fields = await refused(api, bot, {**FEVER, "phone": PHONE, "send_sms": True})
+    assert "SMS_PROVIDER=none" in fields["send_sms"]
+    created = await api.dispatch(**FEVER, phone=PHONE)  # the call system sends the link itself
+    assert created["sms"] == "none" and created["deep_link"].startswith("https://t.me/")
 
 
 @with_settings(
@@ -607,11 +622,12 @@ async def test_a_call_system_can_follow_its_own_dispatch_and_no_one_elses(
     created = await api.dispatch(**FEVER, phone=PHONE, send_sms=True)
     for _ in range(50):
         status, seen = await api.get(f"/api/v1/dispatches/{created['id']}")
-        if seen.get("sms") == "sent":
+        if seen.get("sms") != "queued":
             break
         await asyncio.sleep(0.1)
     assert status == 200
-    assert seen["sms"] == "sent" and seen["link_opened"] is False and seen["worse_pressed"] is False
+    assert seen["sms"] == "not_sent"  # the demo's console provider: printed, not sent
+    assert seen["link_opened"] is False and seen["worse_pressed"] is False
 
     _row, other_key = await apikeys.create(bot.rt.sessions, "Another legevakt")
     other = Api(api.session, api.base_url, other_key)
@@ -638,7 +654,7 @@ async def test_a_retried_dispatch_with_the_same_key_gets_the_first_answer_and_on
     body = {**FEVER, "phone": PHONE, "send_sms": True, "note": "Ring igjen i morgen."}
     status, headers, first = await post_with_key(api, body, "call-2026-11-23-0042")
     assert status == 201 and "Idempotent-Replayed" not in headers
-    await sms_sent(bot, first["id"])
+    await sms_sent(bot, first["id"], "not_sent")
 
     status, headers, again = await post_with_key(
         api, dict(reversed(body.items())), "call-2026-11-23-0042"

@@ -166,6 +166,7 @@ async def test_healthz_checks_the_database_and_the_bot_api(
             "ok": True,
             "database": "ok",
             "bot_api": "ok",
+            "startup": {"command_menus": "ok", "webhook": "ok"},
             "content": bot.rt.content.digest,
         }
     calls = len(local_api.calls_to("getMe"))
@@ -318,10 +319,11 @@ async def test_webhook_mode_needs_the_web_server_and_a_secret(
 # --- settings ------------------------------------------------------------------------------
 
 TOKEN = "123456789:" + "A" * 35
+PRODUCTION = {"database_url": "postgresql://bot@localhost/bot", "sms_provider": "none"}
 
 
 def test_the_webhook_secret_is_derived_from_secret_key_unless_given(tmp_path: Any) -> None:
-    base = {"_env_file": None, "var_dir": tmp_path, "telegram_bot_token": TOKEN}
+    base = {"_env_file": None, "var_dir": tmp_path, "telegram_bot_token": TOKEN, **PRODUCTION}
     one = load_settings(**base, secret_key="a" * 40, webhook_url="https://bot.example.no/tg")
     again = load_settings(**base, secret_key="a" * 40, webhook_url="https://bot.example.no/tg")
     other = load_settings(**base, secret_key="b" * 40, webhook_url="https://bot.example.no/tg")
@@ -368,6 +370,7 @@ def test_a_self_hosted_bot_api_may_use_an_http_webhook(tmp_path: Any) -> None:
         secret_key="a" * 40,
         telegram_api_base_url="http://127.0.0.1:8081/bot",
         webhook_url="http://10.0.0.5:8080/telegram",
+        **PRODUCTION,
     )
     assert settings.webhook_path == "/telegram"
 

@@ -146,7 +146,12 @@ def validate(data: Any, rt: Runtime) -> ValidRequest:
             phone = normalise_phone(request.phone)
         except PhoneError as exc:
             errors["phone"] = str(exc)
-    if request.send_sms and not request.phone:
+    if request.send_sms and rt.settings.sms_mode == "none":
+        errors["send_sms"] = (
+            "this service sends no SMS (SMS_PROVIDER=none): send the link in the call "
+            "system's own SMS, and leave send_sms out"
+        )
+    elif request.send_sms and not request.phone:
         errors["send_sms"] = "sending an SMS needs the caller's phone number"
     if errors:
         raise InvalidRequest(errors)
