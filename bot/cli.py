@@ -69,12 +69,18 @@ def run(migrate_first: bool) -> None:
     Example:
         python -m bot run
     """
+    import logging
+
     from bot.app import build_runtime, serve
+    from bot.config import startup_warnings
     from bot.i18n import CatalogError
     from bot.logs import setup_logging
+    from bot.startup import BotTokenRefused
 
     settings = _settings()
     setup_logging(settings.log_level)
+    for warning in startup_warnings(settings):
+        logging.getLogger("bot").warning(warning)
     _schema_ready(settings, migrate_first)
     try:
         rt = build_runtime(settings)
@@ -87,6 +93,10 @@ def run(migrate_first: bool) -> None:
         _fail(str(exc), 1)
     try:
         asyncio.run(serve(settings, rt))
+    except BotTokenRefused as exc:
+        _fail(f"The bot cannot start: {exc}", 1)
+    except asyncio.CancelledError:  # SIGTERM while start-up waited for the Bot API
+        sys.exit(0)
     except OSError as exc:
         _fail(f"The bot cannot start: {exc.strerror or exc} (is another copy already running?)", 1)
 
