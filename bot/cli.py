@@ -702,7 +702,8 @@ def dispatch_create(
 ) -> None:
     """Create advice for one caller; print the same JSON as POST /api/v1/dispatches.
 
-    Exits 1 with the field errors as JSON if the input is not valid.
+    Exits 1 if the input is not valid: each problem as a sentence on stderr, and the field
+    errors as JSON on stdout, as the API answers them. Nothing is stored then.
 
     \b
     Example:
@@ -727,6 +728,9 @@ def dispatch_create(
     try:
         result = asyncio.run(go())
     except dispatches.InvalidRequest as exc:
+        click.echo("The dispatch was not created:", err=True)
+        for name, message in exc.fields.items():
+            click.echo(f"  --{name.replace('_', '-')}: {message}", err=True)
         error = {"error": "invalid", "message": "the dispatch was not created"}
         click.echo(json.dumps({**error, "fields": exc.fields}, ensure_ascii=False, indent=2))
         sys.exit(1)

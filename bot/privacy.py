@@ -64,21 +64,50 @@ def phone_hash(secret: bytes, e164: str) -> str:
     return hmac.new(secret, b"phone:" + e164.encode(), hashlib.sha256).hexdigest()
 
 
-# 11 digits, each perhaps followed by one separator (space, dot, dash, slash), as people write
-# "010190 00083", "01.01.90 00083" or "0101 9000 083"; not part of a longer number.
-_NATIONAL_ID = re.compile(r"(?<![0-9])(?:[0-9][ .\-/]?){10}[0-9](?![0-9])")
+# What people (and their phones) put between the digit groups of a number: spaces of every kind,
+# dashes of every kind (phones turn "-" into "–"), the minus sign, dots and slashes.
+_SEPARATOR = " "
+_SEPARATORS = frozenset("./·\u2212")
+_MAX_SEPARATORS = 4  # "010190 - 00083", "010190 – 00083" and double spaces are still one number
+_GROUPS = re.compile(rf"[0-9]+(?: {{1,{_MAX_SEPARATORS}}}[0-9]+)*")
+
+
+def _canonical(text: str) -> str:
+    """The text with every way of writing digits and separators reduced to ASCII digits and
+    spaces: NFKC, format characters (zero-width, soft hyphen, bidi marks) dropped, digits of
+    any script as ASCII, whitespace and dash characters as one space each."""
+    out = []
+    for char in unicodedata.normalize("NFKC", text):
+        category = unicodedata.category(char)
+        if category == "Cf":
+            continue  # zero-width space and joiners, soft hyphen, bidi marks, BOM
+        if category == "Nd":
+            out.append(str(unicodedata.decimal(char)))
+        elif char.isspace() or category in ("Zs", "Zl", "Zp", "Pd") or char in _SEPARATORS:
+            out.append(_SEPARATOR)
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def contains_national_id(text: str) -> bool:
     """True if the text holds a Norwegian fødselsnummer, D-number or H-number.
 
-    The text is NFKC-normalised first, so full-width digits and no-break spaces count too.
+    However it is written: digit groups may be split by up to four spaces, dashes, dots or
+    slashes of any kind (``010190 – 00083``), with invisible characters between the digits, in
+    full-width or other scripts' digits. Eleven digits that start and end at the edges of digit
+    groups (so a longer number is not cut to fit) and pass the check digits count.
     """
-    normal = unicodedata.normalize("NFKC", text)
-    for match in _NATIONAL_ID.finditer(normal):
-        digits = re.sub(r"[^0-9]", "", match.group())
-        if fodselsnummer.is_valid(digits):
-            return True
+    for match in _GROUPS.finditer(_canonical(text)):
+        groups = match.group().split()
+        for first in range(len(groups)):
+            digits = ""
+            for group in groups[first:]:
+                digits += group
+                if len(digits) >= 11:
+                    break
+            if len(digits) == 11 and fodselsnummer.is_valid(digits):
+                return True
     return False
 
 
