@@ -109,7 +109,7 @@ def current_revision(async_url: str) -> str | None:
     path = _sqlite_path(async_url)
     if path is not None and not path.exists():
         return None  # do not create the file here: upgrade() prepares its folder
-    engine = create_engine(_sync_url(async_url))
+    engine = create_engine(_sync_url(async_url), hide_parameters=True)
     try:
         with engine.connect() as connection:
             rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
@@ -145,7 +145,7 @@ def new_revision(async_url: str, message: str, autogenerate: bool) -> Path:
     if not autogenerate:
         script = command.revision(cfg, message=message, rev_id=rev_id)
     else:
-        engine = create_engine(_sync_url(async_url))
+        engine = create_engine(_sync_url(async_url), hide_parameters=True)
         try:
             with engine.connect() as connection:
                 cfg.attributes["connection"] = connection
@@ -179,7 +179,7 @@ def _locked_transaction(async_url: str) -> Iterator[Connection]:
 
 @contextmanager
 def _transaction(async_url: str) -> Iterator[Connection]:
-    engine = create_engine(_sync_url(async_url))
+    engine = create_engine(_sync_url(async_url), hide_parameters=True)
     try:
         with engine.begin() as connection:
             yield connection
