@@ -19,11 +19,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot import migrate, startup
+from bot import migrate
 from bot.app import RunningBot, build_runtime, running_bot
 from bot.config import Settings
 from bot.localapi import LocalBotApi, LocalUser, serve_local_api
-from bot.startup import BotTokenRefused
 from tests.test_crash import BotProcess, bot_env, cli
 
 QUICK = 0.05  # the first retry's delay in these tests (a real start waits a second, then more)
@@ -37,6 +36,10 @@ async def api() -> AsyncIterator[LocalBotApi]:
 
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    try:
+        from bot import startup
+    except ImportError:  # code from before start-up retries: the tests fail on what they check
+        return
     monkeypatch.setattr(startup, "FIRST_DELAY", QUICK)
     monkeypatch.setattr(startup, "MAX_DELAY", QUICK * 4)
 
@@ -64,7 +67,7 @@ async def test_run_with_a_token_and_no_sms_provider_refuses_naming_it_and_the_ch
     api: LocalBotApi, tmp_path: Path
 ) -> None:
     env = bot_env(api, tmp_path)
-    del env["SMS_PROVIDER"]
+    env.pop("SMS_PROVIDER", None)
 
     code, err = await run_to_the_end(env, tmp_path)
 
@@ -191,6 +194,8 @@ async def test_get_me_is_tried_again_and_only_a_refused_token_stops_the_start(
     try:
         async with running_bot(rt, api.token, api.base_url) as running:
             assert running.rt.bot_username == api.username
+
+        from bot.startup import BotTokenRefused
 
         api.inject("getMe", 401, description="Unauthorized")
         with pytest.raises(BotTokenRefused, match="401"):
