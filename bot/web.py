@@ -17,14 +17,13 @@ from sqlalchemy import text
 from telegram import Bot
 
 from bot import metrics
-from bot.api import build_api
+from bot.api import RUNTIME, api_errors, build_api
 from bot.runtime import Runtime
 from bot.startup import StartupTasks
 from bot.webhook import WebhookReceiver
 
 log = logging.getLogger(__name__)
 
-RUNTIME = web.AppKey("runtime", Runtime)
 UPDATES = web.AppKey("updates", Mapping[str, int])
 WEBHOOK = web.AppKey("webhook", WebhookReceiver)
 STARTUP = web.AppKey("startup", StartupTasks)
@@ -129,7 +128,8 @@ def build_web_app(
     """The server's routes. ``bot`` adds the Bot API to /healthz; ``updates`` are the counts of
     handled updates by type for /metrics; ``webhook`` serves Telegram's updates on its path;
     ``startup`` adds the start-up calls still being retried to /healthz."""
-    app = web.Application(client_max_size=64 * 1024)
+    # api_errors: everything under /api/ answers JSON, a wrong path or method included.
+    app = web.Application(middlewares=[api_errors], client_max_size=64 * 1024)
     app[RUNTIME] = rt
     if bot is not None:
         app[BOT_CHECK] = BotApiCheck(bot, ttl=rt.settings.health_cache_seconds)

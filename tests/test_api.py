@@ -560,7 +560,7 @@ async def test_a_recontact_lookup_needs_a_valid_phone_and_hours(api: Api, bot: R
         assert fields == {"hours": "must be a whole number of hours from 1 to 720"}, hours
     fields = await refused(api, bot, {"phone": "123", "hours": 0, "name": "Kari"}, path)
     assert set(fields) == {"phone", "hours", "name"}
-    assert await refused(api, bot, [PHONE], path) == {"body": "not an object"}
+    assert await refused(api, bot, [PHONE], path) == {"body": "must be a JSON object"}
 
     status, answer = await api.post(path, {"phone": PHONE}, key=None)
     assert status == 401 and answer["error"] == "unauthorized"

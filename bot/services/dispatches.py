@@ -18,6 +18,7 @@ import json
 import logging
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -47,8 +48,10 @@ from bot.privacy import (
     new_token,
     normalise_phone,
     phone_hash,
+    sms_reachable,
     token_hash,
 )
+from bot.problems import N_, Gettext, Problem, problem, texts
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -80,11 +83,22 @@ class DispatchRequest(BaseModel):
 
 
 class InvalidRequest(Exception):
-    """Bad input, with one plain message per field."""
+    """Bad input, with one message per field (every field's at once), in any language."""
 
-    def __init__(self, fields: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
-        self.fields = fields
+    def __init__(self, problems: Mapping[str, Problem | str]) -> None:
+        self.problems = {
+            name: found if isinstance(found, Problem) else Problem(found)
+            for name, found in problems.items()
+        }
+        super().__init__("; ".join(f"{k}: {v}" for k, v in self.problems.items()))
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """``{field: message}`` in English."""
+        return texts(self.problems)
+
+    def localized(self, gettext: Gettext | None) -> dict[str, str]:
+        return texts(self.problems, gettext)
 
 
 @dataclass(frozen=True)
@@ -99,84 +113,192 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # all but tab and li
 
 
 def validate(data: Any, rt: Runtime) -> ValidRequest:
-    """Check a request against the schema, the live content and the privacy rules."""
+    """Check a request against the schema, the live content and the privacy rules.
+
+    Every field is checked, and every problem reported at once: a note that is too long does
+    not hide an unknown topic or a bad phone number.
+    """
+    errors: dict[str, Problem] = {}
+    request: DispatchRequest | None = None
     try:
         request = DispatchRequest.model_validate(data)
+        values: dict[str, Any] = request.model_dump()
     except ValidationError as exc:
-        raise InvalidRequest(_field_errors(exc)) from None
-    errors: dict[str, str] = {}
-    topic = rt.content.advice.get(request.topic)
-    if topic is None:
-        known = ", ".join(sorted(rt.content.advice))
-        errors["topic"] = f"unknown topic '{request.topic}'; known topics: {known}"
-    elif topic.status != "approved" and not rt.settings.draft_advice_allowed:
-        errors["topic"] = (
-            f"topic '{request.topic}' is a draft awaiting clinical approval and cannot be sent"
-        )
-    note = request.note or None
-    if note is not None:
-        if topic is not None and not topic.tailoring.note:
-            errors["note"] = f"topic '{request.topic}' takes no note"
-        elif _CONTROL.search(note):  # NUL cannot be stored in PostgreSQL text
-            errors["note"] = "must be plain text, without control characters"
-        elif contains_national_id(note):
-            errors["note"] = (
-                "the note contains a national identity number (fødselsnummer); identifying "
-                "details do not belong in a chat, so leave them out"
+        errors.update(_field_errors(exc))
+        # The fields the schema did not object to are checked against the content as well.
+        values = _fields_without_errors(data, errors)
+    topic = None
+    if "topic" in values:
+        topic = rt.content.advice.get(values["topic"])
+        if topic is None:
+            known = ", ".join(sorted(rt.content.advice))
+            errors["topic"] = problem(
+                N_("unknown topic '{topic}'; known topics: {known}"),
+                topic=values["topic"],
+                known=known,
             )
+        elif topic.status != "approved" and not rt.settings.draft_advice_allowed:
+            errors["topic"] = problem(
+                N_("topic '{topic}' is a draft awaiting clinical approval and cannot be sent"),
+                topic=topic.id,
+            )
+            topic = None
+    note = values.get("note") or None
+    if note is not None and "note" not in errors:
+        found = _note_problem(note, topic)
+        if found is not None:
+            errors["note"] = found
     if topic is not None:
         allowed = [group.id for group in topic.tailoring.risk_groups]
-        unknown = [g for g in request.risk_groups if g not in allowed]
-        if unknown:
+        unknown = [g for g in values.get("risk_groups") or [] if g not in allowed]
+        if unknown and "risk_groups" not in errors:
             errors["risk_groups"] = (
-                f"unknown risk group '{unknown[0]}' for topic '{topic.id}'; "
-                + (f"choose from: {', '.join(allowed)}" if allowed else "this topic has none")
+                problem(
+                    N_("unknown risk group '{group}' for topic '{topic}'; choose from: {allowed}"),
+                    group=unknown[0],
+                    topic=topic.id,
+                    allowed=", ".join(allowed),
+                )
+                if allowed
+                else problem(
+                    N_("unknown risk group '{group}' for topic '{topic}'; this topic has none"),
+                    group=unknown[0],
+                    topic=topic.id,
+                )
             )
-        hours = request.checkin_hours
+        hours = values.get("checkin_hours")
         offered = topic.tailoring.checkin_hours
-        if hours is not None and hours not in offered:
+        if hours is not None and hours not in offered and "checkin_hours" not in errors:
             errors["checkin_hours"] = (
-                f"topic '{topic.id}' offers a check-in after "
-                + (", ".join(str(h) for h in offered) + " hours" if offered else "no hours")
-                + f", not {hours}"
+                problem(
+                    N_("topic '{topic}' offers a check-in after {offered} hours, not {hours}"),
+                    topic=topic.id,
+                    offered=", ".join(str(h) for h in offered),
+                    hours=hours,
+                )
+                if offered
+                else problem(
+                    N_("topic '{topic}' offers no check-in, so not one after {hours} hours"),
+                    topic=topic.id,
+                    hours=hours,
+                )
             )
     phone = None
-    if request.phone:
+    send_sms = values.get("send_sms") is True
+    if values.get("phone") and "phone" not in errors:
         try:
-            phone = normalise_phone(request.phone)
+            phone = normalise_phone(values["phone"])
         except PhoneError as exc:
-            errors["phone"] = str(exc)
-    if request.send_sms and rt.settings.sms_mode == "none":
-        errors["send_sms"] = (
-            "this service sends no SMS (SMS_PROVIDER=none): send the link in the call "
-            "system's own SMS, and leave send_sms out"
-        )
-    elif request.send_sms and not request.phone:
-        errors["send_sms"] = "sending an SMS needs the caller's phone number"
-    if errors:
-        raise InvalidRequest(errors)
+            errors["phone"] = exc.problem
+        else:
+            found = _sms_number_problem(phone, rt) if send_sms else None
+            if found is not None:
+                errors["phone"] = found
+    if send_sms and "send_sms" not in errors:
+        if rt.settings.sms_mode == "none":
+            errors["send_sms"] = problem(
+                N_(
+                    "this service sends no SMS (SMS_PROVIDER=none): send the link in the call "
+                    "system's own SMS, and leave send_sms out"
+                )
+            )
+        elif not values.get("phone") and "phone" not in errors:
+            errors["send_sms"] = problem(N_("sending an SMS needs the caller's phone number"))
+    if errors or request is None:
+        raise InvalidRequest(errors or {"body": problem(N_("must be a JSON object"))})
     assert topic is not None
     return ValidRequest(request=request, topic=topic, phone=phone, note=note)
 
 
-def _field_errors(exc: ValidationError) -> dict[str, str]:
-    errors: dict[str, str] = {}
+def _note_problem(note: str, topic: AdviceTopic | None) -> Problem | None:
+    if topic is not None and not topic.tailoring.note:
+        return problem(N_("topic '{topic}' takes no note"), topic=topic.id)
+    if _CONTROL.search(note):  # NUL cannot be stored in PostgreSQL text
+        return problem(N_("must be plain text, without control characters"))
+    if contains_national_id(note):
+        return problem(
+            N_(
+                "the note contains a national identity number (fødselsnummer); identifying "
+                "details do not belong in a chat, so leave them out"
+            )
+        )
+    return None
+
+
+def _sms_number_problem(e164: str, rt: Runtime) -> Problem | None:
+    """Why no SMS may go to this number (SMS pumping: only mobiles, only chosen countries)."""
+    countries = rt.settings.sms_countries
+    verdict = sms_reachable(e164, countries)
+    if verdict == "country":
+        return problem(
+            N_(
+                "an SMS is sent only to mobile numbers in {countries}; this number is from "
+                "another country (SMS_COUNTRIES)"
+            ),
+            countries=", ".join(countries),
+        )
+    if verdict == "not_mobile":
+        return problem(
+            N_(
+                "an SMS is sent only to mobile numbers; this is a landline, toll-free or "
+                "service number"
+            )
+        )
+    return None
+
+
+def _fields_without_errors(data: Any, errors: Mapping[str, Problem]) -> dict[str, Any]:
+    """The request's fields the schema found nothing wrong with, as the schema would clean them."""
+    if not isinstance(data, dict):
+        return {}
+    values: dict[str, Any] = {}
+    for name in DispatchRequest.model_fields:
+        if name in data and name not in errors:
+            value = data[name]
+            if isinstance(value, str):
+                value = value.strip()
+            elif isinstance(value, list):
+                value = [v.strip() if isinstance(v, str) else v for v in value]
+            values[name] = value
+    return values
+
+
+def _field_errors(exc: ValidationError) -> dict[str, Problem]:
+    errors: dict[str, Problem] = {}
     for err in exc.errors(include_url=False):
         loc = [str(part) for part in err["loc"]]
         field = loc[0] if loc else "body"
-        if err["type"] == "extra_forbidden":
-            errors.setdefault(field, "is not a field of a dispatch")
-        elif err["type"] == "missing":
-            errors.setdefault(field, "is required")
-        elif err["type"] == "literal_error":
-            errors.setdefault(field, f"must be one of {err['ctx']['expected']}")
-        elif err["type"] == "model_type":
-            errors.setdefault("body", "must be a JSON object")
-        elif err["type"] == "string_too_long":
-            limit = err["ctx"]["max_length"]
-            errors.setdefault(field, f"must be at most {limit} characters")
+        kind = err["type"]
+        ctx = err.get("ctx", {})
+        if kind == "extra_forbidden":
+            found = problem(N_("is not a field of a dispatch"))
+        elif kind == "missing":
+            found = problem(N_("is required"))
+        elif kind == "literal_error":
+            found = problem(N_("must be one of {expected}"), expected=ctx["expected"])
+        elif kind in ("model_type", "model_attributes_type", "dict_type"):
+            field, found = "body", problem(N_("must be a JSON object"))
+        elif kind == "string_too_long":
+            found = problem(N_("must be at most {limit} characters"), limit=ctx["max_length"])
+        elif kind == "string_too_short":
+            found = problem(N_("must not be empty"))
+        elif kind == "too_long":
+            found = problem(N_("must hold at most {limit} items"), limit=ctx["max_length"])
+        elif kind == "string_type":
+            found = problem(N_("must be text"))
+        elif kind in ("int_type", "int_from_float", "int_parsing"):
+            found = problem(N_("must be a whole number"))
+        elif kind == "bool_type":
+            found = problem(N_("must be true or false"))
+        elif kind == "list_type":
+            found = problem(N_("must be a list"))
+        elif kind == "greater_than_equal":
+            found = problem(N_("must be at least {limit}"), limit=ctx["ge"])
+        elif kind == "less_than_equal":
+            found = problem(N_("must be at most {limit}"), limit=ctx["le"])
         else:
-            errors.setdefault(field, str(err["msg"]).lower())
+            found = Problem(str(err["msg"]).lower())
+        errors.setdefault(field, found)
     return errors
 
 
@@ -199,13 +321,21 @@ class Idempotency:
 class IdempotencyConflict(Exception):
     """The key was used before for another request, or its answer can no longer be read."""
 
+    def __init__(self, template: str) -> None:
+        super().__init__(template)
+        self.problem = Problem(template)
+
 
 def idempotency(api_key_id: int, key: str, body: Any) -> Idempotency:
     """Check an ``Idempotency-Key`` header; raises InvalidRequest if it is not 1-255 visible
     ASCII characters."""
     if not _KEY_CHARS.fullmatch(key):
         raise InvalidRequest(
-            {"Idempotency-Key": "must be 1 to 255 visible ASCII characters, e.g. a UUID"}
+            {
+                "Idempotency-Key": problem(
+                    N_("must be 1 to 255 visible ASCII characters, e.g. a UUID")
+                )
+            }
         )
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return Idempotency(
@@ -232,10 +362,10 @@ async def replay(rt: Runtime, idem: Idempotency) -> dict[str, Any] | None:
     if earlier is None:
         return None
     if earlier.request_hash != idem.request_hash:
-        raise IdempotencyConflict("this Idempotency-Key was used for a different request")
+        raise IdempotencyConflict(N_("this Idempotency-Key was used for a different request"))
     answer = _idempotency_cipher(rt).decrypt(earlier.response)
     if answer is None:  # SECRET_KEY changed since
-        raise IdempotencyConflict("the first answer to this Idempotency-Key cannot be read")
+        raise IdempotencyConflict(N_("the first answer to this Idempotency-Key cannot be read"))
     result: dict[str, Any] = json.loads(answer)
     return result
 
