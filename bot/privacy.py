@@ -18,10 +18,14 @@ import hmac
 import re
 import secrets
 import unicodedata
+from collections.abc import Sequence
+from typing import Literal
 
 import phonenumbers
 from cryptography.fernet import Fernet, InvalidToken
 from stdnum.no import fodselsnummer
+
+from bot.problems import N_, Problem
 
 TOKEN_BYTES = 17  # 136 bits; token_urlsafe gives 23 characters of [A-Za-z0-9_-]
 DEFAULT_REGION = "NO"  # numbers written without +47 are Norwegian
@@ -42,21 +46,46 @@ def new_api_key() -> str:
 
 
 class PhoneError(ValueError):
-    """A phone number that cannot be a real caller's number."""
+    """A phone number that cannot be a real caller's number; ``problem`` says why, in any
+    language."""
+
+    def __init__(self, template: str) -> None:
+        super().__init__(template)
+        self.problem = Problem(template)
+
+
+_NOT_A_NUMBER = N_("it must be a phone number, e.g. +4791234567")
 
 
 def normalise_phone(raw: str) -> str:
     """The number in E.164 (``+4791234567``); Norwegian if written without a country code."""
     text = raw.strip()
     if not text or len(text) > 32 or not re.fullmatch(r"[+0-9 ().-]+", text):
-        raise PhoneError("it must be a phone number, e.g. +4791234567")
+        raise PhoneError(_NOT_A_NUMBER)
     try:
         number = phonenumbers.parse(text, DEFAULT_REGION)
     except phonenumbers.NumberParseException:
-        raise PhoneError("it must be a phone number, e.g. +4791234567") from None
+        raise PhoneError(_NOT_A_NUMBER) from None
     if not phonenumbers.is_valid_number(number):
-        raise PhoneError("it is not a valid phone number (check the digits and the country code)")
+        raise PhoneError(
+            N_("it is not a valid phone number (check the digits and the country code)")
+        )
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+_MOBILE = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
+
+
+def sms_reachable(e164: str, countries: Sequence[str]) -> Literal["ok", "country", "not_mobile"]:
+    """Whether an SMS may go to this number: a mobile number (by ``phonenumbers``' number type)
+    in one of ``countries`` (ISO codes). Landlines, toll-free, premium and shared-cost numbers
+    never get one: sending to them costs money and reaches no caller (SMS pumping)."""
+    number = phonenumbers.parse(e164, DEFAULT_REGION)
+    if phonenumbers.region_code_for_number(number) not in countries:
+        return "country"
+    if phonenumbers.number_type(number) not in _MOBILE:
+        return "not_mobile"
+    return "ok"
 
 
 def phone_hash(secret: bytes, e164: str) -> str:
