@@ -1,11 +1,13 @@
 """The clinic's HTTP API (``/api/v1``), for call systems: dispatches, re-contacts, topics.
 
-Every route needs ``Authorization: Bearer <key>`` (``python -m bot apikey create``). Every answer
-under ``/api/`` is JSON, errors included (``api_errors``): a stable English ``error`` code and a
-``message`` for people, in Bokmål or Nynorsk when ``Accept-Language`` asks for it (English
-otherwise). Bad input is 422 with one message per field, every field's at once, and nothing is
-stored unless the whole request is valid. Phone numbers travel in bodies only, never in URLs,
-and are never logged.
+Every route needs ``Authorization: Bearer <key>`` (``python -m bot apikey create``); each key
+belongs to a clinic, has a request budget and a smaller SMS budget (429 with ``Retry-After``
+beyond them), and sees only its clinic's (and region's) dispatches in look-ups, each of which is
+audited. Every answer under ``/api/`` is JSON, errors included (``api_errors``): a stable
+English ``error`` code and a ``message`` for people, in Bokmål or Nynorsk when
+``Accept-Language`` asks for it (English otherwise). Bad input is 422 with one message per
+field, every field's at once, and nothing is stored unless the whole request is valid. Phone
+numbers travel in bodies only, never in URLs, and are never logged.
 """
 
 from __future__ import annotations
@@ -21,14 +23,56 @@ from bot.i18n import Locale
 from bot.models import ApiKey
 from bot.privacy import PhoneError, normalise_phone
 from bot.problems import N_, Gettext, Problem, problem, texts
+from bot.ratelimit import KeyBuckets, retry_after
 from bot.runtime import Runtime
-from bot.services import apikeys, dispatches
+from bot.services import apikeys, audit, dispatches
 
 log = logging.getLogger(__name__)
 
 RUNTIME = web.AppKey("runtime", Runtime)
 API_KEY = web.RequestKey("api_key", ApiKey)
 LANGUAGE = web.RequestKey("language", str)  # "nb", "nn" or "en"
+
+
+class Limits:
+    """The per-key budgets of one process: every request, and the requests that send an SMS."""
+
+    def __init__(self, rt: Runtime) -> None:
+        settings = rt.settings
+        self.requests = KeyBuckets(settings.api_rate_per_minute, settings.api_burst)
+        self.sms = KeyBuckets(settings.api_sms_rate_per_minute, settings.api_sms_burst)
+        self._logged: dict[tuple[str, int], float] = {}
+
+    def refused(self, kind: str, key: ApiKey, wait: float) -> ApiError:
+        """The 429 for a key over its budget; logged once a minute per key, not per request."""
+        assert key.id is not None
+        now = self.requests.clock()
+        if now - self._logged.get((kind, key.id), -60.0) >= 60.0:
+            self._logged[(kind, key.id)] = now
+            log.warning("api: key %s is over its %s budget; answering 429", key.id, kind)
+        seconds = retry_after(wait)
+        if kind == "sms":
+            code, message = (
+                "sms_rate_limited",
+                N_(
+                    "too many SMS from this key: the next can be sent in {seconds} seconds "
+                    "(API_SMS_RATE_PER_MINUTE)"
+                ),
+            )
+        else:
+            code, message = (
+                "rate_limited",
+                N_(
+                    "too many requests from this key: try again in {seconds} seconds "
+                    "(API_RATE_PER_MINUTE)"
+                ),
+            )
+        return ApiError(
+            429, code, problem(message, seconds=seconds), headers={"Retry-After": str(seconds)}
+        )
+
+
+LIMITS = web.AppKey("limits", Limits)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -179,6 +223,10 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
             ),
             headers={"WWW-Authenticate": 'Bearer realm="sikkerhetsnett"'},
         )
+    limits = request.app[LIMITS]
+    wait = limits.requests.take(key.id or 0)
+    if wait:
+        raise limits.refused("request", key, wait)
     request[API_KEY] = key
     return await handler(request)
 
@@ -254,8 +302,21 @@ async def create_dispatch(request: web.Request) -> web.Response:
         raise ApiError(
             422, "invalid", problem(N_("the dispatch was not created")), exc.problems
         ) from None
+    if valid.request.send_sms:  # a replay above sent nothing, and a refusal costs nothing
+        limits = request.app[LIMITS]
+        wait = limits.sms.take(key.id or 0)
+        if wait:
+            raise limits.refused("sms", key, wait)
+    visible = await apikeys.visible_organisations(rt.sessions, key.organisation_id)
     try:
-        created = await dispatches.create(rt, valid, api_key_id=key.id, idem=idem)
+        created = await dispatches.create(
+            rt,
+            valid,
+            api_key_id=key.id,
+            organisation_id=key.organisation_id,
+            visible=visible,
+            idem=idem,
+        )
     except dispatches.IdempotencyRace:  # the same key at the same moment: the other one won
         assert idem is not None
         earlier = await _replay(rt, idem)
@@ -296,6 +357,7 @@ async def get_dispatch(request: web.Request) -> web.Response:
 async def find_recontacts(request: web.Request) -> web.Response:
     """POST /api/v1/recontacts {"phone": …, "hours": 72}: earlier dispatches for this number."""
     rt = request.app[RUNTIME]
+    key: ApiKey = request[API_KEY]
     data = await _json_body(request)
     not_made = problem(N_("the lookup could not be made"))
     if not isinstance(data, dict):
@@ -318,7 +380,13 @@ async def find_recontacts(request: web.Request) -> web.Response:
     if fields:
         raise ApiError(422, "invalid", not_made, fields)
     assert phone is not None
-    found = await dispatches.recontacts(rt, phone, hours)
+    asker = audit.Asker(
+        actor=f"API key {key.id} ({key.name})",
+        api_key_id=key.id,
+        organisation_id=key.organisation_id,
+        visible=await apikeys.visible_organisations(rt.sessions, key.organisation_id),
+    )
+    found = await dispatches.recontacts(rt, phone, hours, asker)
     return web.json_response(
         {
             "recontact": bool(found),
@@ -356,6 +424,7 @@ def build_api(rt: Runtime) -> web.Application:
     ``api_errors`` to the main application, so /api/ paths outside v1 answer JSON too)."""
     api = web.Application(middlewares=[authenticate], client_max_size=MAX_BODY)
     api[RUNTIME] = rt
+    api[LIMITS] = Limits(rt)
     api.router.add_post("/dispatches", create_dispatch)
     api.router.add_get("/dispatches/{dispatch_id:[0-9a-f]{32}}", get_dispatch)
     api.router.add_post("/recontacts", find_recontacts)

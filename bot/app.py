@@ -35,7 +35,7 @@ from bot.outbox import OutboxSender
 from bot.ptb import BotApplication
 from bot.reload import reload_and_tell_admins
 from bot.runtime import RUNTIME_KEY, Runtime
-from bot.services import weekly
+from bot.services import audit, weekly
 from bot.services.dispatches import purge_old, record_checkin_outcome
 from bot.sms import SmsSender, make_provider, sms_cipher
 from bot.startup import StartupTasks, until_it_answers
@@ -188,6 +188,9 @@ async def _tick(context: ContextTypes.DEFAULT_TYPE) -> None:
         )
         if purged:
             log.info("retention: deleted %d old outbox rows", purged)
+        lookups_gone = await audit.purge_old(rt.sessions, rt.settings.audit_retention_days)
+        if lookups_gone:
+            log.info("retention: deleted %d old entries of the look-up audit log", lookups_gone)
         dispatches_gone, people_gone = await purge_old(rt)
         if dispatches_gone or people_gone:
             log.info(

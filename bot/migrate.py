@@ -128,7 +128,8 @@ def new_revision(async_url: str, message: str, autogenerate: bool) -> Path:
     from alembic import command
 
     head = head_revision()
-    rev_id = f"{int(head) + 1:04d}" if head and head.isdigit() else None
+    number = re.match(r"\d+", head or "")  # "0009" or "0009_lookup_audit"
+    rev_id = f"{int(number.group()) + 1:04d}" if number else None
     cfg = alembic_config(async_url)
     if importlib.util.find_spec("ruff") is not None:  # a dev tool: tidy the new script with it
         hooks = {

@@ -186,7 +186,7 @@ async def test_without_a_valid_key_nothing_is_answered_and_nothing_stored(
     api: Api, bot: RunningBot
 ) -> None:
     body = {**FEVER, "phone": PHONE, "send_sms": True}
-    revoked_row, revoked = await apikeys.create(bot.rt.sessions, "Gammel legevakt")
+    revoked_row, revoked = await apikeys.create(bot.rt.sessions, "Gammelt", "Gammel legevakt")
     assert revoked_row.id is not None
     status, _ = await api.post("/api/v1/dispatches", FEVER, key=revoked)
     assert status == 201  # the key worked a moment ago …
@@ -629,7 +629,7 @@ async def test_a_call_system_can_follow_its_own_dispatch_and_no_one_elses(
     assert seen["sms"] == "not_sent"  # the demo's console provider: printed, not sent
     assert seen["link_opened"] is False and seen["worse_pressed"] is False
 
-    _row, other_key = await apikeys.create(bot.rt.sessions, "Another legevakt")
+    _row, other_key = await apikeys.create(bot.rt.sessions, "Calls", "Another legevakt")
     other = Api(api.session, api.base_url, other_key)
     status, body = await other.get(f"/api/v1/dispatches/{created['id']}")
     assert status == 404 and body["error"] == "not_found"
@@ -683,7 +683,7 @@ async def test_the_same_key_with_another_body_is_refused_and_nothing_is_stored(
 async def test_keys_belong_to_one_api_key_and_must_be_visible_ascii(
     api: Api, bot: RunningBot
 ) -> None:
-    _row, other_key = await apikeys.create(bot.rt.sessions, "Another legevakt")
+    _row, other_key = await apikeys.create(bot.rt.sessions, "Calls", "Another legevakt")
     _s, _h, mine = await post_with_key(api, FEVER, "same")
     status, _h, theirs = await post_with_key(api, FEVER, "same", key=other_key)
     assert status == 201 and theirs["id"] != mine["id"]

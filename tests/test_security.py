@@ -110,7 +110,7 @@ async def test_the_api_refuses_a_missing_wrong_or_revoked_key(api: Api, bot: Run
     for key in (None, "wrong", api.key + "x", "Bearer"):  # type: ignore[operator]
         status, data = await api.post("/api/v1/dispatches", body, key=key)
         assert status == 401 and data["error"] == "unauthorized"
-    row, other = await apikeys.create(bot.rt.sessions, "Annen legevakt")
+    row, other = await apikeys.create(bot.rt.sessions, "Telefonsystem", "Annen legevakt")
     assert (await api.post("/api/v1/dispatches", body, key=other))[0] == 201
     await apikeys.revoke(bot.rt.sessions, row.id)  # type: ignore[arg-type]
     assert (await api.post("/api/v1/dispatches", body, key=other))[0] == 401

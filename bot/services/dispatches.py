@@ -18,7 +18,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -53,6 +53,7 @@ from bot.privacy import (
 )
 from bot.problems import N_, Gettext, Problem, problem, texts
 from bot.runtime import Runtime
+from bot.services import audit
 
 log = logging.getLogger(__name__)
 
@@ -407,11 +408,15 @@ async def create(
     valid: ValidRequest,
     *,
     api_key_id: int | None = None,
+    organisation_id: int | None = None,
+    visible: Sequence[int] | None = None,
     now: dt.datetime | None = None,
     idem: Idempotency | None = None,
 ) -> Created:
     """Store a dispatch (and its SMS, if asked) in one transaction; return the link and SMS text.
 
+    The dispatch belongs to ``organisation_id`` (the clinic of the key that made it); the count
+    of earlier dispatches to the number covers only the ``visible`` clinics (None: all).
     With ``idem``, the answer is kept (encrypted) for retries with the same key; if another
     request with that key got in first, IdempotencyRace is raised and nothing is stored.
     """
@@ -431,6 +436,7 @@ async def create(
     dispatch = Dispatch(
         id=secrets.token_hex(16),
         api_key_id=api_key_id,
+        organisation_id=organisation_id,
         topic_id=valid.topic.id,
         topic_version=valid.topic.version,
         content={
@@ -449,18 +455,9 @@ async def create(
     )
     earlier = 0
     async with rt.sessions() as session:
-        if dispatch.phone_hash is not None:
+        if valid.phone is not None:
             since = now - dt.timedelta(hours=rt.settings.recontact_hours)
-            earlier = len(
-                (
-                    await session.exec(
-                        select(Dispatch.id).where(
-                            Dispatch.phone_hash == dispatch.phone_hash,
-                            Dispatch.created_at >= since,
-                        )
-                    )
-                ).all()
-            )
+            earlier = len(list(await session.exec(_same_number(rt, valid.phone, since, visible))))
         session.add(dispatch)
         await session.flush()
         if request.send_sms:
@@ -719,22 +716,49 @@ async def record_checkin_outcome(rt: Runtime, row: OutboxMessage, status: str) -
 # --- re-contacts ---------------------------------------------------------------------------
 
 
+def _same_number(
+    rt: Runtime, phone_e164: str, since: dt.datetime, visible: Sequence[int] | None
+) -> Any:
+    """Dispatches to this number since ``since`` among the ``visible`` clinics (None: all).
+
+    The number is hashed with every key in use (SECRET_KEY and its fallbacks), so a rotated
+    SECRET_KEY still finds the dispatches made before it changed.
+    """
+    digests = [phone_hash(secret, phone_e164) for secret in rt.settings.secrets()]
+    query = select(Dispatch).where(
+        col(Dispatch.phone_hash).in_(digests), col(Dispatch.created_at) >= since
+    )
+    if visible is not None:
+        query = query.where(col(Dispatch.organisation_id).in_(list(visible)))
+    return query.order_by(col(Dispatch.created_at).desc())
+
+
 async def recontacts(
-    rt: Runtime, phone_e164: str, hours: int, *, now: dt.datetime | None = None
+    rt: Runtime,
+    phone_e164: str,
+    hours: int,
+    asker: audit.Asker,
+    *,
+    now: dt.datetime | None = None,
 ) -> list[Dispatch]:
-    """Dispatches for this number in the last ``hours``, newest first."""
+    """Dispatches for this number in the last ``hours`` that ``asker`` may see, newest first.
+
+    The look-up is written to the audit log in the same transaction: no record, no answer.
+    """
     now = now or utcnow()
-    digest = phone_hash(rt.settings.secret(), phone_e164)
+    since = now - dt.timedelta(hours=hours)
     async with rt.sessions() as session:
-        rows = await session.exec(
-            select(Dispatch)
-            .where(
-                Dispatch.phone_hash == digest,
-                Dispatch.created_at >= now - dt.timedelta(hours=hours),
-            )
-            .order_by(col(Dispatch.created_at).desc())
+        found = list(await session.exec(_same_number(rt, phone_e164, since, asker.visible)))
+        audit.record(
+            session,
+            asker,
+            phone_hash=phone_hash(rt.settings.secret(), phone_e164),
+            hours=hours,
+            results=len(found),
+            now=now,
         )
-        return list(rows)
+        await session.commit()
+    return found
 
 
 def recontact_json(dispatch: Dispatch, rt: Runtime) -> dict[str, Any]:
