@@ -17,10 +17,10 @@ from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.i18n import LANGUAGE_NAMES, Locale, as_locale, format_day, format_when, weekday_names
-from bot.models import Leader, LeaderStatus, Prompt
+from bot.models import Leader, LeaderStatus, Prompt, PromptStatus
 from bot.ptb import BotApplication
 from bot.runtime import Runtime
-from bot.services import leaders
+from bot.services import leaders, reports
 from bot.services.language import choose_language
 from bot.services.leaders import Joined, Saved
 from handlers.base import (
@@ -458,29 +458,96 @@ async def prompt_button(update: Update, context: Context) -> None:
             return
         time = later.reminder_due_at.astimezone(leaders.zone_of(leader)).strftime("%H:%M")
         await reply(update, _("OK, I will remind you tomorrow at {time}.").format(time=time))
-    elif action in ("share", "unshare"):
-        shared = await leaders.share(rt, leader, prompt_id, action == "share")
+    elif action == "share":  # first say who will see what; sharing is the next press
+        if prompt.status != PromptStatus.ANSWERED:
+            return
+        text = await who_sees_a_shared_answer(turn, leader)
+        buttons = [
+            (_("Yes, share it"), f"r:shareok:{prompt_id}"),
+            (_("No"), f"r:sharenot:{prompt_id}"),
+        ]
+        await _edit_or_reply(update, text, keyboard([buttons]))
+    elif action == "sharenot":
+        await _edit_or_reply(
+            update,
+            _("Not shared. Only you can read it."),
+            await share_keyboard(turn, leader, prompt),
+        )
+    elif action in ("shareok", "unshare"):
+        shared = await leaders.share(rt, leader, prompt_id, action == "shareok")
         if shared is None:
             return
         organisation = await leaders.organisation_of(rt, leader)
         text = (
-            _(
-                "Shared with {organisation}. It can be read in the organisation's report, "
-                "without your name."
-            ).format(organisation=esc(organisation.name if organisation else ""))
+            _("Shared with {organisation}.").format(
+                organisation=esc(organisation.name if organisation else "")
+            )
+            + " "
+            + await who_sees_a_shared_answer(turn, leader, shared=True)
             if shared.shared
             else _("No longer shared. Only you can read it.")
         )
-        query = update.callback_query
-        assert query is not None
-        try:
-            await query.edit_message_text(
-                text,
-                parse_mode=ParseMode.HTML,
-                reply_markup=await share_keyboard(turn, leader, shared),
-            )
-        except BadRequest:
-            await reply(update, text, await share_keyboard(turn, leader, shared))
+        await _edit_or_reply(update, text, await share_keyboard(turn, leader, shared))
+
+
+async def _edit_or_reply(update: Update, text: str, markup: InlineKeyboardMarkup) -> None:
+    """Replace the message the button was under; a new message if it cannot be edited."""
+    query = update.callback_query
+    assert query is not None
+    try:
+        await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
+    except BadRequest:
+        await reply(update, text, markup)
+
+
+async def who_sees_a_shared_answer(turn: Turn, leader: Leader, *, shared: bool = False) -> str:
+    """What the organisation's report shows of a shared answer, truthfully for this leader's
+    role now (``reports.share_scope``): asked before sharing, repeated after."""
+    _ = turn.gettext
+    found = await reports.share_scope(turn.rt, leader)
+    organisation = await leaders.organisation_of(turn.rt, leader)
+    name = esc(organisation.name if organisation else "")
+    role = esc(_role_title(turn, leader))
+    if found.scope is reports.Scope.FULL:
+        text = _(
+            "Those who read {organisation}'s participation report will see your answer with the "
+            "week, your role ({role}), the theme and the question, never your name."
+        ).format(organisation=name, role=role)
+    elif found.scope is reports.Scope.POOLED:
+        text = _(
+            "Your role has fewer than {min} leaders in {organisation}, so those who read its "
+            "participation report will see only the text of your answer, among other small "
+            "roles' answers: without week, role, theme, question or your name."
+        ).format(min=found.min_group, organisation=name)
+    else:
+        text = _(
+            "Your role has fewer than {min} leaders in {organisation}, and there are too few "
+            "leaders in other small roles to hide among: your answer is held back, shown to no "
+            "one, until at least {min} leaders in small roles take part. Then those who read the "
+            "participation report will see only its text, without week, role, theme, question "
+            "or your name."
+        ).format(min=found.min_group, organisation=name)
+    if shared:
+        return text
+    return (
+        text
+        + " "
+        + _("They will read what you wrote, so leave out anything that would identify you.")
+        + "\n\n"
+        + _("Share this answer?")
+    )
+
+
+def _role_title(turn: Turn, leader: Leader) -> str:
+    found = turn.rt.content.roles.get(leader.role_id)
+    if found is None:
+        return leader.role_id
+    programme, _role = found
+    localized = turn.rt.localized(programme, "reflection", turn.locale)
+    for role in localized.roles:
+        if role.id == leader.role_id:
+            return role.title
+    return leader.role_id
 
 
 # --- pause, resume, stop -------------------------------------------------------------------
@@ -726,7 +793,8 @@ def register(app: BotApplication, rt: Runtime) -> None:
     app.add_handler(
         CallbackQueryHandler(
             answered_after(prompt_button),
-            pattern=r"^r:(ans|skip|later|share|unshare):[0-9]{1,18}$|^r:why:[0-9]{1,18}:\w+$",
+            pattern=r"^r:(ans|skip|later|share|shareok|sharenot|unshare):[0-9]{1,18}$"
+            r"|^r:why:[0-9]{1,18}:\w+$",
         )
     )
     app.add_handler(CallbackQueryHandler(answered_after(pause_button), pattern=r"^r:pause:[0-4]$"))
