@@ -43,7 +43,7 @@ def _schema_ready(settings: Settings, migrate_first: bool = False) -> None:
     from bot import migrate
 
     if settings.demo or migrate_first:
-        migrate.upgrade_if_behind(settings.async_database_url)
+        migrate.upgrade_if_behind(settings.async_database_url, secrets=settings.secrets())
         return
     try:
         migrate.require_current(settings.async_database_url)
@@ -121,7 +121,7 @@ def db_upgrade(revision: str) -> None:
     from bot import migrate
 
     settings = _settings()
-    migrate.upgrade(settings.async_database_url, revision)
+    migrate.upgrade(settings.async_database_url, revision, secrets=settings.secrets())
     click.echo(f"database at revision {migrate.current_revision(settings.async_database_url)}")
 
 
@@ -137,7 +137,7 @@ def db_downgrade(revision: str) -> None:
     from bot import migrate
 
     settings = _settings()
-    migrate.downgrade(settings.async_database_url, revision)
+    migrate.downgrade(settings.async_database_url, revision, secrets=settings.secrets())
     click.echo(f"database at revision {migrate.current_revision(settings.async_database_url)}")
 
 
@@ -729,6 +729,61 @@ def org_region(org_name: str, region: str | None, no_region: bool) -> None:
         click.echo(f"{changed.name} is in region {changed.region}.")
     else:
         click.echo(f"{changed.name} is in no region: it sees only its own dispatches.")
+
+
+@main.group()
+def keys() -> None:
+    """The encryption keys (derived from SECRET_KEY)."""
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt everything stored encrypted with the current SECRET_KEY.
+
+    \b
+    To change SECRET_KEY:
+      1. set SECRET_KEY to a new value, and SECRET_KEY_FALLBACKS to the old one, on every
+         instance, and restart them: everything stays readable;
+      2. run this: notes and risk groups, leaders' answers, queued SMS and kept API answers
+         are re-encrypted with the new key;
+      3. keep the old key in SECRET_KEY_FALLBACKS for RETENTION_DAYS more: phone-number
+         hashes cannot be re-keyed, and re-contacts find older dispatches only with it.
+
+    \b
+    Example:
+        SECRET_KEY=<new> SECRET_KEY_FALLBACKS=<old> python -m bot keys rotate
+    """
+    from bot.services import keys as key_service
+
+    settings = _settings()
+    rt = _runtime(settings)
+
+    async def go() -> list[Any]:
+        try:
+            return await key_service.rotate(rt)
+        finally:
+            await rt.engine.dispose()
+
+    results = asyncio.run(go())
+    for result in results:
+        click.echo(
+            f"{result.table:<20} re-encrypted {result.rotated:>6}   already current "
+            f"{result.current:>6}   unreadable {result.unreadable:>6}"
+        )
+    unreadable = sum(r.unreadable for r in results)
+    if unreadable:
+        _fail(
+            f"{unreadable} values were made with a key that is given neither as SECRET_KEY nor "
+            "in SECRET_KEY_FALLBACKS; they were left as they are.",
+            1,
+        )
+    if settings.secret_key_fallbacks:
+        click.echo(
+            f"Done. Keep SECRET_KEY_FALLBACKS for {settings.retention_days} more days (the "
+            "phone-number hashes of earlier dispatches), then remove it."
+        )
+    else:
+        click.echo("Done.")
 
 
 @main.group("audit")

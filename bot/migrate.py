@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,31 +60,49 @@ def revisions() -> list[str]:
     return [r.revision for r in reversed(list(script_directory().walk_revisions()))]
 
 
-def upgrade(async_url: str, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` under the migration lock (safe to run again, or twice)."""
+def upgrade(
+    async_url: str, revision: str = "head", *, secrets: Sequence[bytes] | None = None
+) -> None:
+    """Bring the schema to ``revision`` under the migration lock (safe to run again, or twice).
+
+    ``secrets`` (``Settings.secrets()``) are for migrations that encrypt existing rows; without
+    them such a migration reads SECRET_KEY from the environment, if it has rows to encrypt.
+    """
     from alembic import command
 
     with _locked_transaction(async_url) as connection:
         cfg = alembic_config(async_url)
         cfg.attributes["connection"] = connection
+        cfg.attributes["secrets"] = secrets
         command.upgrade(cfg, revision)
 
 
-def downgrade(async_url: str, revision: str) -> None:
+def downgrade(async_url: str, revision: str, *, secrets: Sequence[bytes] | None = None) -> None:
     from alembic import command
 
     with _locked_transaction(async_url) as connection:
         cfg = alembic_config(async_url)
         cfg.attributes["connection"] = connection
+        cfg.attributes["secrets"] = secrets
         command.downgrade(cfg, revision)
 
 
-def upgrade_if_behind(async_url: str) -> bool:
+def upgrade_if_behind(async_url: str, *, secrets: Sequence[bytes] | None = None) -> bool:
     """Upgrade to the newest revision unless the database is there already; True if it ran."""
     if current_revision(async_url) == head_revision():
         return False
-    upgrade(async_url)
+    upgrade(async_url, secrets=secrets)
     return True
+
+
+def secrets_for_migration(given: Sequence[bytes] | None) -> list[bytes]:
+    """The keys a data migration encrypts (the first) and decrypts with: those given by the
+    command, or else SECRET_KEY (and its fallbacks) from the environment, as the bot reads them."""
+    if given:
+        return list(given)
+    from bot.config import load_settings
+
+    return load_settings().secrets()
 
 
 def require_current(async_url: str) -> None:

@@ -153,8 +153,9 @@ class Dispatch(SQLModel, table=True):
     # The topic as it was when the dispatch was made, in both languages: a content reload later
     # never changes advice a caller already has. {"nb": {...}, "nn": {...}}
     content: dict[str, Any] | None = Field(default=None, sa_type=JSON)
-    note: str | None = Field(default=None, max_length=500)  # the nurse's note, free text
-    risk_groups: list[str] = Field(default_factory=list, sa_type=JSON)
+    # The nurse's note and the risk groups, Fernet({"note": …, "risk_groups": […]}) with the
+    # "dispatch" key (``dispatches.tailoring_of``); None when there is neither.
+    tailoring: str | None = Field(default=None, sa_type=Text)
     checkin_hours: int | None = None
     phone_hash: str | None = Field(default=None, max_length=64, index=True)  # HMAC, not the number
     token_hash: str = Field(max_length=64, unique=True)  # SHA-256 of the link token
@@ -332,7 +333,8 @@ class Prompt(SQLModel, table=True):
     reminder_due_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     reminders_sent: int = 0
     skip_reason: str | None = Field(default=None, max_length=16)  # not_relevant, busy, leave
-    answer_text: str | None = Field(default=None, sa_type=Text)  # free text: never logged
+    # The answer, Fernet(text) with the "answer" key (``leaders.answer_text``); never logged.
+    answer_ciphertext: str | None = Field(default=None, sa_type=Text)
     answer_message_id: int | None = Field(default=None, sa_type=BigInteger)
     answered_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     edited_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)

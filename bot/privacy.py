@@ -7,7 +7,9 @@ Pure functions, no I/O. The rules from the design:
   an HMAC keyed with ``SECRET_KEY``, enough to find re-contacts and not readable;
 - free text holding a Norwegian national identity number (11 digits that pass the fødselsnummer
   check digits, D- and H-numbers included, via ``python-stdnum``) is refused;
-- what must be kept readable for a while (an SMS waiting to be sent) is encrypted with Fernet.
+- free text kept at rest (a nurse's note and risk groups, a leader's answer) and what must be
+  kept readable for a while (an SMS waiting to be sent) is encrypted with Fernet, keys derived
+  from ``SECRET_KEY`` per purpose, rotated with ``MultiFernet`` (``python -m bot keys rotate``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import phonenumbers
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from stdnum.no import fodselsnummer
 
 from bot.problems import N_, Problem
@@ -141,18 +143,46 @@ def contains_national_id(text: str) -> bool:
 
 
 class Cipher:
-    """Fernet with a key derived from ``SECRET_KEY``: for data kept readable only briefly."""
+    """Fernet with keys derived from ``SECRET_KEY`` (and ``SECRET_KEY_FALLBACKS``) per purpose.
 
-    def __init__(self, secret: bytes, purpose: str) -> None:
-        key = hashlib.sha256(b"fernet:" + purpose.encode() + b":" + secret).digest()
-        self._fernet = Fernet(base64.urlsafe_b64encode(key))
+    The first secret encrypts; every one decrypts (``MultiFernet``), so data made before a key
+    rotation stays readable until ``rotate`` has moved it to the new key.
+    """
+
+    def __init__(self, secrets: bytes | Sequence[bytes], purpose: str) -> None:
+        keys = [secrets] if isinstance(secrets, bytes) else list(secrets)
+        if not keys:
+            raise ValueError("a Cipher needs at least one secret")
+        self._fernets = [Fernet(_fernet_key(secret, purpose)) for secret in keys]
+        self._multi = MultiFernet(self._fernets)
 
     def encrypt(self, plaintext: str) -> str:
-        return self._fernet.encrypt(plaintext.encode()).decode()
+        return self._multi.encrypt(plaintext.encode()).decode()
 
     def decrypt(self, ciphertext: str) -> str | None:
-        """The plaintext; None if it was made with another key (SECRET_KEY changed)."""
+        """The plaintext; None if no key in use made it (SECRET_KEY changed, no fallback)."""
         try:
-            return self._fernet.decrypt(ciphertext.encode()).decode()
+            return self._multi.decrypt(ciphertext.encode()).decode()
         except InvalidToken:
             return None
+
+    def is_current(self, ciphertext: str) -> bool:
+        """Whether the current key (the first) made it."""
+        try:
+            self._fernets[0].decrypt(ciphertext.encode())
+        except InvalidToken:
+            return False
+        return True
+
+    def rotate(self, ciphertext: str) -> str | None:
+        """The same plaintext encrypted with the current key; None if no key in use reads it."""
+        try:
+            return self._multi.rotate(ciphertext.encode()).decode()
+        except InvalidToken:
+            return None
+
+
+def _fernet_key(secret: bytes, purpose: str) -> bytes:
+    return base64.urlsafe_b64encode(
+        hashlib.sha256(b"fernet:" + purpose.encode() + b":" + secret).digest()
+    )

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from telegram.ext import CallbackContext
 
     from bot.outbox import OutboxSender
+    from bot.privacy import Cipher
     from bot.sms import SmsSender
 
 
@@ -44,6 +45,13 @@ class Runtime:
         default_factory=dict, repr=False
     )
     _localized_for: tuple[Any, Any] = (None, None)  # the content and catalogs they came from
+
+    def cipher(self, purpose: str) -> Cipher:
+        """Fernet for ``purpose`` ("dispatch", "answer", "sms", "idempotency"): SECRET_KEY
+        encrypts, it and SECRET_KEY_FALLBACKS decrypt."""
+        from bot.privacy import Cipher
+
+        return Cipher(self.settings.secrets(), purpose)
 
     def localized(self, source: T, domain: str, locale: Locale) -> T:
         """``localize`` of a topic or programme of the live content, computed once per language.

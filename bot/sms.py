@@ -232,8 +232,8 @@ def make_provider(settings: Settings) -> SmsProvider:
 
 
 def sms_cipher(settings: Settings) -> Cipher:
-    """The cipher for SMS rows, keyed from ``SECRET_KEY``."""
-    return Cipher(settings.secret(), "sms")
+    """The cipher for SMS rows, keyed from ``SECRET_KEY`` (fallbacks read)."""
+    return Cipher(settings.secrets(), "sms")
 
 
 # --- the queue -----------------------------------------------------------------------------

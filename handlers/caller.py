@@ -89,11 +89,12 @@ def advice_messages(rt: Runtime, dispatch: Dispatch, locale: Locale) -> list[str
     if localized is None:
         return None
     _ = rt.catalogs.gettext(locale)
+    tailoring = dispatches.tailoring_of(rt, dispatch)
     sections = render.advice_sections(
         localized,
         _,
-        note=dispatch.note,
-        risk_groups=dispatch.risk_groups,
+        note=tailoring.note,
+        risk_groups=tailoring.risk_groups,
         checkin_when=dispatches.checkin_when(rt, dispatch, locale),
     )
     return render.split_messages(sections)

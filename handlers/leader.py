@@ -708,7 +708,9 @@ def question_text(rt: Runtime, prompt: Prompt, locale: Locale) -> tuple[str, str
 def answer_block(turn: Turn, leader: Leader, prompt: Prompt, limit: int = 600) -> str:
     _theme, question = question_text(turn.rt, prompt, turn.locale)
     day = format_day(prompt.due_at.astimezone(leaders.zone_of(leader)).date(), turn.locale)
-    answer = prompt.answer_text or ""
+    answer = leaders.answer_text(turn.rt, prompt)
+    if answer is None:
+        answer = turn.gettext("(This answer cannot be read: the encryption key has changed.)")
     if len(answer) > limit:
         answer = answer[:limit].rsplit(" ", 1)[0] + " …"
     shared = " · " + turn.gettext("shared") if prompt.shared else ""
@@ -734,7 +736,10 @@ async def export_command(update: Update, context: Context) -> None:
     for row in rows:
         theme, question = question_text(turn.rt, row, turn.locale)
         day = format_day(row.due_at.astimezone(leaders.zone_of(leader)).date(), turn.locale)
-        lines += [f"## {day}: {theme}", "", f"**{question}**", "", row.answer_text or "", ""]
+        answer = leaders.answer_text(turn.rt, row)
+        if answer is None:
+            answer = _("(This answer cannot be read: the encryption key has changed.)")
+        lines += [f"## {day}: {theme}", "", f"**{question}**", "", answer, ""]
     stamp = dt.date.today().isoformat()
     await update.effective_chat.send_document(
         document="\n".join(lines).encode(),

@@ -93,9 +93,10 @@ def test_advice_in_bokmal_shows_the_bokmal_buttons(locales: Path) -> None:
 
 def test_the_preview_is_what_the_bot_sends(locales: Path) -> None:
     """The same text as ``handlers.caller.advice_messages`` for a dispatch with that tailoring."""
+    from bot.services.dispatches import Tailoring, seal_tailoring
     from handlers.caller import advice_messages
 
-    settings = Settings(_env_file=None, locales_dir=locales)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, locales_dir=locales, secret_key="p" * 32)  # type: ignore[call-arg]
     bundle = load_content(settings.content_dir)
     catalogs = Catalogs(locales)
     # The bot's own Runtime, without a database: the advice is rendered from content alone.
@@ -105,8 +106,7 @@ def test_the_preview_is_what_the_bot_sends(locales: Path) -> None:
         topic_id="fever-child",
         topic_version=bundle.advice["fever-child"].version,
         locale="nn",
-        note=NOTE,
-        risk_groups=["weak-immune-system"],
+        tailoring=seal_tailoring(rt, Tailoring(NOTE, ("weak-immune-system",))),
         token_hash="x",
     )
     sent = advice_messages(rt, dispatch, "nn")

@@ -21,7 +21,8 @@ from bot.cli import main
 from bot.config import Settings
 from bot.localapi import DEFAULT_USERNAME
 from bot.models import Dispatch
-from bot.privacy import phone_hash
+from bot.privacy import Cipher, phone_hash
+from bot.services import dispatches
 from tests.conftest import Api, table_rows
 
 NOTE = "Gi paracetamol etter vekt, og mål temperaturen igjen i kveld."
@@ -116,7 +117,12 @@ def test_a_nurse_creates_advice_and_finds_it_again_as_a_recontact(env: dict[str,
     assert created["checkin_hours"] == 6 and created["risk_groups"] == ["infant-under-3-months"]
     assert created["sms"] == "none" and created["recontact"] is False
     [row] = rows(env, "dispatch")
-    assert row["id"] == created["id"] and row["note"] == NOTE
+    assert row["id"] == created["id"] and NOTE not in str(row)  # the note is stored encrypted
+    tailoring = Cipher(env["SECRET_KEY"].encode(), "dispatch").decrypt(row["tailoring"])
+    assert tailoring is not None and json.loads(tailoring) == {
+        "note": NOTE,
+        "risk_groups": ["infant-under-3-months"],
+    }
     assert row["phone_hash"] == phone_hash(env["SECRET_KEY"].encode(), "+4791234567")
     assert not any("91234567" in str(value) or "912 34 567" in str(value) for value in row.values())
 
@@ -183,7 +189,8 @@ async def test_the_cli_prints_what_the_api_answers_and_they_share_the_records(
     assert from_cli["recontact"] is True and from_cli["earlier_dispatches"] == 1
     async with bot.rt.sessions() as session:
         row = await session.get(Dispatch, from_cli["id"])
-    assert row is not None and row.api_key_id is None and row.note == NOTE
+    assert row is not None and row.api_key_id is None
+    assert dispatches.tailoring_of(bot.rt, row).note == NOTE
     status, found = await api.post("/api/v1/recontacts", {"phone": "+4791234567"})
     assert status == 200
     assert [d["id"] for d in found["dispatches"]] == [from_cli["id"], from_api["id"]]

@@ -752,7 +752,7 @@ async def make_leader(fuzz: Fuzz, step: str) -> LeaderChat:
             due_at=now - dt.timedelta(days=days),
             status=status,
             sent_at=now - dt.timedelta(days=days),
-            answer_text="Et svar" if status == PromptStatus.ANSWERED else None,
+            answer_ciphertext="sealed" if status == PromptStatus.ANSWERED else None,
             answer_message_id=4242 if status == PromptStatus.ANSWERED else None,
         )
         for week, days, status in (

@@ -20,7 +20,7 @@ from bot.config import Settings
 from bot.i18n import format_when
 from bot.localapi import LocalBotApi, LocalUser
 from bot.models import Invite, Leader, Person, Prompt, utcnow
-from bot.services import invites, weekly
+from bot.services import invites, leaders, weekly
 from tests.conftest import People
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -167,7 +167,7 @@ async def test_the_weekly_question_is_answered_shared_and_the_answer_edited(
     assert held.text.startswith("Dette er ikke lagret: det inneholder noe som ser ut som et")
     async with bot.rt.sessions() as session:
         [prompt] = (await session.exec(select(Prompt))).all()
-    assert prompt.status == "sent" and prompt.answer_text is None
+    assert prompt.status == "sent" and prompt.answer_ciphertext is None
 
     [saved] = await lise.says("Vi må bli bedre på å lære av hendelser.")
     answer_id = lise.last_message_id
@@ -189,14 +189,14 @@ async def test_the_weekly_question_is_answered_shared_and_the_answer_edited(
     async with bot.rt.sessions() as session:
         [prompt] = (await session.exec(select(Prompt))).all()
     assert prompt.status == "answered" and prompt.shared
-    assert prompt.answer_text == "Vi må lære mer av hendelser, sammen."
+    assert leaders.answer_text(bot.rt, prompt) == "Vi må lære mer av hendelser, sammen."
     assert prompt.edited_at is not None
 
     [held_edit] = await lise.edits(answer_id, f"Gjelder {FNR[:6]} {FNR[6:]}")
     assert held_edit.text.startswith("Dette er ikke lagret")
     async with bot.rt.sessions() as session:
         [prompt] = (await session.exec(select(Prompt))).all()
-    assert prompt.answer_text == "Vi må lære mer av hendelser, sammen."
+    assert leaders.answer_text(bot.rt, prompt) == "Vi må lære mer av hendelser, sammen."
 
 
 async def test_skip_with_a_reason_and_remind_me_tomorrow(bot: RunningBot, people: People) -> None:
@@ -304,7 +304,7 @@ async def test_answers_are_read_back_newest_first_and_exported(
                     due_at=due,
                     sent_at=due,
                     status="answered",
-                    answer_text=f"Svar nummer {n}",
+                    answer_ciphertext=bot.rt.cipher(leaders.ANSWER).encrypt(f"Svar nummer {n}"),
                     answered_at=due,
                 )
             )
@@ -342,7 +342,7 @@ async def test_leaving_keeps_or_deletes_the_answers(bot: RunningBot, people: Peo
     [gone] = await deleter.presses("Avslutt og slett svarene mine")
     assert gone.text == "Du har avsluttet den ukentlige refleksjonen, og svarene dine er slettet."
     async with bot.rt.sessions() as session:
-        texts = [p.answer_text for p in (await session.exec(select(Prompt))).all()]
+        texts = [leaders.answer_text(bot.rt, p) for p in (await session.exec(select(Prompt))).all()]
     assert texts == ["Et svar jeg vil beholde"]
 
 

@@ -55,7 +55,7 @@ async def statements_fail(bot: RunningBot, table: str, event: str) -> AsyncItera
     name = f"fail_{table}_{event.lower()}"
     async with bot.rt.sessions() as session:
         if is_postgres(bot.rt.engine):
-            column = {"person": "telegram_user_id", "prompt": "answer_text"}.get(table, "id")
+            column = {"person": "telegram_user_id", "prompt": "answer_ciphertext"}.get(table, "id")
             await session.exec(  # type: ignore[call-overload]
                 text(
                     f"CREATE FUNCTION {name}() RETURNS trigger AS $$ BEGIN "

@@ -100,7 +100,7 @@ async def test_a_leader_answer_with_any_spelling_is_held_as_sent_and_as_edited(
         assert held.text.startswith(HELD), label
     async with bot.rt.sessions() as session:
         [prompt] = (await session.exec(select(Prompt))).all()
-    assert prompt.status == "sent" and prompt.answer_text is None
+    assert prompt.status == "sent" and prompt.answer_ciphertext is None
 
     answer = "Vi må lære av hendelser sammen."
     [saved] = await lise.says(answer)

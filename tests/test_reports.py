@@ -28,6 +28,7 @@ from bot.config import Settings
 from bot.models import Leader, Organisation, Prompt, PromptStatus, utcnow
 from bot.runtime import Runtime
 from bot.services import reports
+from bot.services.leaders import ANSWER
 from tests.conftest import active_leaders
 
 BERGEN = "Legevakten i Bergen"
@@ -74,6 +75,7 @@ _user_ids = itertools.count(7001)
 
 async def seed(rt: Runtime) -> None:
     """Two organisations, several roles and weeks, every status, shared and unshared answers."""
+    seal = rt.cipher(ANSWER).encrypt  # answers are stored encrypted, as the bot stores them
     async with rt.sessions() as session:
         bergen = Organisation(name=BERGEN)
         forde = Organisation(name=FORDE)
@@ -108,7 +110,7 @@ async def seed(rt: Runtime) -> None:
                     status=status,
                     sent_at=None if status == PromptStatus.MISSED else due,
                     skip_reason="busy" if status == PromptStatus.SKIPPED else None,
-                    answer_text=text if answered else None,
+                    answer_ciphertext=seal(text) if answered else None,
                     answered_at=due + dt.timedelta(hours=1) if answered else None,
                     shared=shared,
                 )
@@ -386,7 +388,7 @@ async def test_one_top_leaders_shared_answer_names_no_one(rt: Runtime) -> None:
                     due_at=NOW - dt.timedelta(weeks=LAST),
                     status=PromptStatus.ANSWERED,
                     sent_at=NOW - dt.timedelta(weeks=LAST),
-                    answer_text=text,
+                    answer_ciphertext=rt.cipher(ANSWER).encrypt(text),
                     answered_at=NOW - dt.timedelta(weeks=LAST),
                     shared=shared,
                 )

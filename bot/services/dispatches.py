@@ -372,10 +372,42 @@ async def replay(rt: Runtime, idem: Idempotency) -> dict[str, Any] | None:
 
 
 def _idempotency_cipher(rt: Runtime) -> Cipher:
-    return Cipher(rt.settings.secret(), "idempotency")
+    return rt.cipher("idempotency")
 
 
 # --- creating ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tailoring:
+    """What the nurse added to the advice: a note and risk groups (stored encrypted)."""
+
+    note: str | None = None
+    risk_groups: tuple[str, ...] = ()
+
+
+TAILORING = "dispatch"  # the purpose of the key a dispatch's tailoring is encrypted with
+
+
+def seal_tailoring(rt: Runtime, tailoring: Tailoring) -> str | None:
+    """The encrypted form stored in ``Dispatch.tailoring``; None when there is nothing."""
+    if tailoring.note is None and not tailoring.risk_groups:
+        return None
+    plain = json.dumps({"note": tailoring.note, "risk_groups": list(tailoring.risk_groups)})
+    return rt.cipher(TAILORING).encrypt(plain)
+
+
+def tailoring_of(rt: Runtime, dispatch: Dispatch) -> Tailoring:
+    """A dispatch's note and risk groups in clear. If they cannot be decrypted (a SECRET_KEY no
+    longer given), the advice goes without them, and the log says so (with the id only)."""
+    if dispatch.tailoring is None:
+        return Tailoring()
+    plain = rt.cipher(TAILORING).decrypt(dispatch.tailoring)
+    if plain is None:
+        log.warning("dispatch %s: note and risk groups cannot be decrypted", dispatch.id)
+        return Tailoring()
+    data = json.loads(plain)
+    return Tailoring(note=data.get("note"), risk_groups=tuple(data.get("risk_groups") or ()))
 
 
 @dataclass(frozen=True)
@@ -383,6 +415,7 @@ class Created:
     dispatch: Dispatch
     deep_link: str
     sms_text: str
+    risk_groups: tuple[str, ...] = ()
     earlier: int = 0  # dispatches to the same number in the last RECONTACT_HOURS
 
     def as_json(self) -> dict[str, Any]:
@@ -397,7 +430,7 @@ class Created:
             "sms_text": self.sms_text,
             "sms": d.sms_status,
             "checkin_hours": d.checkin_hours,
-            "risk_groups": d.risk_groups,
+            "risk_groups": list(self.risk_groups),
             "recontact": self.earlier > 0,
             "earlier_dispatches": self.earlier,
         }
@@ -433,6 +466,7 @@ async def create(
     if not is_gsm7(text) or gsm7_septets(text) > 160:
         # Only a translation or a very long bot name can cause this; the check catches it.
         raise RuntimeError("the SMS text does not fit one GSM-7 segment; check the translations")
+    tailoring = Tailoring(valid.note, tuple(dict.fromkeys(request.risk_groups)))
     dispatch = Dispatch(
         id=secrets.token_hex(16),
         api_key_id=api_key_id,
@@ -443,8 +477,7 @@ async def create(
             loc: localized_topic(rt, valid.topic, loc).model_dump(mode="json") for loc in LOCALES
         },
         locale=locale,
-        note=valid.note,
-        risk_groups=list(dict.fromkeys(request.risk_groups)),
+        tailoring=seal_tailoring(rt, tailoring),
         checkin_hours=request.checkin_hours,
         phone_hash=phone_hash(rt.settings.secret(), valid.phone) if valid.phone else None,
         token_hash=token_hash(token),
@@ -471,7 +504,13 @@ async def create(
                 due_at=now,
                 expires_at=now + dt.timedelta(hours=rt.settings.sms_window_hours),
             )
-        created = Created(dispatch=dispatch, deep_link=deep_link, sms_text=text, earlier=earlier)
+        created = Created(
+            dispatch=dispatch,
+            deep_link=deep_link,
+            sms_text=text,
+            risk_groups=tailoring.risk_groups,
+            earlier=earlier,
+        )
         if idem is not None:
             session.add(
                 IdempotentRequest(

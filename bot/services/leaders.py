@@ -31,6 +31,8 @@ from bot.services.weekly import next_due
 
 log = logging.getLogger(__name__)
 
+ANSWER = "answer"  # the purpose of the key answers are encrypted with (``Runtime.cipher``)
+
 SKIP_REASONS = ("not_relevant", "busy", "leave")
 
 
@@ -226,7 +228,7 @@ async def save_answer(
     async with rt.sessions() as session:
         row = await session.get(Prompt, prompt.id)
         assert row is not None
-        row.answer_text = text
+        row.answer_ciphertext = rt.cipher(ANSWER).encrypt(text)
         row.answer_message_id = message_id
         row.answered_at = now
         row.status = PromptStatus.ANSWERED
@@ -255,13 +257,24 @@ async def edit_answer(
             return Saved.NO_QUESTION, None
         if contains_national_id(text):
             return Saved.HELD, row
-        row.answer_text = text
+        row.answer_ciphertext = rt.cipher(ANSWER).encrypt(text)
         row.edited_at = now or utcnow()
         session.add(row)
         await session.commit()
         await session.refresh(row)
     log.info("leader %s edited the answer to prompt %s", leader.id, row.id)
     return Saved.UPDATED, row
+
+
+def answer_text(rt: Runtime, prompt: Prompt) -> str | None:
+    """The leader's answer in clear; None if there is none, or it cannot be read (made with a
+    SECRET_KEY that is no longer given)."""
+    if prompt.answer_ciphertext is None:
+        return None
+    text = rt.cipher(ANSWER).decrypt(prompt.answer_ciphertext)
+    if text is None:
+        log.warning("prompt %s: the answer cannot be decrypted (SECRET_KEY changed?)", prompt.id)
+    return text
 
 
 async def own_prompt(rt: Runtime, leader: Leader, prompt_id: int) -> Prompt | None:

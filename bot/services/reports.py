@@ -36,6 +36,7 @@ from bot.content.schema import Theme
 from bot.models import Leader, LeaderStatus, Organisation, Prompt, PromptStatus, utcnow
 from bot.runtime import Runtime
 from bot.services.invites import find_organisation
+from bot.services.leaders import ANSWER
 
 WEEKS_MAX = 520
 HIDDEN = "–"  # what a hidden count prints as in text
@@ -191,14 +192,14 @@ async def participation(
                 col(Prompt.programme_id),
                 col(Prompt.theme_id),
                 col(Prompt.question_id),
-                col(Prompt.answer_text),
+                col(Prompt.answer_ciphertext),
             )
             .join(Leader, col(Prompt.leader_id) == col(Leader.id))
             .where(
                 *in_org,
                 col(Prompt.shared).is_(True),
                 col(Prompt.status) == PromptStatus.ANSWERED,
-                col(Prompt.answer_text).is_not(None),
+                col(Prompt.answer_ciphertext).is_not(None),
             )
             .order_by(col(Prompt.week), col(Prompt.answered_at), col(Prompt.id))
         )
@@ -233,9 +234,12 @@ async def participation(
         rows.append(row)
     rows.sort(key=lambda r: (r.week, names.role_order(r.role_id), names.theme_order(r)))
     answers, pooled = [], []
-    for week, role_id, programme_id, theme_id, question_id, text in shared_rows:
+    cipher = rt.cipher(ANSWER)
+    for week, role_id, programme_id, theme_id, question_id, sealed in shared_rows:
         scope = scope_of(sizes, role_id, min_group)
-        text = text or ""  # the query reads only answered rows (answer_text IS NOT NULL)
+        text = cipher.decrypt(sealed) if sealed is not None else None
+        if text is None:  # made with a SECRET_KEY no longer given: nothing to show
+            continue
         if scope is Scope.FULL:
             answers.append(
                 SharedAnswer(
