@@ -414,7 +414,8 @@ To be a leader in the weekly reflection, paste the link from
     .venv/bin/python -m bot invite create --org "Demo HF" --role unit-leader --uses 10
 
 Topics: .venv/bin/python -m bot content list. Call systems use the HTTP API instead:
-POST {running.web_url or "(off)"}api/v1/dispatches, with a key from `python -m bot apikey create`.
+POST {running.web_url or "(off)"}api/v1/dispatches, with a key from
+`python -m bot apikey create --name … --org …`.
 
 The bot's own web server: {running.web_url or "(off)"}healthz
 Stop the bot with Ctrl+C.

@@ -101,10 +101,10 @@ class Settings(BaseSettings):
     sms_max_attempts: int = Field(default=25, ge=1, le=100)  # ~1.5 h of retries, 5 min apart
     sms_window_hours: float = Field(default=6.0, gt=0, le=72)  # an SMS not sent by then is dropped
 
-    # The clinic's API, per key (token buckets, per process). The busiest legevakt in Norway takes
-    # 900-1,100 calls a day at its peak, under one call a minute on average; these leave ten times
-    # that and more for status polls and re-contact look-ups, and stop a leaked key from pumping
-    # SMS (README, "The API's limits").
+    # The clinic's API, per key (token buckets, per process). The busiest legevakt in Norway (Oslo)
+    # answers 900-1,100 calls a day at its busiest, under 3 a minute even in an hour three times
+    # the average: 10 SMS a minute is four times that, and stops a leaked key from pumping SMS;
+    # 120 requests leave room for status polls and look-ups (README, "Security").
     api_rate_per_minute: float = Field(default=120.0, gt=0, le=60_000)
     api_burst: int = Field(default=60, ge=1, le=10_000)
     api_sms_rate_per_minute: float = Field(default=10.0, gt=0, le=6_000)
