@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from bot.config import ConfigError, load_settings, startup_warnings
+from bot.config import ConfigError, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -74,6 +74,8 @@ def test_token_without_secret_key_is_refused(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_valid_production_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.config import startup_warnings
+
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456789:" + "A" * 35)
     monkeypatch.setenv("SECRET_KEY", "x" * 40)
     monkeypatch.setenv("ADMIN_USER_IDS", "111, 222")
@@ -124,6 +126,8 @@ def test_production_without_database_url_is_refused(monkeypatch: pytest.MonkeyPa
 def test_console_sms_in_production_starts_with_a_loud_warning(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from bot.config import startup_warnings
+
     for name, value in PRODUCTION.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("SMS_PROVIDER", "console")
@@ -136,6 +140,8 @@ def test_console_sms_in_production_starts_with_a_loud_warning(
 def test_production_warns_about_no_admins_and_plain_http_to_other_machines(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from bot.config import startup_warnings
+
     for name, value in PRODUCTION.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("ADMIN_USER_IDS")
@@ -166,6 +172,8 @@ def test_the_demo_refuses_to_listen_beyond_this_machine(monkeypatch: pytest.Monk
 def test_the_demo_on_postgresql_warns_that_the_token_may_be_missing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from bot.config import startup_warnings
+
     monkeypatch.setenv("DATABASE_URL", "postgresql://bot:pw@db.example.no/bot")
     [warning] = startup_warnings(load_settings())
     assert "DEMO MODE on a PostgreSQL database" in warning
