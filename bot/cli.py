@@ -187,7 +187,14 @@ def content_list(fmt: str) -> None:
         _fail(f"The content has errors; run `python -m bot content check`.\n{exc}", 1)
     listing: dict[str, Any] = {
         "advice_topics": [
-            {"id": t.id, "title": t.title, "status": t.status, "version": t.version}
+            {
+                "id": t.id,
+                "title": t.title,
+                "status": t.status,
+                "version": t.version,
+                "scope": t.scope.model_dump(mode="json") if t.scope else None,
+                "sources": [source.model_dump(mode="json") for source in t.sources],
+            }
             for t in bundle.advice.values()
         ],
         "roles": [

@@ -32,7 +32,7 @@ from handlers.base import (
     keyboard,
     reply,
 )
-from handlers.common import invalid_link, link_refused, set_chat_menu, unknown
+from handlers.common import button_gone, invalid_link, link_refused, set_chat_menu, unknown
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ async def _leader_turn(update: Update, context: Context) -> tuple[Turn, Leader] 
         return None
     leader = await leaders.leader_of(turn.rt, turn.person)
     if leader is None:
-        await query.answer(turn.gettext("This button no longer works. Write /help to start again."))
+        await button_gone(update, turn)
         return None
     return turn, leader  # the press is answered after the work (see ``answered_after``)
 
