@@ -8,19 +8,41 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYBABEL := $(BIN)/pybabel
 DOMAINS := messages content
+# uv installs exactly what uv.lock says (hashes checked); it is itself pinned, with hashes, in
+# tools/uv-requirements.txt and lives in its own small venv so `uv sync` never removes it.
+UV_VENV := .uv
+UV      := $(UV_VENV)/bin/uv
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON_DOWNLOADS := never
 
 .PHONY: install run test test-pg pg-up chat catalogs compile check lint typecheck bench clean help \
-	system-deps
+	system-deps lock lock-check wheel wheel-check
 
 help:
 	@sed -n '1,4p' Makefile
 
-$(STAMP): pyproject.toml
+$(UV): tools/uv-requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found " + sys.version.split()[0] + ")")'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install --quiet --require-hashes -r tools/uv-requirements.txt
+	@touch $(UV)
+
+# The project (editable) and its dev tools, exactly as locked. --locked refuses a uv.lock that no
+# longer matches pyproject.toml instead of quietly resolving anew.
+$(STAMP): pyproject.toml uv.lock $(UV)
+	@$(MAKE) --no-print-directory lock-check
+	$(UV) sync --locked --python $(PYTHON) --quiet
 	@touch $(STAMP)
+
+# Resolve pyproject.toml's ranges anew and write uv.lock (commit it). `make lock UPGRADE=1` moves
+# every package to its newest release within the ranges; otherwise locked versions are kept.
+lock: $(UV)
+	$(UV) lock --python $(PYTHON) $(if $(UPGRADE),--upgrade,)
+
+lock-check: $(UV)
+	@out="$$($(UV) lock --check --python $(PYTHON) 2>&1)" || { printf '%s\n' "$$out" >&2; \
+		echo "make: uv.lock does not match pyproject.toml: run 'make lock' and commit uv.lock" >&2; \
+		exit 1; }
 
 # A venv with the project, compiled catalogs, and a migrated database.
 install: $(STAMP) compile
@@ -57,11 +79,20 @@ system-deps:
 		echo "system-deps: skipped, not root and no password-less sudo (sudo apt-get install $(APT_PACKAGES))"; \
 	fi
 
-# The checks, the tests on SQLite, then the same tests on PostgreSQL (see test-pg).
-test: system-deps install lint
+# The checks, the tests on SQLite, then the same tests on PostgreSQL (see test-pg), then the wheel.
+test: lock-check system-deps install lint typecheck
 	$(BIN)/python -m bot content check
 	env -u TEST_DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory test-pg
+	@$(MAKE) --no-print-directory wheel-check
+
+# The wheel (and sdist) in dist/: what a deployment installs (README, "Deploying").
+wheel: $(UV)
+	$(UV) build --out-dir dist
+
+# The wheel, installed alone into an empty venv with the locked dependencies, works from /tmp.
+wheel-check: $(UV)
+	@UV=$(UV) PYTHON=$(PYTHON) bash .ci/wheel-check
 
 # A local PostgreSQL for the tests: installed from Debian and started when missing and we may
 # (root, or sudo without a password); prints its URL. See .ci/pg-up.
@@ -114,4 +145,4 @@ bench: install
 	@for b in $(BENCHES); do echo "== $$b"; $(BIN)/python $$b $(BENCH_ARGS) || exit 1; done
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache locales/*/LC_MESSAGES/*.mo
+	rm -rf $(VENV) $(UV_VENV) dist var .pytest_cache .mypy_cache .ruff_cache locales/*/LC_MESSAGES/*.mo

@@ -32,6 +32,7 @@ from bot.content import load_content
 from bot.db import make_engine, make_sessions
 from bot.i18n import LOCALES, Catalogs
 from bot.outbox import OutboxSender
+from bot.ptb import BotApplication
 from bot.reload import reload_and_tell_admins
 from bot.runtime import RUNTIME_KEY, Runtime
 from bot.services import weekly
@@ -113,14 +114,16 @@ def _tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def http_request(pool_size: int, **timeouts: float) -> HTTPXRequest:
+def http_request(pool_size: int, read_timeout: float | None = 5.0) -> HTTPXRequest:
     """A Bot API connection pool; all of them share one TLS context.
 
     httpx builds a context with the CA bundle for every client, ~30 ms each; the bot has three
     clients (updates, replies, the outbox sender), so sharing it is ~0.1 s off every start.
     """
     return HTTPXRequest(
-        connection_pool_size=pool_size, httpx_kwargs={"verify": _tls_context()}, **timeouts
+        connection_pool_size=pool_size,
+        read_timeout=read_timeout,
+        httpx_kwargs={"verify": _tls_context()},
     )
 
 
@@ -140,7 +143,7 @@ def make_outbox_sender(rt: Runtime, token: str, base_url: str) -> OutboxSender:
     )
 
 
-def build_application(rt: Runtime, token: str, base_url: str) -> Application:  # type: ignore[type-arg]
+def build_application(rt: Runtime, token: str, base_url: str) -> BotApplication:
     """The python-telegram-bot application with every handler registered."""
     from handlers import register_all
 
@@ -172,7 +175,9 @@ async def _tick(context: ContextTypes.DEFAULT_TYPE) -> None:
         await weekly.send_due_reminders(rt)
     except Exception:  # a database hiccup must not stop the rest of the tick
         log.exception("weekly: tick failed")
-    job_data: dict[str, Any] = context.job.data if context.job is not None else {}  # type: ignore[assignment]
+    job_data = context.job.data if context.job is not None else None
+    if not isinstance(job_data, dict):  # the job is scheduled with a dict (``running_bot``)
+        job_data = {}
     last = job_data.get("last_purge")
     now = dt.datetime.now(dt.UTC)
     if last is None or now - last > PURGE_EVERY:
@@ -194,7 +199,7 @@ async def _tick(context: ContextTypes.DEFAULT_TYPE) -> None:
 @dataclass
 class RunningBot:
     rt: Runtime
-    app: Application  # type: ignore[type-arg]
+    app: BotApplication
     web_url: str | None
     webhook: WebhookReceiver | None = None
 
@@ -300,7 +305,7 @@ async def running_bot(
             await runner.cleanup()
 
 
-async def _set_command_menus(app: Application, rt: Runtime) -> None:  # type: ignore[type-arg]
+async def _set_command_menus(app: BotApplication, rt: Runtime) -> None:
     from handlers.common import commands
 
     await app.bot.set_my_commands(commands(rt.catalogs, rt.settings.default_locale))

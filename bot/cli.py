@@ -34,25 +34,48 @@ def main() -> None:
     """Sikkerhetsnett: advice after a call to the legevakt, and weekly reflection for leaders."""
 
 
+def _schema_ready(settings: Settings, migrate_first: bool = False) -> None:
+    """Migrate in the demo (or when asked); in production only check, and refuse an old schema.
+
+    With several instances, migrations run once per release (the Procfile's release phase, or
+    ExecStartPre under systemd), not on every boot; ``migrate.upgrade`` is safe either way.
+    """
+    from bot import migrate
+
+    if settings.demo or migrate_first:
+        migrate.upgrade_if_behind(settings.async_database_url)
+        return
+    try:
+        migrate.require_current(settings.async_database_url)
+    except migrate.SchemaNotCurrent as exc:
+        _fail(f"The bot cannot start: {exc}.", 1)
+
+
 @main.command()
-def run() -> None:
+@click.option(
+    "--migrate",
+    "migrate_first",
+    is_flag=True,
+    help="Upgrade the schema first (production; the demo always does).",
+)
+def run(migrate_first: bool) -> None:
     """Run the bot.
 
     Without TELEGRAM_BOT_TOKEN it runs the demo against a local stand-in for Telegram, on
-    SQLite under var/. With a token it uses Telegram (long polling).
+    SQLite under var/. With a token it uses Telegram (long polling, or WEBHOOK_URL); the schema
+    must then be current (python -m bot db upgrade), unless --migrate is given.
 
     \b
     Example:
         python -m bot run
     """
-    from bot import migrate
     from bot.app import build_runtime, serve
     from bot.i18n import CatalogError
     from bot.logs import setup_logging
 
     settings = _settings()
     setup_logging(settings.log_level)
-    migrate.upgrade_if_behind(settings.async_database_url)
+    _schema_ready(settings, migrate_first)
     try:
         rt = build_runtime(settings)
     except ContentErrors as exc:
@@ -106,6 +129,36 @@ def db_downgrade(revision: str) -> None:
     settings = _settings()
     migrate.downgrade(settings.async_database_url, revision)
     click.echo(f"database at revision {migrate.current_revision(settings.async_database_url)}")
+
+
+@db.command("revision")
+@click.option("-m", "--message", required=True, help="What the migration does, in a few words.")
+@click.option(
+    "--autogenerate",
+    is_flag=True,
+    help="Fill it from the difference between bot/models.py and the database (at head).",
+)
+def db_revision(message: str, autogenerate: bool) -> None:
+    """Write the next migration script under bot/migrations/versions/ (then read and edit it).
+
+    \b
+    Example:
+        python -m bot db revision -m "audit log" --autogenerate
+    """
+    from alembic.util import CommandError
+
+    from bot import migrate
+
+    settings = _settings()
+    try:
+        if autogenerate:
+            migrate.require_current(settings.async_database_url)
+        path = migrate.new_revision(settings.async_database_url, message, autogenerate)
+    except migrate.SchemaNotCurrent as exc:
+        _fail(f"--autogenerate compares the models with a database at the newest schema: {exc}.")
+    except CommandError as exc:
+        _fail(f"No migration written: {exc}")
+    click.echo(f"wrote {path}; read it, adjust it, and run: python -m bot db upgrade")
 
 
 @db.command("current")
@@ -501,11 +554,10 @@ def localapi(host: str, port: int | None, flood_limits: bool) -> None:
 
 def _runtime(settings: Settings) -> Any:
     """The runtime for a one-off command: migrated database, content and catalogs."""
-    from bot import migrate
     from bot.app import build_runtime
     from bot.i18n import CatalogError
 
-    migrate.upgrade_if_behind(settings.async_database_url)
+    _schema_ready(settings)
     try:
         return build_runtime(settings)
     except ContentErrors as exc:
@@ -607,10 +659,11 @@ def _bot_username(settings: Settings) -> str:
     from bot.config import TELEGRAM_API_BASE_URL
 
     assert settings.telegram_bot_token is not None
+    token = settings.telegram_bot_token.get_secret_value()
 
     async def ask() -> str:
         bot = Bot(
-            settings.telegram_bot_token.get_secret_value(),  # type: ignore[union-attr]
+            token,
             base_url=settings.telegram_api_base_url or TELEGRAM_API_BASE_URL,
         )
         async with bot:

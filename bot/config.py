@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from bot import paths
+
 TELEGRAM_API_BASE_URL = "https://api.telegram.org/bot"
 TOKEN_PATTERN = re.compile(r"^\d{3,20}:[A-Za-z0-9_-]{20,100}$")
 
@@ -52,9 +53,10 @@ class Settings(BaseSettings):
     host: str | None = None
     port: int = Field(default=8080, ge=1, le=65535)
     local_bot_api_port: int = Field(default=8081, ge=1, le=65535)
-    var_dir: Path = PROJECT_ROOT / "var"
-    content_dir: Path = PROJECT_ROOT / "content"
-    locales_dir: Path = PROJECT_ROOT / "locales"
+    # A checkout's var/, content/ and locales/; installed, see bot/paths.py.
+    var_dir: Path = Field(default_factory=paths.default_var_dir)
+    content_dir: Path = Field(default_factory=paths.default_content_dir)
+    locales_dir: Path = Field(default_factory=paths.default_locales_dir)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     retention_days: int = Field(default=30, ge=1, le=3650)  # caller data and sent messages

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event, inspect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -39,6 +40,13 @@ def make_sessions(engine: AsyncEngine) -> Sessions:
 
 def is_postgres(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table behind a model (SQLModel's classes do not declare ``__table__`` to mypy)."""
+    table = inspect(model).local_table
+    assert isinstance(table, Table)
+    return table
 
 
 def upsert_insert(session: Any) -> Any:

@@ -7,6 +7,7 @@ UI msgids are English; content msgids are the Bokmål source, translated in the 
 from __future__ import annotations
 
 import datetime as dt
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, cast
@@ -48,21 +49,20 @@ class Catalogs:
         missing = []
         for locale in LOCALES:
             for domain, table in (("messages", self._ui), ("content", self._content)):
-                mo = locales_dir / locale / "LC_MESSAGES" / f"{domain}.mo"
                 if locale == "nb" and domain == "content":
                     # Bokmål is the content's source language: no catalog needed.
                     table[locale] = NullTranslations()
                     continue
-                if not mo.exists():
-                    missing.append(str(mo))
+                folder = locales_dir / locale / "LC_MESSAGES"
+                compiled = _read_catalog(folder / f"{domain}.po", folder / f"{domain}.mo", domain)
+                if compiled is None:
+                    missing.append(str(folder / f"{domain}.po"))
                     continue
-                with mo.open("rb") as fp:
-                    table[locale] = Translations(fp, domain=domain)
+                table[locale] = compiled
         if missing:
             raise CatalogError(
-                "The translations are not compiled (missing "
-                + ", ".join(missing)
-                + "); run: make catalogs"
+                "The translations are missing (" + ", ".join(missing) + "); set LOCALES_DIR to "
+                "the folder that holds nb/ and nn/, or run: make catalogs"
             )
 
     def ui(self, locale: Locale) -> NullTranslations:
@@ -82,9 +82,31 @@ class Catalogs:
 
         def lookup(context: str, text: str) -> str | None:
             translated = translations.pgettext(context, text)
-            return translated if translated != text else None
+            return translated if isinstance(translated, str) and translated != text else None
 
         return lookup
+
+
+def _read_catalog(po: Path, mo: Path, domain: str) -> Translations | None:
+    """The compiled ``.mo`` if it is as new as its ``.po``, else the ``.po`` compiled in memory.
+
+    An installed wheel may carry only the ``.po`` files, and an admin's edited ``.po`` must win
+    over a stale ``.mo``; either way fuzzy entries are left out, as ``pybabel compile`` does.
+    """
+    if mo.exists() and (not po.exists() or mo.stat().st_mtime >= po.stat().st_mtime):
+        with mo.open("rb") as fp:
+            return Translations(fp, domain=domain)
+    if not po.exists():
+        return None
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    with po.open("rb") as fp:
+        catalog = read_po(fp, domain=domain)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog, use_fuzzy=False)
+    buffer.seek(0)
+    return Translations(buffer, domain=domain)
 
 
 def format_day(value: dt.date, locale: Locale) -> str:

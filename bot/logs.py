@@ -23,6 +23,7 @@ _FLOORS = {
     "aiosqlite": logging.WARNING,
     "sqlalchemy.engine": logging.WARNING,
     "psycopg": logging.WARNING,
+    "alembic.runtime.plugins": logging.WARNING,  # one line per plugin on every migration run
 }
 _OURS = "_sikkerhetsnett_handler"
 

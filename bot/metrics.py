@@ -43,9 +43,10 @@ class Queue:
 async def queue(rt: Runtime, table: Any, now: dt.datetime) -> Queue:
     async with rt.sessions() as session:
         due = table.due_at <= now
+        connection = await session.connection()
         row = (
-            await session.exec(
-                select(  # type: ignore[call-overload]
+            await connection.execute(
+                select(
                     func.count(),
                     func.count().filter(due),
                     func.min(table.due_at).filter(due),

@@ -1,25 +1,39 @@
 """Schema migrations through Alembic, driven from Python (``python -m bot db upgrade``).
 
-The scripts live in ``bot/migrations``; this module only builds the Alembic config. Alembic is
-imported only when it is needed: a start on a database that is already current (the usual case)
-checks the revision with one query instead (``upgrade_if_behind``), which saves ~0.14 s.
+The scripts live in ``bot/migrations``; this module builds the Alembic config, holds the lock that
+lets several instances start against one database at once, and answers "is the schema current?"
+for start-up. Alembic is imported inside the functions that need it, never at import time.
+
+- ``upgrade`` runs under a lock: PostgreSQL's transaction-scoped advisory lock (the migrations
+  run in that same transaction), a lock file beside a SQLite database. A second instance waits,
+  then finds the schema current and does nothing.
+- In production the release phase migrates (``Procfile``: ``release: python -m bot db upgrade``);
+  a web process only checks (``require_current``) and refuses to run on an older schema.
 """
 
 from __future__ import annotations
 
+import fcntl
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-_REVISION = re.compile(r'^revision: str = "([^"]+)"', re.MULTILINE)
-_DOWN = re.compile(r'^down_revision: str \| None = (?:"([^"]+)"|None)', re.MULTILINE)
+# Any constant both instances agree on: "Sikkerhetsnett migrations" as a signed 64-bit number.
+_ADVISORY_LOCK_KEY = 0x5369_6B6B_6D69_6772
+
+
+class SchemaNotCurrent(Exception):
+    """The database's schema is not the one this code was written for."""
 
 
 def alembic_config(async_url: str) -> Config:
@@ -31,86 +45,70 @@ def alembic_config(async_url: str) -> Config:
     return cfg
 
 
-def _prepare(async_url: str) -> None:
-    if async_url.startswith("sqlite") and ":///" in async_url:
-        path = async_url.split(":///", 1)[1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+def script_directory() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://"))
+
+
+def head_revision() -> str | None:
+    return script_directory().get_current_head()
+
+
+def revisions() -> list[str]:
+    """All revisions, oldest first."""
+    return [r.revision for r in reversed(list(script_directory().walk_revisions()))]
 
 
 def upgrade(async_url: str, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` under the migration lock (safe to run again, or twice)."""
     from alembic import command
 
-    _prepare(async_url)
-    command.upgrade(alembic_config(async_url), revision)
-
-
-def upgrade_if_behind(async_url: str) -> bool:
-    """Upgrade to the newest revision unless the database is there already; True if it ran."""
-    head = _head_from_files()
-    if head is not None and head == _version_in_database(async_url):
-        return False
-    upgrade(async_url)
-    return True
+    with _locked_transaction(async_url) as connection:
+        cfg = alembic_config(async_url)
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, revision)
 
 
 def downgrade(async_url: str, revision: str) -> None:
     from alembic import command
 
-    command.downgrade(alembic_config(async_url), revision)
+    with _locked_transaction(async_url) as connection:
+        cfg = alembic_config(async_url)
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, revision)
 
 
-def head_revision() -> str | None:
-    from alembic.script import ScriptDirectory
+def upgrade_if_behind(async_url: str) -> bool:
+    """Upgrade to the newest revision unless the database is there already; True if it ran."""
+    if current_revision(async_url) == head_revision():
+        return False
+    upgrade(async_url)
+    return True
 
-    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
-
-def revisions() -> list[str]:
-    """All revisions, oldest first."""
-    from alembic.script import ScriptDirectory
-
-    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
-    return [r.revision for r in reversed(list(script.walk_revisions()))]
+def require_current(async_url: str) -> None:
+    """Raise ``SchemaNotCurrent`` with what to do, unless the schema is the code's newest."""
+    current, head = current_revision(async_url), head_revision()
+    if current == head:
+        return
+    if current is None:
+        problem = "the database has no schema yet"
+    elif current in revisions():
+        problem = f"the database is at revision {current}, this code needs {head}"
+    else:
+        problem = f"the database is at revision {current}, which this code does not know (newer?)"
+    raise SchemaNotCurrent(
+        f"{problem}. Run `python -m bot db upgrade` first (the Procfile's release phase does), "
+        "or start with `python -m bot run --migrate` on a single instance"
+    )
 
 
 def current_revision(async_url: str) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    engine = create_engine(_sync_url(async_url))
-    try:
-        with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
-    finally:
-        engine.dispose()
-
-
-def _sync_url(async_url: str) -> str:
-    return async_url.replace("+aiosqlite", "")
-
-
-def _head_from_files() -> str | None:
-    """The one revision no other script revises, read from the scripts' text; None if unsure."""
-    revised: set[str] = set()
-    found: set[str] = set()
-    for script in (MIGRATIONS / "versions").glob("*.py"):
-        source = script.read_text(encoding="utf-8")
-        revision, down = _REVISION.search(source), _DOWN.search(source)
-        if revision is None or down is None:
-            return None  # a script in another shape: let Alembic decide
-        found.add(revision.group(1))
-        if down.group(1):
-            revised.add(down.group(1))
-    heads = found - revised
-    return heads.pop() if len(heads) == 1 else None
-
-
-def _version_in_database(async_url: str) -> str | None:
     """The revision stamped in the database; None if there is none (or no database yet)."""
-    if async_url.startswith("sqlite") and ":///" in async_url:
-        path = async_url.split(":///", 1)[1]
-        if path and path != ":memory:" and not Path(path).exists():
-            return None  # do not create the file here: upgrade() prepares its folder
+    path = _sqlite_path(async_url)
+    if path is not None and not path.exists():
+        return None  # do not create the file here: upgrade() prepares its folder
     engine = create_engine(_sync_url(async_url))
     try:
         with engine.connect() as connection:
@@ -120,3 +118,82 @@ def _version_in_database(async_url: str) -> str | None:
     finally:
         engine.dispose()
     return rows[0][0] if len(rows) == 1 else None
+
+
+def new_revision(async_url: str, message: str, autogenerate: bool) -> Path:
+    """Write the next migration script (``0008_<message>.py``); with autogenerate, from the
+    difference between the models and the database (which must be at head)."""
+    import importlib.util
+
+    from alembic import command
+
+    head = head_revision()
+    rev_id = f"{int(head) + 1:04d}" if head and head.isdigit() else None
+    cfg = alembic_config(async_url)
+    if importlib.util.find_spec("ruff") is not None:  # a dev tool: tidy the new script with it
+        hooks = {
+            "hooks": "fix, format",
+            "fix.type": "module",
+            "fix.module": "ruff",
+            "fix.options": "check --fix --quiet REVISION_SCRIPT_FILENAME",
+            "format.type": "module",
+            "format.module": "ruff",
+            "format.options": "format --quiet REVISION_SCRIPT_FILENAME",
+        }
+        for name, value in hooks.items():
+            cfg.set_section_option("post_write_hooks", name, value)
+    if not autogenerate:
+        script = command.revision(cfg, message=message, rev_id=rev_id)
+    else:
+        engine = create_engine(_sync_url(async_url))
+        try:
+            with engine.connect() as connection:
+                cfg.attributes["connection"] = connection
+                script = command.revision(cfg, message=message, rev_id=rev_id, autogenerate=True)
+        finally:
+            engine.dispose()
+    scripts = script if isinstance(script, list) else [script]
+    assert scripts and scripts[0] is not None
+    return Path(scripts[0].path)
+
+
+@contextmanager
+def _locked_transaction(async_url: str) -> Iterator[Connection]:
+    """One transaction on a synchronous connection, held by the migration lock."""
+    sqlite = _sqlite_path(async_url)
+    if sqlite is not None:
+        sqlite.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite.with_name(sqlite.name + ".migrate-lock").open("a") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            with _transaction(async_url) as connection:
+                yield connection
+        return
+    with _transaction(async_url) as connection:
+        if connection.dialect.name == "postgresql":
+            # Released by the commit (or rollback) that ends the migrations' own transaction.
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY}
+            )
+        yield connection
+
+
+@contextmanager
+def _transaction(async_url: str) -> Iterator[Connection]:
+    engine = create_engine(_sync_url(async_url))
+    try:
+        with engine.begin() as connection:
+            yield connection
+    finally:
+        engine.dispose()
+
+
+def _sqlite_path(async_url: str) -> Path | None:
+    """The file of a SQLite URL; None for other databases and in-memory SQLite."""
+    if not async_url.startswith("sqlite") or ":///" not in async_url:
+        return None
+    path = async_url.split(":///", 1)[1].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def _sync_url(async_url: str) -> str:
+    return re.sub(r"^sqlite\+aiosqlite", "sqlite", async_url)

@@ -16,11 +16,12 @@ import warnings
 from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from aiolimiter import AsyncLimiter
 from sqlalchemy import and_, delete, or_, select, update
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Bot, Message
 from telegram.error import (
@@ -32,7 +33,7 @@ from telegram.error import (
     RetryAfter,
 )
 
-from bot.db import Sessions, upsert_insert
+from bot.db import Sessions, table_of, upsert_insert
 from bot.models import OutboxMessage, OutboxStatus, Person, utcnow
 from bot.worker import QueueWorker
 
@@ -75,7 +76,7 @@ async def enqueue(
         "created_at": utcnow(),
     }
     insert = upsert_insert(session)
-    table: Any = OutboxMessage.__table__
+    table = table_of(OutboxMessage)
     # Bind through the column types (UTCDateTime) by going via the table's insert. RETURNING, not
     # rowcount: PostgreSQL's implicit RETURNING of the key made rowcount 1 even on a conflict.
     stmt = (
@@ -94,8 +95,8 @@ async def purge_finished(sessions: Sessions, older_than: dt.timedelta) -> int:
     async with sessions() as session:
         result: Any = await session.exec(
             delete(OutboxMessage).where(
-                OutboxMessage.status.in_(FINAL),  # type: ignore[attr-defined]
-                OutboxMessage.created_at < cutoff,  # type: ignore[arg-type]
+                col(OutboxMessage.status).in_(FINAL),
+                col(OutboxMessage.created_at) < cutoff,
             )
         )
         await session.commit()
@@ -105,12 +106,13 @@ async def purge_finished(sessions: Sessions, older_than: dt.timedelta) -> int:
 async def depth(sessions: Sessions) -> tuple[int, dt.datetime | None]:
     """How many rows wait to be sent, and the due time of the oldest."""
     from sqlalchemy import func
+    from sqlmodel import select as select_rows
 
     async with sessions() as session:
         row = (
             await session.exec(
-                select(func.count(), func.min(OutboxMessage.due_at)).where(
-                    OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING))  # type: ignore[attr-defined]
+                select_rows(func.count(), func.min(col(OutboxMessage.due_at))).where(
+                    col(OutboxMessage.status).in_((OutboxStatus.PENDING, OutboxStatus.SENDING))
                 )
             )
         ).one()
@@ -134,7 +136,7 @@ async def claim_due(
     """
     now = utcnow()
     token = f"{worker}:{uuid.uuid4().hex[:8]}"
-    table: Any = model.__table__  # type: ignore[attr-defined]
+    table = table_of(model)
     due = or_(
         and_(table.c.status == OutboxStatus.PENDING, table.c.due_at <= now),
         and_(table.c.status == OutboxStatus.SENDING, table.c.claimed_until < now),
@@ -153,7 +155,7 @@ async def claim_due(
         result = await session.exec(stmt)
         rows = [model.model_validate(dict(r._mapping)) for r in result]
         await session.commit()
-    rows.sort(key=lambda r: (r.due_at, r.id or 0))  # type: ignore[attr-defined]
+    rows.sort(key=attrgetter("due_at", "id"))
     return rows
 
 
@@ -389,7 +391,7 @@ class OutboxSender(QueueWorker):
             )
 
     async def _release_own_claims(self) -> None:
-        table: Any = OutboxMessage.__table__
+        table = table_of(OutboxMessage)
         async with self.sessions() as session:
             await session.exec(
                 update(table)
@@ -403,7 +405,7 @@ class OutboxSender(QueueWorker):
 
     async def _update_claimed(self, row: OutboxMessage, values: dict[str, Any]) -> None:
         # Only touch the row while this sender's claim on it stands.
-        table: Any = OutboxMessage.__table__
+        table = table_of(OutboxMessage)
         async with self.sessions() as session:
             await session.exec(
                 update(table)
@@ -415,10 +417,10 @@ class OutboxSender(QueueWorker):
     async def _mark_blocked(self, chat_id: int) -> None:
         """The person blocked the bot: remember it and stop queueing more for them."""
         now = utcnow()
-        table: Any = OutboxMessage.__table__
+        table = table_of(OutboxMessage)
         async with self.sessions() as session:
             await session.exec(
-                update(Person).where(Person.telegram_user_id == chat_id).values(blocked_at=now)  # type: ignore[arg-type]
+                update(Person).where(col(Person.telegram_user_id) == chat_id).values(blocked_at=now)
             )
             dropped = (
                 await session.exec(

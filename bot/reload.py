@@ -19,7 +19,7 @@ from pathlib import Path
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-from bot.content import ContentErrors, load_content
+from bot.content import ContentBundle, ContentErrors, load_content
 from bot.content.check import check_content
 from bot.i18n import DOMAINS, LOCALES, CatalogError, Catalogs
 from bot.runtime import Runtime
@@ -51,7 +51,7 @@ def compile_catalogs(locales_dir: Path, out_dir: Path) -> None:
                 write_mo(fp, catalog, use_fuzzy=False)
 
 
-def _load(rt: Runtime) -> tuple[ReloadResult, object, object]:
+def _load(rt: Runtime) -> tuple[ReloadResult, ContentBundle | None, Catalogs | None]:
     settings = rt.settings
     try:
         content = load_content(settings.content_dir)
@@ -64,10 +64,15 @@ def _load(rt: Runtime) -> tuple[ReloadResult, object, object]:
         with tempfile.TemporaryDirectory() as tmp:
             compile_catalogs(settings.locales_dir, Path(tmp))
             catalogs = Catalogs(Path(tmp))  # reads everything into memory
-        # Keep the compiled files beside the sources, so a restart serves the same.
-        compile_catalogs(settings.locales_dir, settings.locales_dir)
     except (CatalogError, OSError, ValueError) as exc:
         return ReloadResult(False, [f"the translations could not be compiled: {exc}"]), None, None
+    try:
+        # Keep the compiled files beside the sources, so a restart need not compile them again.
+        # Only a cache: Catalogs compiles a newer .po itself, and an installed package's folder
+        # may be read-only.
+        compile_catalogs(settings.locales_dir, settings.locales_dir)
+    except OSError:
+        log.info("compiled catalogs not written beside the sources (read-only); not needed")
     summary = "content reloaded: " + ", ".join(
         f"{topic.id} v{topic.version}" for topic in sorted(content.advice.values(), key=_id)
     )
@@ -84,9 +89,9 @@ async def reload_content(rt: Runtime) -> ReloadResult:
     """Validate the content and translations on disk; swap them in only if all is well."""
     async with _lock:
         result, content, catalogs = await asyncio.to_thread(_load, rt)
-        if result.ok:
-            rt.content = content  # type: ignore[assignment]
-            rt.catalogs = catalogs  # type: ignore[assignment]
+        if content is not None and catalogs is not None:
+            rt.content = content
+            rt.catalogs = catalogs
             log.info("%s", result.summary)
         else:
             log.warning(

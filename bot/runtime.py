@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
 from bot.content import ContentBundle
 from bot.db import Sessions
-from bot.i18n import Catalogs
+from bot.i18n import Catalogs, Locale
 
 if TYPE_CHECKING:
     from telegram.ext import CallbackContext
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from bot.sms import SmsSender
 
 
-T = TypeVar("T")
+T = TypeVar("T", bound=BaseModel)  # a topic or programme
 
 
 @dataclass
@@ -44,7 +45,7 @@ class Runtime:
     )
     _localized_for: tuple[Any, Any] = (None, None)  # the content and catalogs they came from
 
-    def localized(self, source: T, domain: str, locale: str) -> T:
+    def localized(self, source: T, domain: str, locale: Locale) -> T:
         """``localize`` of a topic or programme of the live content, computed once per language.
 
         The copies are dropped when a reload swaps the content or catalogs. A weekly tick or a

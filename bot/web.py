@@ -69,7 +69,8 @@ async def healthz(request: web.Request) -> web.Response:
     body: dict[str, object] = {"ok": True, "database": "ok"}
     try:
         async with rt.sessions() as session:
-            await session.exec(text("SELECT 1"))
+            connection = await session.connection()
+            await connection.execute(text("SELECT 1"))
     except Exception:
         body.update(ok=False, database="unreachable")
     check = request.app.get(BOT_CHECK)

@@ -21,7 +21,8 @@ from typing import Any
 
 from aiohttp import web
 from telegram import Update
-from telegram.ext import Application
+
+from bot.ptb import BotApplication
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class WebhookReceiver:
 
     def __init__(
         self,
-        application: Application,  # type: ignore[type-arg]
+        application: BotApplication,
         secret: str,
         path: str,
         *,
@@ -97,7 +98,7 @@ class WebhookReceiver:
         return _plain(200, "ok")
 
 
-def _parse(data: dict[str, Any], application: Application) -> Update | None:  # type: ignore[type-arg]
+def _parse(data: dict[str, Any], application: BotApplication) -> Update | None:
     try:
         return Update.de_json(data, application.bot)
     except Exception:  # any shape PTB cannot read; its message could hold the update's text

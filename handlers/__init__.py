@@ -6,12 +6,11 @@ commands last among them), the common catch-alls last.
 
 from __future__ import annotations
 
-from telegram.ext import Application
-
+from bot.ptb import BotApplication
 from bot.runtime import Runtime
 
 
-def register_all(app: Application, rt: Runtime) -> None:  # type: ignore[type-arg]
+def register_all(app: BotApplication, rt: Runtime) -> None:
     from handlers import admin, caller, common, leader
 
     caller.register(app, rt)

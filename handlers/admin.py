@@ -20,12 +20,13 @@ from babel.dates import format_timedelta
 from telegram import Bot, BotCommand, BotCommandScopeChat, Update
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
-from telegram.ext import Application, CommandHandler, filters
+from telegram.ext import CommandHandler, filters
 
 from bot import outbox
 from bot.content.loader import localize
 from bot.i18n import Locale, as_locale
 from bot.models import utcnow
+from bot.ptb import BotApplication
 from bot.reload import reload_content, result_text
 from bot.runtime import Runtime, runtime
 from bot.services import stats
@@ -248,7 +249,7 @@ async def reload(update: Update, context: Context, turn: Turn) -> None:
         await _refresh_menu(context, turn)
 
 
-def register(app: Application, rt: Runtime) -> None:  # type: ignore[type-arg]
+def register(app: BotApplication, rt: Runtime) -> None:
     """Add the admin commands; registered before the common catch-alls."""
     private = filters.ChatType.PRIVATE & ~filters.UpdateType.EDITED
     for name, callback in (("status", status), ("stats", chart), ("reload", reload)):

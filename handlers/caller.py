@@ -10,11 +10,12 @@ import logging
 
 from telegram import InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
-from telegram.ext import Application, CallbackQueryHandler
+from telegram.ext import CallbackQueryHandler
 
 from bot import render, urgency
 from bot.i18n import Locale, as_locale
 from bot.models import Dispatch
+from bot.ptb import BotApplication
 from bot.runtime import Runtime
 from bot.services import dispatches
 from bot.services.dispatches import Opened
@@ -222,7 +223,7 @@ async def checkin_answer(update: Update, context: Context) -> None:
         await reply(update, render.checkin_reply(answer, _))
 
 
-def register(app: Application, rt: Runtime) -> None:  # type: ignore[type-arg]
+def register(app: BotApplication, rt: Runtime) -> None:
     rt.start_routes[PREFIX] = open_advice_link
     ident = r"[0-9a-f]{32}"
     app.add_handler(CallbackQueryHandler(answered_after(worse), pattern=rf"^a:worse:{ident}$"))

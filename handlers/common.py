@@ -18,10 +18,11 @@ from collections.abc import Callable
 
 from telegram import BotCommand, BotCommandScopeChat, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot import urgency
 from bot.i18n import LANGUAGE_NAMES, LOCALES, Catalogs, Locale, as_locale, guess_locale
+from bot.ptb import BotApplication
 from bot.runtime import runtime
 from bot.services.language import choose_language
 from bot.services.people import delete_person
@@ -477,7 +478,7 @@ async def on_error(update: object, context: Context) -> None:
         log.warning("could not tell the person about the error")
 
 
-def register(app: Application) -> None:  # type: ignore[type-arg]
+def register(app: BotApplication) -> None:
     """Add the common handlers. Called last, so the audience modules' handlers win."""
     private = filters.ChatType.PRIVATE
     app.add_handler(CommandHandler("start", start, filters=private))

@@ -14,10 +14,11 @@ import re
 from telegram import InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.i18n import LANGUAGE_NAMES, Locale, as_locale, format_day, format_when, weekday_names
 from bot.models import Leader, LeaderStatus, Prompt
+from bot.ptb import BotApplication
 from bot.runtime import Runtime
 from bot.services import leaders
 from bot.services.language import choose_language
@@ -137,6 +138,12 @@ async def ask_next_step(update: Update, turn: Turn, leader: Leader) -> None:
         )
 
 
+def _button_data(update: Update) -> str:
+    """The pressed button's callback data ("" when there is none)."""
+    query = update.callback_query
+    return (query.data or "") if query is not None else ""
+
+
 async def _leader_turn(update: Update, context: Context) -> tuple[Turn, Leader] | None:
     """The person and their enrolment behind a button; the button is answered otherwise."""
     query = update.callback_query
@@ -155,7 +162,7 @@ async def language_button(update: Update, context: Context) -> None:
     if found is None:
         return
     turn, leader = found
-    locale = as_locale((update.callback_query.data or "").rsplit(":", 1)[1])  # type: ignore[union-attr]
+    locale = as_locale(_button_data(update).rsplit(":", 1)[1])
     await choose_language(turn.rt, turn.person.telegram_user_id, locale)
     turn = Turn(rt=turn.rt, person=turn.person, locale=locale)
     if leader.status == LeaderStatus.ENROLLING:
@@ -172,7 +179,7 @@ async def weekday_button(update: Update, context: Context) -> None:
     if found is None:
         return
     turn, leader = found
-    weekday = int((update.callback_query.data or "").rsplit(":", 1)[1])  # type: ignore[union-attr]
+    weekday = int(_button_data(update).rsplit(":", 1)[1])
     enrolling = leader.status == LeaderStatus.ENROLLING
     leader = await leaders.set_weekday(turn.rt, leader, weekday)
     if enrolling:
@@ -187,7 +194,7 @@ async def time_button(update: Update, context: Context) -> None:
     if found is None:
         return
     turn, leader = found
-    minute = int((update.callback_query.data or "").rsplit(":", 1)[1])  # type: ignore[union-attr]
+    minute = int(_button_data(update).rsplit(":", 1)[1])
     if not 0 <= minute < 24 * 60:  # not a button this bot made
         return
     await chosen_time(update, context, turn, leader, minute)
@@ -291,7 +298,7 @@ async def settings_button(update: Update, context: Context) -> None:
     if found is None:
         return
     turn, leader = found
-    what = (update.callback_query.data or "").rsplit(":", 1)[1]  # type: ignore[union-attr]
+    what = _button_data(update).rsplit(":", 1)[1]
     _ = turn.gettext
     if what == "day":
         await reply(
@@ -414,7 +421,7 @@ async def prompt_button(update: Update, context: Context) -> None:
     if found is None:
         return
     turn, leader = found
-    parts = (update.callback_query.data or "").split(":")  # type: ignore[union-attr]
+    parts = _button_data(update).split(":")
     action, prompt_id = parts[1], int(parts[2])
     rt, _ = turn.rt, turn.gettext
     prompt = await leaders.own_prompt(rt, leader, prompt_id)
@@ -506,7 +513,7 @@ async def pause_button(update: Update, context: Context) -> None:
     if found is None:
         return
     turn, leader = found
-    weeks = int((update.callback_query.data or "").rsplit(":", 1)[1])  # type: ignore[union-attr]
+    weeks = int(_button_data(update).rsplit(":", 1)[1])
     leader = await leaders.pause(turn.rt, leader, weeks or None)
     _ = turn.gettext
     text = _status_line(turn, leader)
@@ -552,7 +559,7 @@ async def stop_button(update: Update, context: Context) -> None:
     if found is None:
         return
     turn, leader = found
-    choice = (update.callback_query.data or "").rsplit(":", 1)[1]  # type: ignore[union-attr]
+    choice = _button_data(update).rsplit(":", 1)[1]
     _ = turn.gettext
     query = update.callback_query
     assert query is not None
@@ -696,7 +703,7 @@ async def not_a_leader(update: Update, turn: Turn) -> None:
     )
 
 
-def register(app: Application, rt: Runtime) -> None:  # type: ignore[type-arg]
+def register(app: BotApplication, rt: Runtime) -> None:
     rt.start_routes[PREFIX] = open_invite_link
     private = filters.ChatType.PRIVATE
     for name, callback in (

@@ -5,15 +5,21 @@ PostgreSQL with TEST_DATABASE_URL set."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from click.testing import CliRunner
 from sqlalchemy import Engine, create_engine, inspect, text
 
 from bot import migrate
+from bot.cli import main
 from bot.config import to_async_url
 from bot.models import metadata
 
@@ -39,14 +45,44 @@ def test_empty_database_upgrades_to_head(url: str, engine: Engine) -> None:
 
 
 def test_a_start_on_a_current_database_skips_alembic_and_a_behind_one_upgrades(url: str) -> None:
-    # The fast check reads the scripts' text; it must name the head Alembic names.
-    assert migrate._head_from_files() == migrate.head_revision()
     assert migrate.upgrade_if_behind(url) is True  # empty: upgraded
     assert migrate.current_revision(url) == migrate.head_revision()
     assert migrate.upgrade_if_behind(url) is False  # current: nothing to do
     previous = migrate.revisions()[-2]
     migrate.downgrade(url, previous)
     assert migrate.upgrade_if_behind(url) is True
+    assert migrate.current_revision(url) == migrate.head_revision()
+
+
+def test_production_start_refuses_a_schema_that_is_not_current(url: str) -> None:
+    with pytest.raises(migrate.SchemaNotCurrent, match=r"no schema yet.*python -m bot db upgrade"):
+        migrate.require_current(url)
+    migrate.upgrade(url, migrate.revisions()[-2])
+    with pytest.raises(migrate.SchemaNotCurrent, match=f"needs {migrate.head_revision()}"):
+        migrate.require_current(url)
+    migrate.upgrade(url)
+    migrate.require_current(url)  # current: no error
+
+
+def test_instances_that_start_together_on_an_empty_database_do_not_race(
+    url: str, tmp_path: Path
+) -> None:
+    """Three `db upgrade` processes at once (a release phase run twice, or instances migrating
+    on start): one migrates under the lock, the others wait and find nothing to do."""
+    env = {**os.environ, "DATABASE_URL": url, "VAR_DIR": str(tmp_path / "var")}
+    env.pop("TELEGRAM_BOT_TOKEN", None)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bot", "db", "upgrade"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(3)
+    ]
+    outputs = [process.communicate(timeout=120)[0].decode() for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0], outputs
     assert migrate.current_revision(url) == migrate.head_revision()
 
 
@@ -100,3 +136,28 @@ def test_models_match_migrations(url: str, engine: Engine) -> None:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         diff = compare_metadata(context, metadata)
     assert diff == [], f"models and migrations differ; add a migration: {diff}"
+
+
+def test_db_revision_writes_the_next_numbered_script(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A newcomer adds a migration with one command, without an Alembic config of their own."""
+    shutil.copytree(migrate.MIGRATIONS, tmp_path / "migrations")
+    monkeypatch.setattr(migrate, "MIGRATIONS", tmp_path / "migrations")
+    monkeypatch.setenv("DATABASE_URL", url)
+    head = migrate.head_revision()
+    assert head is not None
+
+    refused = CliRunner().invoke(main, ["db", "revision", "-m", "audit log", "--autogenerate"])
+    assert refused.exit_code != 0
+    assert "no schema yet" in refused.output and "db upgrade" in refused.output
+
+    migrate.upgrade(url)
+    made = CliRunner().invoke(main, ["db", "revision", "-m", "audit log", "--autogenerate"])
+    assert made.exit_code == 0, made.output
+    script = tmp_path / "migrations" / "versions" / f"{int(head) + 1:04d}_audit_log.py"
+    assert script.exists(), made.output
+    assert f'down_revision: str | None = "{head}"' in script.read_text()
+    assert migrate.head_revision() == f"{int(head) + 1:04d}"
+    migrate.upgrade(url)  # the empty migration applies
+    assert migrate.current_revision(url) == migrate.head_revision()

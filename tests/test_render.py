@@ -9,11 +9,11 @@ import re
 import pytest
 
 from bot import render
-from bot.config import PROJECT_ROOT
 from bot.content import load_content
 from bot.content.loader import localize
 from bot.content.schema import AdviceTopic
 from bot.i18n import LOCALES, Catalogs, Locale
+from bot.paths import CHECKOUT as PROJECT_ROOT
 from bot.sms import gsm7_septets, is_gsm7
 
 CONTENT = load_content(PROJECT_ROOT / "content")

@@ -167,8 +167,8 @@ class _PoFiles:
         translations with the wrong placeholders are left out (they are reported on their own)."""
         table: dict[str, str] = {}
         for message in self.messages[locale] or ():
-            if _usable(message):
-                table[message.id] = message.string
+            if (pair := _usable_pair(message)) is not None:
+                table[pair[0]] = pair[1]
         return lambda text: table.get(text, text)
 
     def content_lookup(self, locale: Locale) -> Callable[[str, str], str | None]:
@@ -176,20 +176,24 @@ class _PoFiles:
         table: dict[tuple[str | None, str], str] = {}
         if locale == "nn":
             for message in self.content_nn or ():
-                if _usable(message):
-                    table[(message.context, message.id)] = message.string
+                if (pair := _usable_pair(message)) is not None:
+                    table[(message.context, pair[0])] = pair[1]
         return lambda context, text: table.get((context, text))
 
 
-def _usable(message: Message) -> bool:
-    return (
+def _usable_pair(message: Message) -> tuple[str, str] | None:
+    """(msgid, msgstr) of a translation the bot would show: singular, translated, not fuzzy,
+    with the source's placeholders; None otherwise."""
+    if (
         isinstance(message.id, str)
-        and bool(message.id)
+        and message.id
         and isinstance(message.string, str)
-        and bool(message.string.strip())
+        and message.string.strip()
         and not message.fuzzy
         and placeholders(message.id) == placeholders(message.string)
-    )
+    ):
+        return message.id, message.string
+    return None
 
 
 def _short(text: str) -> str:

@@ -239,8 +239,8 @@ async def move_checkin(request: web.Request) -> web.Response:
         await session.exec(
             update(Dispatch)
             .where(
-                Dispatch.id == dispatch_id,  # type: ignore[arg-type]
-                Dispatch.checkin_status == CheckinStatus.SCHEDULED,  # type: ignore[arg-type]
+                col(Dispatch.id) == dispatch_id,
+                col(Dispatch.checkin_status) == CheckinStatus.SCHEDULED,
             )
             .values(checkin_due_at=due)
         )
@@ -303,8 +303,8 @@ async def send_now(request: web.Request) -> web.Response:
         await session.exec(
             update(Leader)
             .where(
-                Leader.id == leader.id,  # type: ignore[arg-type]
-                Leader.status == LeaderStatus.ACTIVE,  # type: ignore[arg-type]
+                col(Leader.id) == leader.id,
+                col(Leader.status) == LeaderStatus.ACTIVE,
             )
             .values(next_due_at=now)
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.db import Sessions
 from bot.models import ApiKey, utcnow
@@ -49,7 +49,7 @@ async def verify(sessions: Sessions, presented: str) -> ApiKey | None:
 
 async def list_keys(sessions: Sessions) -> list[ApiKey]:
     async with sessions() as session:
-        return list(await session.exec(select(ApiKey).order_by(ApiKey.id)))  # type: ignore[arg-type]
+        return list(await session.exec(select(ApiKey).order_by(col(ApiKey.id))))
 
 
 async def revoke(sessions: Sessions, key_id: int) -> bool:

@@ -321,7 +321,7 @@ async def create(
                     await session.exec(
                         select(Dispatch.id).where(
                             Dispatch.phone_hash == dispatch.phone_hash,
-                            Dispatch.created_at >= since,  # type: ignore[operator]
+                            Dispatch.created_at >= since,
                         )
                     )
                 ).all()
@@ -576,8 +576,8 @@ async def record_checkin_outcome(rt: Runtime, row: OutboxMessage, status: str) -
         await session.exec(
             update(Dispatch)
             .where(
-                Dispatch.id == dispatch_id,  # type: ignore[arg-type]
-                Dispatch.checkin_status == CheckinStatus.SCHEDULED,  # type: ignore[arg-type]
+                col(Dispatch.id) == dispatch_id,
+                col(Dispatch.checkin_status) == CheckinStatus.SCHEDULED,
             )
             .values(checkin_status=new)
         )
@@ -600,9 +600,9 @@ async def recontacts(
             select(Dispatch)
             .where(
                 Dispatch.phone_hash == digest,
-                Dispatch.created_at >= now - dt.timedelta(hours=hours),  # type: ignore[operator]
+                Dispatch.created_at >= now - dt.timedelta(hours=hours),
             )
-            .order_by(Dispatch.created_at.desc())  # type: ignore[attr-defined]
+            .order_by(col(Dispatch.created_at).desc())
         )
         return list(rows)
 
@@ -643,9 +643,7 @@ async def purge_old(rt: Runtime, *, now: dt.datetime | None = None) -> tuple[int
     now = now or utcnow()
     cutoff = now - dt.timedelta(days=rt.settings.retention_days)
     async with rt.sessions() as session:
-        gone: Any = await session.exec(
-            delete(Dispatch).where(Dispatch.created_at < cutoff)  # type: ignore[arg-type]
-        )
+        gone: Any = await session.exec(delete(Dispatch).where(col(Dispatch.created_at) < cutoff))
         await session.exec(
             delete(IdempotentRequest).where(
                 col(IdempotentRequest.created_at) < now - dt.timedelta(hours=IDEMPOTENCY_HOURS)
@@ -653,9 +651,9 @@ async def purge_old(rt: Runtime, *, now: dt.datetime | None = None) -> tuple[int
         )
         people: Any = await session.exec(
             delete(Person).where(
-                Person.last_seen_at < cutoff,  # type: ignore[arg-type]
-                ~exists().where(Dispatch.person_id == Person.id),  # type: ignore[arg-type]
-                ~exists().where(Leader.person_id == Person.id),  # type: ignore[arg-type]
+                col(Person.last_seen_at) < cutoff,
+                ~exists().where(col(Dispatch.person_id) == Person.id),
+                ~exists().where(col(Leader.person_id) == Person.id),
             )
         )
         await session.commit()

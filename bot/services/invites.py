@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.models import Invite, Organisation, utcnow
 from bot.privacy import new_token, token_hash
@@ -264,14 +264,14 @@ async def list_invites(rt: Runtime, org_name: str | None = None) -> list[InviteI
     async with rt.sessions() as session:
         query = select(Invite, Organisation).join(
             Organisation,
-            Invite.organisation_id == Organisation.id,  # type: ignore[arg-type]
+            col(Invite.organisation_id) == Organisation.id,
         )
         if org_name is not None:
             org = await find_organisation(session, org_name)
             if org is None:
                 return []
             query = query.where(Invite.organisation_id == org.id)
-        found = list(await session.exec(query.order_by(Invite.id)))  # type: ignore[arg-type]
+        found = list(await session.exec(query.order_by(col(Invite.id))))
     infos = []
     for invite, org in found:
         programme, role = rt.content.roles.get(invite.role_id, (None, None))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, update
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.models import (
     Invite,
@@ -82,7 +82,7 @@ async def join(
             return JoinResult(Joined.EXPIRED)
         used: Any = await session.exec(
             update(Invite)
-            .where(Invite.id == invite.id, Invite.uses < Invite.max_uses)  # type: ignore[arg-type]
+            .where(col(Invite.id) == invite.id, col(Invite.uses) < Invite.max_uses)
             .values(uses=Invite.uses + 1)
         )
         if used.rowcount != 1:
@@ -90,8 +90,9 @@ async def join(
             return JoinResult(Joined.USED_UP)
         programme, _role = rt.content.roles[invite.role_id]
         if leader is None:
+            assert person.id is not None  # a stored person
             leader = Leader(
-                person_id=person.id,  # type: ignore[arg-type]
+                person_id=person.id,
                 organisation_id=invite.organisation_id,
                 role_id=invite.role_id,
                 programme_id=programme.id,
@@ -204,7 +205,7 @@ async def latest_prompt(rt: Runtime, leader: Leader) -> Prompt | None:
             await session.exec(
                 select(Prompt)
                 .where(Prompt.leader_id == leader.id, Prompt.status != PromptStatus.MISSED)
-                .order_by(Prompt.due_at.desc())  # type: ignore[attr-defined]
+                .order_by(col(Prompt.due_at).desc())
                 .limit(1)
             )
         ).one_or_none()
@@ -334,7 +335,7 @@ async def answers(
     where = (Prompt.leader_id == leader.id, Prompt.status == PromptStatus.ANSWERED)
     async with rt.sessions() as session:
         total = (await session.exec(select(func.count()).select_from(Prompt).where(*where))).one()
-        query = select(Prompt).where(*where).order_by(Prompt.due_at.desc()).offset(offset)  # type: ignore[attr-defined]
+        query = select(Prompt).where(*where).order_by(col(Prompt.due_at).desc()).offset(offset)
         if limit is not None:
             query = query.limit(limit)
         rows = list(await session.exec(query))
@@ -366,11 +367,11 @@ async def stop(rt: Runtime, leader: Leader, *, delete_answers: bool) -> None:
     """Leave the reflection. With ``delete_answers`` every answer goes too."""
     async with rt.sessions() as session:
         if delete_answers:
-            await session.exec(delete(Leader).where(Leader.id == leader.id))  # type: ignore[arg-type]
+            await session.exec(delete(Leader).where(col(Leader.id) == leader.id))
         else:
             await session.exec(
                 update(Leader)
-                .where(Leader.id == leader.id)  # type: ignore[arg-type]
+                .where(col(Leader.id) == leader.id)
                 .values(
                     status=LeaderStatus.STOPPED,
                     stopped_at=utcnow(),

@@ -75,7 +75,7 @@ async def delete_person(sessions: Sessions, telegram_user_id: int) -> bool:
     """Delete a person and, through the foreign keys, everything stored about them."""
     async with sessions() as session:
         result = await session.exec(
-            delete(Person).where(Person.telegram_user_id == telegram_user_id)  # type: ignore[arg-type]
+            delete(Person).where(col(Person.telegram_user_id) == telegram_user_id)
         )
         await session.commit()
         return bool(getattr(result, "rowcount", 0))

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select as core_select
 from sqlmodel import col, select
 
 from bot.content.schema import Theme
@@ -105,17 +106,19 @@ async def participation(
             known = list(await session.exec(select(Organisation.name).order_by(Organisation.name)))
             raise LookupError(_unknown_org(org_name, known))
         in_org = (
-            Leader.organisation_id == org.id,
+            col(Leader.organisation_id) == org.id,
             col(Prompt.week).in_(period),
         )
-        counted = await session.exec(
-            select(  # type: ignore[call-overload]
-                Prompt.week,
-                Prompt.role_id,
-                Prompt.programme_id,
-                Prompt.theme_id,
-                Prompt.leader_id,
-                Prompt.status,
+        # Six columns: more than sqlmodel's select() is typed for, so Core on the connection.
+        connection = await session.connection()
+        counted = await connection.execute(
+            core_select(
+                col(Prompt.week),
+                col(Prompt.role_id),
+                col(Prompt.programme_id),
+                col(Prompt.theme_id),
+                col(Prompt.leader_id),
+                col(Prompt.status),
             )
             .join(Leader, col(Prompt.leader_id) == col(Leader.id))
             .where(*in_org)
@@ -126,20 +129,20 @@ async def participation(
             counts.leaders.add(leader_id)
             counts.by_status[status] += 1
         # Only shared, answered text is read at all.
-        shared = await session.exec(
-            select(  # type: ignore[call-overload]
-                Prompt.week,
-                Prompt.role_id,
-                Prompt.programme_id,
-                Prompt.theme_id,
-                Prompt.question_id,
-                Prompt.answer_text,
+        shared = await connection.execute(
+            core_select(
+                col(Prompt.week),
+                col(Prompt.role_id),
+                col(Prompt.programme_id),
+                col(Prompt.theme_id),
+                col(Prompt.question_id),
+                col(Prompt.answer_text),
             )
             .join(Leader, col(Prompt.leader_id) == col(Leader.id))
             .where(
                 *in_org,
-                Prompt.shared == True,  # noqa: E712
-                Prompt.status == PromptStatus.ANSWERED,
+                col(Prompt.shared).is_(True),
+                col(Prompt.status) == PromptStatus.ANSWERED,
                 col(Prompt.answer_text).is_not(None),
             )
             .order_by(col(Prompt.week), col(Prompt.answered_at), col(Prompt.id))
@@ -179,7 +182,7 @@ async def participation(
             role_title=names.role(role_id),
             theme_title=names.theme(programme_id, theme_id),
             question_text=names.question(programme_id, theme_id, question_id),
-            text=text,
+            text=text or "",  # the query reads only answered rows (answer_text IS NOT NULL)
         )
         for week, role_id, programme_id, theme_id, question_id, text in shared_rows
     ]

@@ -47,7 +47,7 @@ from sqlmodel import col, select
 
 from bot import outbox, render
 from bot.content.schema import Programme, Question, Theme
-from bot.db import upsert_insert
+from bot.db import table_of, upsert_insert
 from bot.i18n import Locale, as_locale
 from bot.models import Leader, LeaderStatus, Person, Prompt, PromptStatus, utcnow
 from bot.runtime import Runtime
@@ -296,8 +296,8 @@ async def _resume_paused(rt: Runtime, now: dt.datetime) -> int:
                     select(Leader)
                     .where(
                         Leader.status == LeaderStatus.PAUSED,
-                        Leader.paused_until.is_not(None),  # type: ignore[union-attr]
-                        Leader.paused_until <= now,  # type: ignore[operator]
+                        col(Leader.paused_until).is_not(None),
+                        col(Leader.paused_until) <= now,
                     )
                     .limit(BATCH)
                 )
@@ -315,9 +315,9 @@ async def _resume_paused(rt: Runtime, now: dt.datetime) -> int:
             result: Any = await session.exec(
                 update(Leader)
                 .where(
-                    Leader.id == leader.id,  # type: ignore[arg-type]
-                    Leader.status == LeaderStatus.PAUSED,  # type: ignore[arg-type]
-                    Leader.paused_until == leader.paused_until,  # type: ignore[arg-type]
+                    col(Leader.id) == leader.id,
+                    col(Leader.status) == LeaderStatus.PAUSED,
+                    col(Leader.paused_until) == leader.paused_until,
                 )
                 .values(status=LeaderStatus.ACTIVE, paused_until=None, next_due_at=due)
             )
@@ -362,11 +362,11 @@ async def _send_leader(
             claimed: Any = await session.exec(
                 update(Leader)
                 .where(
-                    Leader.id == leader.id,  # type: ignore[arg-type]
-                    Leader.next_due_at == old_due,  # type: ignore[arg-type]
-                    Leader.status == LeaderStatus.ACTIVE,  # type: ignore[arg-type]
-                    Leader.position == leader.position,  # type: ignore[arg-type]
-                    Leader.cycle == leader.cycle,  # type: ignore[arg-type]
+                    col(Leader.id) == leader.id,
+                    col(Leader.next_due_at) == old_due,
+                    col(Leader.status) == LeaderStatus.ACTIVE,
+                    col(Leader.position) == leader.position,
+                    col(Leader.cycle) == leader.cycle,
                 )
                 .values(next_due_at=new_due)
             )
@@ -434,7 +434,7 @@ async def _send_leader(
                 position, cycle = 0, cycle + 1
             await session.exec(
                 update(Leader)
-                .where(Leader.id == leader_id)  # type: ignore[arg-type]
+                .where(col(Leader.id) == leader_id)
                 .values(position=position, cycle=cycle)
             )
             await session.commit()
@@ -453,7 +453,7 @@ async def _insert_prompt(session: Any, prompt: Prompt) -> int | None:
     """Insert unless the leader's week has a prompt already; the new id, or None."""
     values = prompt.model_dump(exclude={"id"})
     insert = upsert_insert(session)
-    table: Any = Prompt.__table__
+    table = table_of(Prompt)
     stmt = (
         insert(table)
         .values(**values)
