@@ -238,6 +238,9 @@ def content_list(fmt: str) -> None:
         bundle = load_content(settings.content_dir)
     except ContentErrors as exc:
         _fail(f"The content has errors; run `python -m bot content check`.\n{exc}", 1)
+    from bot.content.check import filled  # every {threshold} shown as its number
+
+    topics = [filled(bundle, topic) for topic in bundle.advice.values()]
     listing: dict[str, Any] = {
         "advice_topics": [
             {
@@ -245,10 +248,9 @@ def content_list(fmt: str) -> None:
                 "title": t.title,
                 "status": t.status,
                 "version": t.version,
-                "scope": t.scope.model_dump(mode="json") if t.scope else None,
-                "sources": [source.model_dump(mode="json") for source in t.sources],
+                **t.provenance_json(),
             }
-            for t in bundle.advice.values()
+            for t in topics
         ],
         "roles": [
             {"id": role.id, "title": role.title, "programme": programme.id}

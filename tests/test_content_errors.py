@@ -270,6 +270,14 @@ def test_cli_lists_content_as_json() -> None:
     topic_ids = {t["id"] for t in listing["advice_topics"]}
     assert {"breathing-cough-adult", "fever-child"} <= topic_ids
     assert len(topic_ids) >= 6
+    # Each topic says who it is for and what it is taken from (as GET /api/v1/topics does).
+    fever = next(t for t in listing["advice_topics"] if t["id"] == "fever-child")
+    assert fever["scope"]["audience"] == "children" and fever["scope"]["max_age"] == "12 years"
+    assert fever["scope"]["who"] == "Rådene gjelder barn opp til 12 år."
+    assert "helsenorge-feber" in [s["id"] for s in fever["sources"]]
+    for topic in listing["advice_topics"]:
+        assert topic["scope"]["who"] and topic["sources"], topic["id"]
+        assert all(s["url"].startswith("https://") and s["covers"] for s in topic["sources"])
 
 
 def test_extractor_yields_context_and_file_line_comment(tmp_path: Path) -> None:

@@ -247,6 +247,14 @@ class AdviceTopic(Reviewed):
         """Who the advice speaks to; a stored copy made before scopes existed spoke to "you"."""
         return self.scope.audience if self.scope is not None else "adults"
 
+    def provenance_json(self) -> dict[str, Any]:
+        """Who the topic is for and what it is taken from, as ``content list --format json`` and
+        ``GET /api/v1/topics`` show them (one shape for both)."""
+        return {
+            "scope": self.scope.model_dump(mode="json") if self.scope is not None else None,
+            "sources": [source.model_dump(mode="json") for source in self.sources],
+        }
+
 
 def _snapshot(info: ValidationInfo) -> bool:
     return bool(info.context and info.context.get(SNAPSHOT))
