@@ -206,7 +206,8 @@ async def test_content_in_both_languages_with_findings(
     assert "<b>Ring 113 no viss</b>" in "".join(fever["texts"]["nn"]["messages"])
     assert fever["texts"]["nn"]["buttons"][0] == "Barnet blir verre"
     assert fever["scope"]["audience"] == "children" and fever["sources"]
-    assert fever["tiers"] == {"emergency": 6, "urgent": 6, "soon": 1}
+    # The topic's 6 + 4 + 1 signs, and the 3 urgent ones of its two risk groups (all shown).
+    assert fever["tiers"] == {"emergency": 6, "urgent": 7, "soon": 1}
     assert isinstance(fever["findings"], list)
     questions = [q for p in view["programmes"] for r in p["roles"] for q in r["questions"]]
     total = sum(
