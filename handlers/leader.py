@@ -590,8 +590,11 @@ async def answers_command(update: Update, context: Context) -> None:
 
 async def answers_button(update: Update, context: Context) -> None:
     query = update.callback_query
+    if query is None:
+        return
     turn = await begin(update, context)
-    if query is None or turn is None:
+    if turn is None:  # not a private chat (an inline message): stop the spinner only
+        await query.answer()
         return
     await query.answer()
     await show_answers(update, turn, int((query.data or "0").rsplit(":", 1)[1]), edit=True)

@@ -411,6 +411,7 @@ async def test_start_with_any_payload_refuses_the_link_plainly(
     message_id=st.integers(1, 2**31 - 1),
     language=languages,
 )
+@example(data="r:page:0", target="inline", message_id=1, language="nb")  # it used to spin
 async def test_any_button_press_is_answered_and_never_fails(
     fuzz: Fuzz, data: str | None, target: str, message_id: int, language: str | None
 ) -> None:
