@@ -824,10 +824,12 @@ leader_actions = st.lists(
 
 
 @settings(FUZZ, max_examples=max(1, EXAMPLES * 2 // 3))  # each example makes a leader
-@example(  # bugs found here: an impossible time, ids beyond int64, a second tap on a page
+@example(  # bugs found here: an impossible time, ids beyond int64 (and PostgreSQL's int4), a
+    # second tap on a page
     [
         ("press", "r:time:9999", "last"),
         ("press", f"r:ans:{2**80}", "last"),
+        ("press", f"r:ans:{2**31}", "last"),
         ("press", f"r:page:{2**80}", "last"),
         ("press", "r:page:{open}", "last"),
         ("press", "r:page:{open}", "last"),
