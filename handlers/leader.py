@@ -589,14 +589,12 @@ async def answers_command(update: Update, context: Context) -> None:
 
 
 async def answers_button(update: Update, context: Context) -> None:
+    """Older / newer answers. Registered with ``answered_after``: the page arrives before the
+    spinner stops, and a press from outside a private chat (an inline message) is answered too."""
     query = update.callback_query
-    if query is None:
-        return
     turn = await begin(update, context)
-    if turn is None:  # not a private chat (an inline message): stop the spinner only
-        await query.answer()
+    if query is None or turn is None:
         return
-    await query.answer()
     await show_answers(update, turn, int((query.data or "0").rsplit(":", 1)[1]), edit=True)
 
 
@@ -736,7 +734,9 @@ def register(app: BotApplication, rt: Runtime) -> None:
     app.add_handler(
         CallbackQueryHandler(answered_after(stop_button), pattern=r"^r:stop:(delete|keep|no)$")
     )
-    app.add_handler(CallbackQueryHandler(answers_button, pattern=r"^r:page:[0-9]{1,9}$"))
+    app.add_handler(
+        CallbackQueryHandler(answered_after(answers_button), pattern=r"^r:page:[0-9]{1,9}$")
+    )
     # Leaders' typed text (not commands); for anyone else it goes on to the common answer.
     app.add_handler(
         MessageHandler(
