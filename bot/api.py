@@ -397,10 +397,12 @@ async def find_recontacts(request: web.Request) -> web.Response:
 
 
 async def list_topics(request: web.Request) -> web.Response:
-    """GET /api/v1/topics: what a call system can offer a nurse, with the tailoring slots."""
+    """GET /api/v1/topics: what a call system can offer a nurse, with the tailoring slots, who
+    each topic is for (``scope``) and what it is taken from (``sources``)."""
     rt = request.app[RUNTIME]
     topics = []
-    for topic in sorted(rt.content.advice.values(), key=lambda t: t.id):
+    for source in sorted(rt.content.advice.values(), key=lambda t: t.id):
+        topic = rt.localized(source, "advice", "nb")  # Bokmål, each {threshold} as its number
         topics.append(
             {
                 "id": topic.id,
@@ -414,6 +416,7 @@ async def list_topics(request: web.Request) -> web.Response:
                     {"id": group.id, "label": group.label} for group in topic.tailoring.risk_groups
                 ],
                 "checkin_hours": topic.tailoring.checkin_hours,
+                **topic.provenance_json(),
             }
         )
     return web.json_response({"topics": topics})

@@ -248,10 +248,19 @@ def content_list(fmt: str) -> None:
         bundle = load_content(settings.content_dir)
     except ContentErrors as exc:
         _fail(f"The content has errors; run `python -m bot content check`.\n{exc}", 1)
+    from bot.content.check import filled  # every {threshold} shown as its number
+
+    topics = [filled(bundle, topic) for topic in bundle.advice.values()]
     listing: dict[str, Any] = {
         "advice_topics": [
-            {"id": t.id, "title": t.title, "status": t.status, "version": t.version}
-            for t in bundle.advice.values()
+            {
+                "id": t.id,
+                "title": t.title,
+                "status": t.status,
+                "version": t.version,
+                **t.provenance_json(),
+            }
+            for t in topics
         ],
         "roles": [
             {"id": role.id, "title": role.title, "programme": programme.id}

@@ -68,7 +68,8 @@ class Runtime:
         key = (domain, id(source), locale)
         hit = self._localized.get(key)
         if hit is None or hit[0] is not source:  # the id of an object no longer alive
-            hit = (source, localize(source, domain, self.catalogs.content_lookup(locale)))
+            lookup = self.catalogs.content_lookup(locale)
+            hit = (source, localize(source, domain, lookup, self.content.values))
             self._localized[key] = hit
         result: T = hit[1]
         return result

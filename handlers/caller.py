@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 
-from telegram import Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler
 
-from bot import render
+from bot import render, urgency
 from bot.i18n import Locale, as_locale
 from bot.models import Dispatch
 from bot.ptb import BotApplication
@@ -22,7 +22,7 @@ from bot.services.dispatches import Opened
 from bot.services.language import choose_language
 from bot.services.people import guess_locale_once
 from handlers.base import Context, Turn, answered_after, begin, keyboard, reply
-from handlers.common import EMERGENCY_LINE, invalid_link, link_refused
+from handlers.common import button_gone, invalid_link, link_refused
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,10 @@ async def open_advice_link(update: Update, context: Context, turn: Turn, payload
         await reply(
             update,
             _(
-                "This link has expired: it could be opened for {hours} hours after your call. "
-                "If you still need advice, call the legevakt on 116 117. In an emergency, "
-                "call 113."
-            ).format(hours=rt.settings.link_ttl_hours),
+                "This link has expired: it could be opened for {hours} hours after your call."
+            ).format(hours=rt.settings.link_ttl_hours)
+            + "\n\n"
+            + urgency.numbers_line(_),
         )
         return
     if result.outcome is Opened.TAKEN:
@@ -55,10 +55,10 @@ async def open_advice_link(update: Update, context: Context, turn: Turn, payload
             update,
             _(
                 "This link has already been opened in another chat. Advice is personal, so a "
-                "link works in one chat only. If you need advice, call the legevakt on 116 117."
+                "link works in one chat only."
             )
             + "\n\n"
-            + _(EMERGENCY_LINE),
+            + urgency.numbers_line(_),
         )
         return
     dispatch = result.dispatch
@@ -77,10 +77,17 @@ async def send_advice(update: Update, rt: Runtime, dispatch: Dispatch, locale: L
     if messages is None:
         await reply(update, _no_longer(rt, locale))
         return
-    _ = rt.catalogs.gettext(locale)
-    buttons = keyboard(render.advice_buttons(_, dispatch.id, locale))
     for index, text in enumerate(messages):
-        await reply(update, text, buttons if index == len(messages) - 1 else None)
+        last = index == len(messages) - 1
+        await reply(update, text, advice_keyboard(rt, dispatch, locale) if last else None)
+
+
+def advice_keyboard(rt: Runtime, dispatch: Dispatch, locale: Locale) -> InlineKeyboardMarkup:
+    """The buttons under the advice; "worse" names whoever the advice is for."""
+    topic = dispatches.advice_for(rt, dispatch, locale)
+    audience = topic.audience if topic is not None else "adults"
+    _ = rt.catalogs.gettext(locale)
+    return keyboard(render.advice_buttons(_, dispatch.id, locale, audience))
 
 
 def advice_messages(rt: Runtime, dispatch: Dispatch, locale: Locale) -> list[str] | None:
@@ -102,32 +109,36 @@ def advice_messages(rt: Runtime, dispatch: Dispatch, locale: Locale) -> list[str
 
 def _no_longer(rt: Runtime, locale: Locale) -> str:
     _ = rt.catalogs.gettext(locale)
-    return _("This advice is no longer available here.") + "\n\n" + _(EMERGENCY_LINE)
+    return render.no_longer_stored(_)
 
 
-async def _own_dispatch(update: Update, context: Context) -> tuple[Turn, Dispatch, str] | None:
-    """The person and their dispatch behind an ``a:`` button; answers the button otherwise."""
+async def _own_dispatch(
+    update: Update, context: Context, *, worse: bool = False
+) -> tuple[Turn, Dispatch, str] | None:
+    """The person and their dispatch behind an ``a:`` button.
+
+    When there is none (deleted by the person, or past retention) the person gets a message
+    that stays, with both numbers; for "worse" it says to call 116 117 now.
+    """
     query = update.callback_query
     turn = await begin(update, context)
     if query is None or turn is None:
         return None
     parts = (query.data or "").split(":")
     if len(parts) < 3:  # no data at all: PTB gives such a press to every pattern's handler
-        await query.answer(turn.gettext("This button no longer works. Write /help to start again."))
+        await button_gone(update, turn)
         return None
     dispatch = await dispatches.for_person(turn.rt, parts[2], turn.person)
     if dispatch is None:
-        await query.answer(
-            turn.gettext("This advice is no longer stored, so this button no longer works."),
-            show_alert=True,
-        )
+        _ = turn.gettext
+        await reply(update, render.worse_without_advice(_) if worse else render.no_longer_stored(_))
         return None
     return turn, dispatch, ":".join(parts[3:])
 
 
 async def worse(update: Update, context: Context) -> None:
     """ "I am getting worse": what to do now, at once, and a note on the dispatch."""
-    found = await _own_dispatch(update, context)
+    found = await _own_dispatch(update, context, worse=True)
     if found is None:
         return
     turn, dispatch, _rest = found
@@ -136,11 +147,12 @@ async def worse(update: Update, context: Context) -> None:
 
 
 def worse_message(rt: Runtime, dispatch: Dispatch, locale: Locale) -> str:
+    """The tiers of the advice the caller got, as what to do now (with their risk groups)."""
     topic = dispatches.advice_for(rt, dispatch, locale)
     _ = rt.catalogs.gettext(locale)
     if topic is None:
-        return _("Call the legevakt now on 116 117.") + "\n\n" + _(EMERGENCY_LINE)
-    return render.worse_text(topic, _)
+        return render.worse_without_advice(_)
+    return render.worse_text(topic, _, dispatches.tailoring_of(rt, dispatch).risk_groups)
 
 
 async def switch_language(update: Update, context: Context) -> None:
@@ -158,8 +170,7 @@ async def switch_language(update: Update, context: Context) -> None:
     if messages is None:
         await reply(update, _no_longer(rt, locale))
         return
-    _ = rt.catalogs.gettext(locale)
-    buttons = keyboard(render.advice_buttons(_, dispatch.id, locale))
+    buttons = advice_keyboard(rt, dispatch, locale)
     if len(messages) == 1:
         try:
             await query.edit_message_text(messages[0], parse_mode="HTML", reply_markup=buttons)
@@ -172,19 +183,29 @@ async def switch_language(update: Update, context: Context) -> None:
 
 async def checkin_answer(update: Update, context: Context) -> None:
     """Better / the same / worse, in answer to the check-in."""
-    found = await _own_dispatch(update, context)
+    query = update.callback_query
+    data = query.data if query is not None else None
+    found = await _own_dispatch(update, context, worse=(data or "").endswith(":worse"))
     if found is None:
         return
     turn, dispatch, answer = found
-    query = update.callback_query
     assert query is not None
     rt = turn.rt
     _ = turn.gettext
     stored, first = await dispatches.answer_checkin(rt, dispatch.id, turn.person, answer)
     if stored is None:
+        await reply(update, _no_longer(rt, turn.locale))
         return
     if not first:
-        await query.answer(_("You have already answered. Thank you."))
+        if answer == "worse":  # "worse" always gets what to do, however often it is pressed
+            await reply(update, worse_message(rt, dispatch, turn.locale))
+        else:
+            await reply(
+                update,
+                render.esc(_("You have already answered. Thank you."))
+                + "\n\n"
+                + render.esc(urgency.numbers_line(_)),
+            )
         return
     label = {"better": _("Better"), "same": _("The same"), "worse": _("Worse")}[answer]
     message = query.message

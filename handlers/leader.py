@@ -33,7 +33,7 @@ from handlers.base import (
     keyboard,
     reply,
 )
-from handlers.common import invalid_link, link_refused, set_chat_menu, unknown
+from handlers.common import button_gone, invalid_link, link_refused, set_chat_menu, unknown
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ async def _leader_turn(update: Update, context: Context) -> tuple[Turn, Leader] 
         return None
     leader = await leaders.leader_of(turn.rt, turn.person)
     if leader is None:
-        await query.answer(turn.gettext("This button no longer works. Write /help to start again."))
+        await button_gone(update, turn)
         return None
     return turn, leader  # the press is answered after the work (see ``answered_after``)
 
@@ -656,11 +656,12 @@ async def answers_command(update: Update, context: Context) -> None:
 
 
 async def answers_button(update: Update, context: Context) -> None:
+    """Older / newer answers. Registered with ``answered_after``: the page arrives before the
+    spinner stops, and a press from outside a private chat (an inline message) is answered too."""
     query = update.callback_query
     turn = await begin(update, context)
     if query is None or turn is None:
         return
-    await query.answer()
     await show_answers(update, turn, int((query.data or "0").rsplit(":", 1)[1]), edit=True)
 
 
@@ -806,7 +807,9 @@ def register(app: BotApplication, rt: Runtime) -> None:
     app.add_handler(
         CallbackQueryHandler(answered_after(stop_button), pattern=r"^r:stop:(delete|keep|no)$")
     )
-    app.add_handler(CallbackQueryHandler(answers_button, pattern=r"^r:page:[0-9]{1,9}$"))
+    app.add_handler(
+        CallbackQueryHandler(answered_after(answers_button), pattern=r"^r:page:[0-9]{1,9}$")
+    )
     # Leaders' typed text (not commands); for anyone else it goes on to the common answer.
     app.add_handler(
         MessageHandler(

@@ -422,7 +422,7 @@ async def test_a_dispatch_gives_a_link_and_an_sms_text_that_fits_one_sms(api: Ap
     text = created["sms_text"]
     assert created["deep_link"] in text
     assert len(text) <= 160 and is_gsm7(text) and gsm7_septets(text) <= 160
-    assert created["topic"] == "fever-child" and created["topic_version"] == 1
+    assert created["topic"] == "fever-child" and created["topic_version"] == 2
     assert created["locale"] == "nb" and created["sms"] == "none"
     assert created["checkin_hours"] == 6
     assert created["risk_groups"] == ["infant-under-3-months"]
@@ -468,7 +468,7 @@ async def test_the_topics_list_what_a_nurse_can_offer(api: Api) -> None:
     topics = {t["id"]: t for t in answer["topics"]}
     assert list(topics) == TOPICS
     fever = topics["fever-child"]
-    assert fever["title"] == "Feber hos barn" and fever["version"] == 1
+    assert fever["title"] == "Feber hos barn" and fever["version"] == 2  # issue 16 rewrote it
     assert [g["id"] for g in fever["risk_groups"]] == [
         "infant-under-3-months",
         "weak-immune-system",
@@ -477,6 +477,22 @@ async def test_the_topics_list_what_a_nurse_can_offer(api: Api) -> None:
     assert fever["checkin_hours"] == [6, 12, 24]
     assert topics["urinary-tract-infection"]["checkin_hours"] == [24, 48]
     assert all(t["risk_groups"] and t["checkin_hours"] for t in topics.values())
+    # Who each topic is for and what it is taken from, so the nurse picks the right one.
+    assert fever["scope"]["audience"] == "children"
+    assert fever["scope"]["max_age"] == "12 years"
+    assert fever["scope"]["who"] == "Rådene gjelder barn opp til 12 år."
+    assert any("under 3 måneder" in reason for reason in fever["scope"]["not_for"])
+    assert topics["head-injury"]["scope"]["audience"] == "adults"
+    assert topics["head-injury"]["scope"]["min_age"] == "16 years"
+    helsenorge = next(s for s in fever["sources"] if s["id"] == "helsenorge-feber")
+    assert helsenorge["publisher"] == "Helsenorge"
+    assert helsenorge["url"] == "https://www.helsenorge.no/sykdom/barn/feber-hos-barn/"
+    assert "self_care" in helsenorge["covers"]
+    for topic in topics.values():
+        assert topic["scope"]["who"] and "{" not in topic["scope"]["who"], topic["id"]
+        assert topic["sources"], topic["id"]
+        for source in topic["sources"]:
+            assert source["url"].startswith("https://") and source["title"] and source["covers"]
     # The demo may send the draft example content.
     assert all(t["status"] == "draft" and t["can_be_sent"] for t in topics.values())
 

@@ -254,7 +254,7 @@ async def test_caller_and_leader_dialogues_leave_no_personal_data_in_the_logs(
         advice_link = payload_of(created["deep_link"])
         caller = await people("Torbjørg", language_code="nb")
         await caller.says(f"/start {advice_link}")
-        await caller.presses("Jeg blir verre")
+        await caller.presses("Barnet blir verre")  # fever-child is about a child
         async with bot.rt.sessions() as session:
             due = utcnow() - dt.timedelta(seconds=1)
             await session.exec(

@@ -105,7 +105,10 @@ async def test_a_dialogue_runs_over_the_webhook_without_polling(
     assert answer.text.startswith("Sikkerhetsnett gir deg skriftlige råd")
     [menu] = await kari.says("/language")
     [confirmation] = await kari.presses("Nynorsk")
-    assert confirmation.text == "Frå no av skriv eg nynorsk."
+    assert confirmation.text == (
+        "Frå no av skriv eg nynorsk.\n\n"
+        "Hastar det: ring legevakta på 116 117. Ved fare for liv: ring 113."
+    )
     assert menu.button_texts == ["Bokmål", "Nynorsk"]
 
     assert local_api.calls_to("getUpdates") == []  # no long polling in webhook mode

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from bot import outbox, render
-from bot.content.schema import AdviceTopic
+from bot.content.schema import AdviceTopic, topic_from_snapshot
 from bot.i18n import LOCALES, Locale, as_locale
 from bot.models import (
     CheckinStatus,
@@ -645,11 +645,16 @@ def checkin_payload(rt: Runtime, dispatch: Dispatch, locale: Locale) -> dict[str
 
 
 def advice_for(rt: Runtime, dispatch: Dispatch, locale: Locale) -> AdviceTopic | None:
-    """The advice exactly as the dispatch was made; None if neither it nor the topic exists."""
+    """The advice exactly as the dispatch was made; None if neither it nor the topic exists.
+
+    A stored copy in an older shape (before urgency tiers, scope and sources) is read as such
+    (``topic_from_snapshot``).
+    """
+    topic = rt.content.advice.get(dispatch.topic_id)
     if dispatch.content and locale in dispatch.content:
-        return AdviceTopic.model_validate(dispatch.content[locale])
-    topic = rt.content.advice.get(dispatch.topic_id)  # made before snapshots were kept
-    return localized_topic(rt, topic, locale) if topic is not None else None
+        live = localized_topic(rt, topic, locale) if topic is not None else None
+        return topic_from_snapshot(dispatch.content[locale], live)
+    return localized_topic(rt, topic, locale) if topic is not None else None  # no copy kept
 
 
 def localized_topic(rt: Runtime, topic: AdviceTopic, locale: Locale) -> AdviceTopic:

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 ANSWER = "answer"  # the purpose of the key answers are encrypted with (``Runtime.cipher``)
 
 SKIP_REASONS = ("not_relevant", "busy", "leave")
+# The largest id an INTEGER primary key can hold on PostgreSQL (int4; SQLite's are wider). A
+# button's id above it names no row, and PostgreSQL refuses even to look it up.
+MAX_ROW_ID = 2**31 - 1
 
 
 def zone_of(leader: Leader) -> Any:
@@ -278,6 +281,8 @@ def answer_text(rt: Runtime, prompt: Prompt) -> str | None:
 
 
 async def own_prompt(rt: Runtime, leader: Leader, prompt_id: int) -> Prompt | None:
+    if not 0 < prompt_id <= MAX_ROW_ID:
+        return None
     async with rt.sessions() as session:
         row = await session.get(Prompt, prompt_id)
     return row if row is not None and row.leader_id == leader.id else None

@@ -309,18 +309,19 @@ def nurse_caller_worse(base_url: str) -> list[Path]:
         advice = page.bot_message("caller-phone", "Feber hos barn")
         headings = [b.text for b in page.css("#caller-phone .msg.bot strong")]
         for heading in (
-            "Ring 113 med en gang hvis",
+            "Ved fare for liv: ring 113.",
+            "Ring 113 nå hvis",
             "Dette kan du gjøre selv",
             "Barn under 3 måneder",
         ):
             assert heading in headings, headings
         assert "Mål temperaturen igjen klokka 22." in advice.text
         labels = [b.text for b in page.css("button", advice)]
-        assert labels == ["Jeg blir verre", "Vis på Nynorsk", "Slett dataene mine"]
+        assert labels == ["Barnet blir verre", "Vis på Nynorsk", "Slett dataene mine"]
         page.check_layout("caller")
         page.shot("caller-advice", page.one("#caller-phone"), advice)
 
-        page.press(page.button(advice, "Jeg blir verre"))
+        page.press(page.button(advice, "Barnet blir verre"))
         worse = page.bot_message("caller-phone", "Ring 113 nå hvis du ser noe av dette:")
         assert "116 117" in worse.text
         page.shot("caller-worse", page.one("#caller-phone"), worse)
