@@ -38,6 +38,7 @@ TOPICS = [
     "chest-pain",
     "fever-child",
     "head-injury",
+    "sore-throat",
     "urinary-tract-infection",
     "vomiting-diarrhoea-child",
 ]
