@@ -420,7 +420,7 @@ async def test_a_dispatch_gives_a_link_and_an_sms_text_that_fits_one_sms(api: Ap
     text = created["sms_text"]
     assert created["deep_link"] in text
     assert len(text) <= 160 and is_gsm7(text) and gsm7_septets(text) <= 160
-    assert created["topic"] == "fever-child" and created["topic_version"] == 1
+    assert created["topic"] == "fever-child" and created["topic_version"] == 2
     assert created["locale"] == "nb" and created["sms"] == "none"
     assert created["checkin_hours"] == 6
     assert created["risk_groups"] == ["infant-under-3-months"]
