@@ -36,6 +36,7 @@ TOPICS = [
     "abdominal-pain",
     "breathing-cough-adult",
     "chest-pain",
+    "earache-child",
     "fever-child",
     "head-injury",
     "sore-throat",
