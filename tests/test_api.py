@@ -42,6 +42,7 @@ TOPICS = [
     "sore-throat",
     "urinary-tract-infection",
     "vomiting-diarrhoea-child",
+    "wounds-cuts",
 ]
 GATEWAY = "gateway"  # in a test's settings: the address of the fake SMS gateway
 
