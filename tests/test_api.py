@@ -36,6 +36,7 @@ TOPICS = [
     "abdominal-pain",
     "ankle-sprain",
     "breathing-cough-adult",
+    "burns",
     "chest-pain",
     "earache-child",
     "fever-child",

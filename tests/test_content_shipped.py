@@ -67,6 +67,7 @@ OBSERVABLE_WORDS = (
     "dobbelt",
     "hoven",
     "rød",
+    "blemme",  # blisters after a burn: seen at a glance, as the content check also counts them
 )
 
 # Seed 001: in the deck each "Til deg som …" heading comes after its questions; this is the
