@@ -34,6 +34,7 @@ FNR = "01019000083"  # passes the fødselsnummer check digits (a made-up test nu
 NOT_FNR = "01019000084"  # the same with a wrong check digit: just a number
 TOPICS = [
     "abdominal-pain",
+    "allergic-reaction",
     "ankle-sprain",
     "breathing-cough-adult",
     "burns",
