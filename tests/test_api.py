@@ -36,6 +36,7 @@ TOPICS = [
     "abdominal-pain",
     "allergic-reaction",
     "ankle-sprain",
+    "back-pain",
     "breathing-cough-adult",
     "burns",
     "chest-pain",
