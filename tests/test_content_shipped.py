@@ -67,6 +67,7 @@ OBSERVABLE_WORDS = (
     "dobbelt",
     "hoven",
     "rød",
+    "blemme",  # blisters after a burn: seen at a glance, as the content check also counts them
 )
 
 # Seed 001: in the deck each "Til deg som …" heading comes after its questions; this is the
@@ -223,7 +224,8 @@ def test_gjentatte_henvendelser_structure(bundle):
 # --- advice topics -------------------------------------------------------------------------
 
 
-def test_at_least_six_advice_topics(bundle):
+def test_twelve_or_more_advice_topics(bundle):
+    """The six first topics and the commonest reasons to call the legevakt (issue 16)."""
     expected = {
         "breathing-cough-adult",
         "fever-child",
@@ -231,8 +233,30 @@ def test_at_least_six_advice_topics(bundle):
         "head-injury",
         "urinary-tract-infection",
         "abdominal-pain",
+        "chest-pain",
+        "sore-throat",
+        "earache-child",
+        "wounds-cuts",
+        "ankle-sprain",
+        "burns",
+        "allergic-reaction",
+        "back-pain",
     }
     assert expected <= set(bundle.advice)
+    assert len(bundle.advice) >= 12
+
+
+def test_chest_pain_says_113_first_and_plainly(bundle):
+    """Chest pain is mostly "call 113 now": most of its signs are in that tier, and the text
+    under the title tells the caller not to wait more than 5 minutes."""
+    topic = _filled(bundle, bundle.advice["chest-pain"])
+    tiers = [s.tier for s in topic.worsening_signs]
+    assert tiers.count("emergency") > len(tiers) / 2
+    assert tiers[0] == "emergency"
+    assert "5 minutter" in topic.summary
+    heart = next(g for g in topic.tailoring.risk_groups if g.id == "heart-disease")
+    nitro = next(s for s in heart.signs if s.id == "nitro-no-help")
+    assert nitro.tier == "emergency" and "5 minutter" in nitro.sign
 
 
 def test_each_topic_has_signs_for_113_and_for_116_117(bundle):
