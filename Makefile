@@ -127,8 +127,8 @@ catalogs: $(STAMP)
 	$(PYBABEL) extract -F babel-content.cfg -o locales/content.pot --no-wrap --sort-by-file \
 		--project=Sikkerhetsnett --copyright-holder=Sikkerhetsnett \
 		--msgid-bugs-address=admin@example.invalid .
-	$(PYBABEL) update -i locales/messages.pot -d locales -D messages --no-wrap
-	$(PYBABEL) update -i locales/content.pot -d locales -D content --no-wrap
+	$(PYBABEL) update -i locales/messages.pot -d locales -D messages --no-wrap --ignore-obsolete
+	$(PYBABEL) update -i locales/content.pot -d locales -D content --no-wrap --ignore-obsolete
 	$(MAKE) compile
 
 check: $(STAMP) compile

@@ -146,7 +146,7 @@ def seed(url: str, n: int, zone: Any, pairs: list[tuple[str, str, int]]) -> dict
                 if not answered and last + dt.timedelta(hours=48) > now
                 else None,
                 "reminders_sent": 0,
-                "answer_text": "Vi har jobbet med dette på personalmøtet." if answered else None,
+                "answer_ciphertext": "gAAAA-a-sealed-answer" if answered else None,
                 "answered_at": last + dt.timedelta(hours=3) if answered else None,
                 "shared": False,
                 "created_at": last,

@@ -44,8 +44,9 @@ from bot.reload import reload_and_tell_admins
 from bot.renderers import Renderers
 from bot.runtime import RUNTIME_KEY, Runtime
 from bot.sender import Sender
-from bot.services import dispatches, weekly
+from bot.services import audit, dispatches, weekly
 from bot.sms import SmsAdapter, SmsProvider, make_provider
+from bot.startup import StartupTasks, until_it_answers
 from bot.web import build_web_app
 from bot.webhook import WebhookReceiver
 
@@ -252,6 +253,9 @@ async def _tick(context: ContextTypes.DEFAULT_TYPE) -> None:
         )
         if purged:
             log.info("retention: deleted %d old outbox rows", purged)
+        lookups_gone = await audit.purge_old(rt.sessions, rt.settings.audit_retention_days)
+        if lookups_gone:
+            log.info("retention: deleted %d old entries of the look-up audit log", lookups_gone)
         dispatches_gone, people_gone = await dispatches.purge_old(rt)
         if dispatches_gone or people_gone:
             log.info(
@@ -267,6 +271,7 @@ class RunningBot:
     app: BotApplication
     web_url: str | None
     webhook: WebhookReceiver | None = None
+    startup: StartupTasks | None = None
 
 
 @contextlib.asynccontextmanager
@@ -301,11 +306,14 @@ async def running_bot(
     receiver = None
     if webhook_url is not None and webhook_secret:
         receiver = WebhookReceiver(app, webhook_secret, urlsplit(webhook_url).path or "/")
-    await app.initialize()
-    await sender_bot.initialize()
+    # Only a refused token stops start-up; the rest waits for a Bot API that is having a bad
+    # minute (bot/startup.py), and what can be done later is done in the background.
+    startup = StartupTasks()
+    await until_it_answers(app.initialize, "getMe")
+    await until_it_answers(sender_bot.initialize, "getMe (outbox sender)")
     try:
         rt.bot_username = app.bot.username
-        await _set_command_menus(app, rt)
+        await startup.start("command_menus", lambda: _set_command_menus(app, rt))
         if web_port is not None:
             processor = app.update_processor
             web_app = build_web_app(
@@ -313,6 +321,7 @@ async def running_bot(
                 bot=app.bot,
                 updates=processor.handled if isinstance(processor, PerChatUpdateProcessor) else {},
                 webhook=receiver,
+                startup=startup,
             )
             runner = web.AppRunner(web_app, access_log=None)
             await runner.setup()
@@ -329,21 +338,33 @@ async def running_bot(
         rt.sender.start()
         if webhook_url is not None:
             # Updates already waiting at Telegram are kept: they come to the webhook next.
-            await app.bot.set_webhook(
-                webhook_url,
-                secret_token=webhook_secret,
-                allowed_updates=ALLOWED_UPDATES,
-                drop_pending_updates=False,
+            await startup.start(
+                "webhook",
+                lambda: app.bot.set_webhook(
+                    webhook_url,
+                    secret_token=webhook_secret,
+                    allowed_updates=ALLOWED_UPDATES,
+                    drop_pending_updates=False,
+                ),
+                essential=True,
             )
             log.info("bot running as @%s, updates by webhook", rt.bot_username)
         else:
-            assert app.updater is not None
-            await app.updater.start_polling(
-                poll_interval=0, timeout=dt.timedelta(seconds=25), allowed_updates=ALLOWED_UPDATES
+            updater = app.updater
+            assert updater is not None
+            await startup.start(
+                "polling",
+                lambda: updater.start_polling(
+                    poll_interval=0,
+                    timeout=dt.timedelta(seconds=25),
+                    allowed_updates=ALLOWED_UPDATES,
+                ),
+                essential=True,
             )
             log.info("bot running as @%s", rt.bot_username)
-        yield RunningBot(rt=rt, app=app, web_url=web_url, webhook=receiver)
+        yield RunningBot(rt=rt, app=app, web_url=web_url, webhook=receiver, startup=startup)
     finally:
+        await startup.stop()
         # Graceful: stop taking updates and claiming, finish what is in flight, release the rest.
         # The webhook is not deleted (another instance may serve it); until the server closes,
         # updates get 503 and Telegram keeps them.
@@ -375,8 +396,15 @@ async def serve(settings: Settings, rt: Runtime) -> None:
     kit = require_demo() if settings.demo else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    starting = asyncio.current_task()
+
+    def on_stop() -> None:  # while start-up still waits for the Bot API, stop waiting
+        stop.set()
+        if starting is not None:
+            starting.cancel()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_stop)
     reloads: set[asyncio.Task[Any]] = set()
 
     def on_sighup() -> None:  # validate and swap content; a bad edit never stops the bot
@@ -406,6 +434,7 @@ async def serve(settings: Settings, rt: Runtime) -> None:
                 webhook_secret=settings.webhook_token() if settings.webhook_url else None,
             )
         )
+        starting = None
         if settings.demo:
             print(demo_instructions(settings, running), flush=True)
         await stop.wait()
@@ -441,7 +470,8 @@ To be a leader in the weekly reflection, paste the link from
     .venv/bin/python -m bot invite create --org "Demo HF" --role unit-leader --uses 10
 
 Topics: .venv/bin/python -m bot content list. Call systems use the HTTP API instead:
-POST {running.web_url or "(off)"}api/v1/dispatches, with a key from `python -m bot apikey create`.
+POST {running.web_url or "(off)"}api/v1/dispatches, with a key from
+`python -m bot apikey create --name … --org …`.
 
 The bot's own web server: {running.web_url or "(off)"}healthz
 Stop the bot with Ctrl+C.

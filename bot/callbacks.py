@@ -98,7 +98,7 @@ def _convert(hint: Any, part: str) -> Any:
 
 Locale = Literal["nb", "nn"]
 CheckinAnswer = Literal["better", "same", "worse"]
-PromptAction = Literal["ans", "skip", "later", "share", "unshare"]
+PromptAction = Literal["ans", "skip", "later", "share", "shareok", "sharenot", "unshare"]
 SkipReason = Literal["not_relevant", "busy", "leave"]
 SettingsField = Literal["day", "time", "lang"]
 StopChoice = Literal["delete", "keep", "no"]
@@ -170,7 +170,8 @@ class Checkin(CallbackData):
 
 @dataclasses.dataclass(frozen=True)
 class PromptButton(CallbackData):
-    """Under a weekly question or an answer: "r:ans:<prompt>", "r:share:<prompt>", …."""
+    """Under a weekly question or an answer: "r:ans:<prompt>", "r:share:<prompt>" (then
+    "r:shareok:…" / "r:sharenot:…" to confirm), "r:unshare:…"."""
 
     prefix: ClassVar[str] = "r"
 

@@ -43,7 +43,7 @@ def _schema_ready(settings: Settings, migrate_first: bool = False) -> None:
     from bot import migrate
 
     if settings.demo or migrate_first:
-        migrate.upgrade_if_behind(settings.async_database_url)
+        migrate.upgrade_if_behind(settings.async_database_url, secrets=settings.secrets())
         return
     try:
         migrate.require_current(settings.async_database_url)
@@ -69,10 +69,14 @@ def run(migrate_first: bool) -> None:
     Example:
         python -m bot run
     """
+    import logging
+
     from bot.app import build_runtime, serve
+    from bot.config import startup_warnings
     from bot.demokit import require_demo
     from bot.i18n import CatalogError
     from bot.logs import setup_logging
+    from bot.startup import BotTokenRefused
 
     settings = _settings()
     if settings.demo:
@@ -81,6 +85,8 @@ def run(migrate_first: bool) -> None:
         except ConfigError as exc:
             _fail(str(exc))
     setup_logging(settings.log_level)
+    for warning in startup_warnings(settings):
+        logging.getLogger("bot").warning(warning)
     _schema_ready(settings, migrate_first)
     try:
         rt = build_runtime(settings)
@@ -93,6 +99,10 @@ def run(migrate_first: bool) -> None:
         _fail(str(exc), 1)
     try:
         asyncio.run(serve(settings, rt))
+    except BotTokenRefused as exc:
+        _fail(f"The bot cannot start: {exc}", 1)
+    except asyncio.CancelledError:  # SIGTERM while start-up waited for the Bot API
+        sys.exit(0)
     except OSError as exc:
         _fail(f"The bot cannot start: {exc.strerror or exc} (is another copy already running?)", 1)
 
@@ -117,7 +127,7 @@ def db_upgrade(revision: str) -> None:
     from bot import migrate
 
     settings = _settings()
-    migrate.upgrade(settings.async_database_url, revision)
+    migrate.upgrade(settings.async_database_url, revision, secrets=settings.secrets())
     click.echo(f"database at revision {migrate.current_revision(settings.async_database_url)}")
 
 
@@ -133,7 +143,7 @@ def db_downgrade(revision: str) -> None:
     from bot import migrate
 
     settings = _settings()
-    migrate.downgrade(settings.async_database_url, revision)
+    migrate.downgrade(settings.async_database_url, revision, secrets=settings.secrets())
     click.echo(f"database at revision {migrate.current_revision(settings.async_database_url)}")
 
 
@@ -244,10 +254,19 @@ def content_list(fmt: str) -> None:
         bundle = load_content(settings.content_dir)
     except ContentErrors as exc:
         _fail(f"The content has errors; run `python -m bot content check`.\n{exc}", 1)
+    from bot.content.check import filled  # every {threshold} shown as its number
+
+    topics = [filled(bundle, topic) for topic in bundle.advice.values()]
     listing: dict[str, Any] = {
         "advice_topics": [
-            {"id": t.id, "title": t.title, "status": t.status, "version": t.version}
-            for t in bundle.advice.values()
+            {
+                "id": t.id,
+                "title": t.title,
+                "status": t.status,
+                "version": t.version,
+                **t.provenance_json(),
+            }
+            for t in topics
         ],
         "roles": [
             {"id": role.id, "title": role.title, "programme": programme.id}
@@ -451,34 +470,47 @@ def apikey() -> None:
 
 
 @apikey.command("create")
-@click.option("--name", required=True, help="Who the key is for, e.g. the clinic's name.")
-def apikey_create(name: str) -> None:
-    """Make an API key and print it once. Only a hash is stored: keep the key safe.
+@click.option("--name", required=True, help="The system that uses it, e.g. the call system.")
+@click.option(
+    "--org",
+    "org",
+    required=True,
+    help="The clinic it belongs to (made if new): its look-ups see that clinic's dispatches.",
+)
+def apikey_create(name: str, org: str) -> None:
+    """Make an API key for a clinic and print it once. Only a hash is stored: keep it safe.
+
+    The key's re-contact look-ups see the dispatches of its clinic, and of the clinics in the
+    same region (`org region`).
 
     \b
     Example:
-        python -m bot apikey create --name "Legevakten i Bergen"
+        python -m bot apikey create --name "Telefonsystemet" --org "Legevakten i Bergen"
     """
     from bot.services import apikeys
 
     if not name.strip():
-        _fail("Give the key a name, e.g. --name 'Legevakten i Bergen'.")
+        _fail("Give the key a name, e.g. --name 'Telefonsystemet'.")
+    if not org.strip():
+        _fail("Give the key's clinic, e.g. --org 'Legevakten i Bergen'.")
     rt = _runtime(_settings())
 
     async def make() -> tuple[Any, str]:
         try:
-            return await apikeys.create(rt.sessions, name)
+            return await apikeys.create(rt.sessions, name, org)
         finally:
             await rt.engine.dispose()
 
     row, key = asyncio.run(make())
-    click.echo(f"API key {row.id} for {row.name}:\n\n    {key}\n")
+    click.echo(f"API key {row.id} for {row.name} ({' '.join(org.split())}):\n\n    {key}\n")
     click.echo("This is the only time the key is shown. Send it as 'Authorization: Bearer <key>'.")
 
 
 @apikey.command("list")
 def apikey_list() -> None:
-    """List API keys (never the keys themselves): id, name, created, last used, revoked.
+    """List API keys (never the keys themselves): id, state, last use, name and clinic.
+
+    The last use is written at most once a minute.
 
     \b
     Example:
@@ -494,10 +526,13 @@ def apikey_list() -> None:
         finally:
             await rt.engine.dispose()
 
-    for row in asyncio.run(fetch()):
+    for info in asyncio.run(fetch()):
+        row = info.key
         state = "revoked" if row.revoked_at else "active"
         used = row.last_used_at.isoformat(timespec="minutes") if row.last_used_at else "never"
-        click.echo(f"{row.id:>4}  {state:<8} last used {used:<17} {row.name}")
+        click.echo(
+            f"{row.id:>4}  {state:<8} last used {used:<17} {row.name} — {info.organisation.name}"
+        )
 
 
 @apikey.command("revoke")
@@ -522,6 +557,232 @@ def apikey_revoke(key_id: int) -> None:
     if not asyncio.run(go()):
         _fail(f"There is no active API key {key_id}; see `python -m bot apikey list`.", 1)
     click.echo(f"API key {key_id} revoked.")
+
+
+@main.group()
+def org() -> None:
+    """Clinics and other organisations: which share re-contacts (a region)."""
+
+
+@org.command("list")
+def org_list() -> None:
+    """List organisations: name, region, and how many live API keys each has.
+
+    \b
+    Example:
+        python -m bot org list
+    """
+    from bot.services import apikeys
+
+    rt = _runtime(_settings())
+
+    async def fetch() -> list[Any]:
+        try:
+            return await apikeys.organisations(rt.sessions)
+        finally:
+            await rt.engine.dispose()
+
+    found = asyncio.run(fetch())
+    if not found:
+        click.echo("No organisations yet; `apikey create --org …` or `invite create` makes one.")
+    for organisation, keys in found:
+        region = f"region {organisation.region}" if organisation.region else "no region"
+        click.echo(f"{organisation.id:>4}  {region:<30} {keys} key(s)  {organisation.name}")
+
+
+@org.command("region")
+@click.option("--org", "org_name", required=True, help="The clinic.")
+@click.option("--region", default=None, help="The region's name; clinics in it share.")
+@click.option("--none", "no_region", is_flag=True, help="Take the clinic out of its region.")
+def org_region(org_name: str, region: str | None, no_region: bool) -> None:
+    """Put a clinic in a region: the re-contact look-ups of every clinic in a region see each
+    other's dispatches (a legevakt and those it shares callers with). Without a region a clinic
+    sees only its own.
+
+    \b
+    Example:
+        python -m bot org region --org "Legevakten i Bergen" --region "Bergen og omland"
+        python -m bot org region --org "Askøy legevakt" --none
+    """
+    from bot.services import apikeys
+
+    if (region is None or not region.strip()) == (not no_region):
+        raise click.UsageError("Give either --region NAME or --none.")
+    rt = _runtime(_settings())
+
+    async def go() -> Any:
+        try:
+            return await apikeys.set_region(rt.sessions, org_name, None if no_region else region)
+        finally:
+            await rt.engine.dispose()
+
+    try:
+        changed = asyncio.run(go())
+    except LookupError:
+        _fail(f"There is no organisation '{org_name.strip()}'; see `python -m bot org list`.", 1)
+    if changed.region:
+        click.echo(f"{changed.name} is in region {changed.region}.")
+    else:
+        click.echo(f"{changed.name} is in no region: it sees only its own dispatches.")
+
+
+@main.group()
+def keys() -> None:
+    """The encryption keys (derived from SECRET_KEY)."""
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt everything stored encrypted with the current SECRET_KEY.
+
+    \b
+    To change SECRET_KEY:
+      1. set SECRET_KEY to a new value, and SECRET_KEY_FALLBACKS to the old one, on every
+         instance, and restart them: everything stays readable;
+      2. run this: notes and risk groups, leaders' answers, queued SMS and kept API answers
+         are re-encrypted with the new key;
+      3. keep the old key in SECRET_KEY_FALLBACKS for RETENTION_DAYS more: phone-number
+         hashes cannot be re-keyed, and re-contacts find older dispatches only with it.
+
+    \b
+    Example:
+        SECRET_KEY=<new> SECRET_KEY_FALLBACKS=<old> python -m bot keys rotate
+    """
+    from bot.services import keys as key_service
+
+    settings = _settings()
+    rt = _runtime(settings)
+
+    async def go() -> list[Any]:
+        try:
+            return await key_service.rotate(rt)
+        finally:
+            await rt.engine.dispose()
+
+    results = asyncio.run(go())
+    for result in results:
+        click.echo(
+            f"{result.table:<20} re-encrypted {result.rotated:>6}   already current "
+            f"{result.current:>6}   unreadable {result.unreadable:>6}"
+        )
+    unreadable = sum(r.unreadable for r in results)
+    if unreadable:
+        _fail(
+            f"{unreadable} values were made with a key that is given neither as SECRET_KEY nor "
+            "in SECRET_KEY_FALLBACKS; they were left as they are.",
+            1,
+        )
+    if settings.secret_key_fallbacks:
+        click.echo(
+            f"Done. Keep SECRET_KEY_FALLBACKS for {settings.retention_days} more days (the "
+            "phone-number hashes of earlier dispatches), then remove it."
+        )
+    else:
+        click.echo("Done.")
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """The audit log of re-contact look-ups."""
+
+
+@audit_group.command("list")
+@click.option("--since", default="7d", show_default=True, help="How far back: 90m, 12h, 30d, 2w.")
+@click.option("--phone", default=None, help="Only look-ups of this number.")
+@click.option("--key", "key_id", type=int, default=None, help="Only look-ups by this API key.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def audit_list(since: str, phone: str | None, key_id: int | None, limit: int, fmt: str) -> None:
+    """Who looked up which number (as its keyed hash), when, and how many dispatches they saw,
+    newest first.
+
+    \b
+    Example:
+        python -m bot audit list --since 24h
+        python -m bot audit list --phone +4791234567 --since 30d
+    """
+    import datetime as dt
+
+    from bot.models import utcnow
+    from bot.privacy import PhoneError, normalise_phone, phone_hash
+    from bot.services import audit
+    from bot.services.invites import parse_duration
+
+    settings = _settings()
+    try:
+        back = parse_duration(since)
+    except ValueError as exc:
+        _fail(f"--since: {exc}")
+    hashes = None
+    if phone is not None:
+        try:
+            e164 = normalise_phone(phone)
+        except PhoneError as exc:
+            _fail(f"--phone: {exc}")
+        hashes = [phone_hash(secret, e164) for secret in settings.secrets()]
+    rt = _runtime(settings)
+
+    async def fetch() -> list[Any]:
+        try:
+            return await audit.entries(
+                rt.sessions,
+                since=utcnow() - back,
+                phone_hashes=hashes,
+                api_key_id=key_id,
+                limit=limit,
+            )
+        finally:
+            await rt.engine.dispose()
+
+    rows = asyncio.run(fetch())
+    if fmt == "json":
+        listing = [
+            {
+                "at": row.created_at.astimezone(dt.UTC).isoformat(timespec="seconds"),
+                "actor": row.actor,
+                "api_key_id": row.api_key_id,
+                "organisation_id": row.organisation_id,
+                "phone_hash": row.phone_hash,
+                "hours": row.hours,
+                "results": row.results,
+            }
+            for row in rows
+        ]
+        click.echo(json.dumps(listing, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo(f"No re-contact look-ups in the last {since}.")
+    for row in rows:
+        at = row.created_at.astimezone(settings.zone).isoformat(sep=" ", timespec="seconds")
+        click.echo(
+            f"{at}  {row.actor:<40} number {row.phone_hash[:12]}…  "
+            f"last {row.hours} h: {row.results} dispatch(es)"
+        )
+
+
+async def _organisation_id(rt: Any, name: str) -> int:
+    """The organisation called ``name``, made if new (as `invite create` does)."""
+    from bot.models import Organisation
+    from bot.services.invites import find_organisation, normalise_org_name
+
+    async with rt.sessions() as session:
+        found = await find_organisation(session, name)
+        if found is None:
+            found = Organisation(name=normalise_org_name(name)[:200])
+            session.add(found)
+            await session.commit()
+            await session.refresh(found)
+    assert found.id is not None
+    return found.id
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return "unknown user"
 
 
 def _bot_username(settings: Settings) -> str:
@@ -567,6 +828,9 @@ def dispatch() -> None:
 @click.option("--phone", default=None, help="The caller's number (stored only as a keyed hash).")
 @click.option("--risk", "risk", multiple=True, help="A risk group of the topic; repeatable.")
 @click.option("--send-sms", is_flag=True, help="Queue the SMS with the link to --phone.")
+@click.option(
+    "--org", "org", default=None, help="The clinic it is from (made if new), as an API key's."
+)
 def dispatch_create(
     topic: str,
     locale: str,
@@ -575,10 +839,12 @@ def dispatch_create(
     phone: str | None,
     risk: tuple[str, ...],
     send_sms: bool,
+    org: str | None,
 ) -> None:
     """Create advice for one caller; print the same JSON as POST /api/v1/dispatches.
 
-    Exits 1 with the field errors as JSON if the input is not valid.
+    Exits 1 if the input is not valid: each problem as a sentence on stderr, and the field
+    errors as JSON on stdout, as the API answers them. Nothing is stored then.
 
     \b
     Example:
@@ -596,13 +862,19 @@ def dispatch_create(
     async def go() -> dict[str, Any]:
         try:
             valid = dispatches.validate(request, rt)
-            return (await dispatches.create(rt, valid)).as_json()
+            organisation_id = None
+            if org is not None and org.strip():
+                organisation_id = await _organisation_id(rt, org)
+            return (await dispatches.create(rt, valid, organisation_id=organisation_id)).as_json()
         finally:
             await rt.engine.dispose()
 
     try:
         result = asyncio.run(go())
     except dispatches.InvalidRequest as exc:
+        click.echo("The dispatch was not created:", err=True)
+        for name, message in exc.fields.items():
+            click.echo(f"  --{name.replace('_', '-')}: {message}", err=True)
         error = {"error": "invalid", "message": "the dispatch was not created"}
         click.echo(json.dumps({**error, "fields": exc.fields}, ensure_ascii=False, indent=2))
         sys.exit(1)
@@ -620,7 +892,7 @@ def dispatch_recontacts(phone: str, hours: int | None) -> None:
         python -m bot dispatch recontacts --phone +4791234567 --hours 72
     """
     from bot.privacy import PhoneError, normalise_phone
-    from bot.services import dispatches
+    from bot.services import audit, dispatches
 
     settings = _settings()
     try:
@@ -632,7 +904,9 @@ def dispatch_recontacts(phone: str, hours: int | None) -> None:
 
     async def go() -> list[dict[str, Any]]:
         try:
-            found = await dispatches.recontacts(rt, e164, window)
+            # An admin on the server sees every clinic's dispatches; the look-up is audited.
+            asker = audit.Asker(actor=f"command line ({_os_user()})")
+            found = await dispatches.recontacts(rt, e164, window, asker)
             return [dispatches.recontact_json(d, rt) for d in found]
         finally:
             await rt.engine.dispose()

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     timezone: str = "Europe/Oslo"
     admin_user_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     secret_key: SecretStr | None = None  # keys the HMAC of phone numbers and other secrets
+    # Former SECRET_KEYs, newest first, while ``python -m bot keys rotate`` moves data off them:
+    # encrypted data made with them stays readable, and phone hashes made with them still match.
+    secret_key_fallbacks: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     # Production (README, "Webhook mode, health and metrics"). A webhook URL replaces long polling;
     # its secret, if not given, is derived from SECRET_KEY (``Settings.webhook_token``).
     webhook_url: str | None = None  # e.g. https://bot.example.no/telegram/webhook
@@ -88,14 +91,29 @@ class Settings(BaseSettings):
     # Content checks.
     lix_limit: float = Field(default=40.0, gt=0, le=100)  # advice sections above: a warning
 
-    # SMS gateway: "console" prints the SMS (demo); "http" posts it to the clinic's gateway.
-    sms_provider: Literal["console", "http"] = "console"
+    # SMS gateway: "http" posts it to the clinic's gateway; "none": the call system sends the SMS
+    # itself (send_sms is refused); "console" prints it, link masked, and sends nothing (the
+    # demo's default; staging only with a token, where it must be chosen explicitly).
+    sms_provider: Literal["console", "http", "none"] | None = None
+    # Countries (ISO 3166 codes) whose mobile numbers may get an SMS; landlines, toll-free and
+    # shared-cost numbers never do (SMS pumping).
+    sms_countries: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["NO"])
     sms_http_url: str | None = None
     sms_http_auth_header: SecretStr | None = None  # e.g. "Authorization: Bearer abc123"
     # JSON body; the strings "{to}" and "{text}" are replaced by the number and the message.
     sms_http_body: str = '{"to": "{to}", "text": "{text}"}'
     sms_http_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     sms_window_hours: float = Field(default=6.0, gt=0, le=72)  # an SMS not sent by then is dropped
+
+    # The clinic's API, per key (token buckets, per process). The busiest legevakt in Norway (Oslo)
+    # answers 900-1,100 calls a day at its busiest, under 3 a minute even in an hour three times
+    # the average: 10 SMS a minute is four times that, and stops a leaked key from pumping SMS;
+    # 120 requests leave room for status polls and look-ups (README, "Security").
+    api_rate_per_minute: float = Field(default=120.0, gt=0, le=60_000)
+    api_burst: int = Field(default=60, ge=1, le=10_000)
+    api_sms_rate_per_minute: float = Field(default=10.0, gt=0, le=6_000)
+    api_sms_burst: int = Field(default=20, ge=1, le=1_000)
+    audit_retention_days: int = Field(default=365, ge=30, le=3650)  # re-contact look-up log
 
     @field_validator("telegram_bot_token")
     @classmethod
@@ -197,6 +215,37 @@ class Settings(BaseSettings):
             raise ValueError('it must contain the strings "{to}" and "{text}"')
         return value
 
+    @field_validator("secret_key_fallbacks", mode="before")
+    @classmethod
+    def _fallbacks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for part in value:
+                secret = part.get_secret_value() if isinstance(part, SecretStr) else str(part)
+                if len(secret) < 32:
+                    raise ValueError(
+                        "it must be former SECRET_KEY values of at least 32 characters, "
+                        "separated by commas"
+                    )
+        return value
+
+    @field_validator("sms_countries", mode="before")
+    @classmethod
+    def _countries(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip().upper() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            import phonenumbers
+
+            value = [str(part).strip().upper() for part in value]
+            unknown = [part for part in value if part not in phonenumbers.SUPPORTED_REGIONS]
+            if unknown or not value:
+                raise ValueError(
+                    "it must be country codes separated by commas, e.g. NO or NO,SE,DK"
+                )
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
@@ -240,6 +289,15 @@ class Settings(BaseSettings):
         return self.demo if self.allow_draft_advice is None else self.allow_draft_advice
 
     @property
+    def sms_mode(self) -> Literal["console", "http", "none"]:
+        """The SMS provider: as set; the demo prints (``console``) when none is set."""
+        if self.sms_provider is not None:
+            return self.sms_provider
+        if not self.demo:
+            raise ConfigError(SMS_PROVIDER_MISSING)
+        return "console"
+
+    @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
@@ -271,6 +329,12 @@ class Settings(BaseSettings):
             return self.webhook_secret.get_secret_value()
         return hmac.new(self.secret(), b"sikkerhetsnett:telegram-webhook", "sha256").hexdigest()
 
+    def secrets(self) -> list[bytes]:
+        """SECRET_KEY, then SECRET_KEY_FALLBACKS: the first makes, every one reads."""
+        return [self.secret()] + [
+            old.get_secret_value().encode() for old in self.secret_key_fallbacks
+        ]
+
     def secret(self) -> bytes:
         """The key for HMACs; in the demo a random one kept under var/."""
         if self.secret_key is not None:
@@ -281,6 +345,26 @@ class Settings(BaseSettings):
             path.write_text(secrets.token_hex(32))
             path.chmod(0o600)
         return path.read_text().strip().encode()
+
+
+SMS_PROVIDER_MISSING = (
+    "The environment variable SMS_PROVIDER is missing: with TELEGRAM_BOT_TOKEN set, say how the "
+    "caller gets the SMS with the link: http (your SMS gateway, at SMS_HTTP_URL), none (the call "
+    "system sends the SMS itself; requests with send_sms are refused) or console (staging only: "
+    "nothing is sent)."
+)
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def to_async_url(url: str) -> str:
@@ -320,7 +404,55 @@ def load_settings(**overrides: Any) -> Settings:
             "The environment variable SMS_HTTP_URL is missing: with SMS_PROVIDER=http, give the "
             "address of the SMS gateway (e.g. https://sms.example.no/send)."
         )
+    if not settings.demo and settings.database_url is None:
+        # Not a silent SQLite file under var/: on most hosts that folder does not outlive a
+        # deploy, and every instance would get a database of its own.
+        raise ConfigError(
+            "The environment variable DATABASE_URL is missing: with TELEGRAM_BOT_TOKEN set, give "
+            "the database (postgresql://user:password@host/sikkerhetsnett, or for one instance "
+            "an explicit sqlite:////srv/sikkerhetsnett/bot.db)."
+        )
+    if not settings.demo and settings.sms_provider is None:
+        raise ConfigError(SMS_PROVIDER_MISSING)
+    if settings.demo and settings.host is not None and not _is_loopback(settings.host):
+        raise ConfigError(
+            f"The environment variable HOST is not valid for the demo: {settings.host} would "
+            "open the demo (its page hands out API keys, and nothing in it is real) to the "
+            "network. Without TELEGRAM_BOT_TOKEN the bot listens on 127.0.0.1 only: unset HOST."
+        )
     return settings
+
+
+def startup_warnings(settings: Settings) -> list[str]:
+    """Settings that are allowed but deserve a loud line in the log at start."""
+    warnings = []
+    if not settings.demo and settings.sms_provider == "console":
+        warnings.append(
+            "SMS_PROVIDER=console: NO SMS IS SENT. Advice links are only written to this "
+            "process's output (masked), and each dispatch says sms: not_sent. For staging only; "
+            "use http (your gateway) or none (the call system sends the SMS) in production."
+        )
+    if not settings.demo and not settings.admin_user_ids:
+        warnings.append(
+            "ADMIN_USER_IDS is empty: nobody can use /status, /stats or /reload, and content "
+            "reloads are reported to no one."
+        )
+    if settings.demo and settings.async_database_url.startswith("postgresql"):
+        warnings.append(
+            "DEMO MODE on a PostgreSQL database: TELEGRAM_BOT_TOKEN is not set. If this is a "
+            "production database, stop now and set the token."
+        )
+    for name, url in (
+        ("TELEGRAM_API_BASE_URL", settings.telegram_api_base_url),
+        ("SMS_HTTP_URL", settings.sms_http_url if settings.sms_provider == "http" else None),
+    ):
+        host = urlsplit(url).hostname if url else None
+        if url and url.startswith("http://") and host and not _is_loopback(host):
+            warnings.append(
+                f"{name} is plain http to another machine ({host}): what it carries travels "
+                "unencrypted. Use https, or a relay on this machine."
+            )
+    return warnings
 
 
 def _reason(err: Any) -> str:

@@ -17,7 +17,12 @@ Sessions = async_sessionmaker[AsyncSession]
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An engine for an async URL; SQLite gets WAL, foreign keys and a busy timeout."""
+    """An engine for an async URL; SQLite gets WAL, foreign keys and a busy timeout.
+
+    ``hide_parameters``: a database error's text (and so its traceback in the log) shows the
+    statement but never the values, which can be a user id, a note or an answer.
+    """
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 

@@ -57,11 +57,13 @@ class CheckinFinished:
 
 @dataclass(frozen=True)
 class SmsFinished:
-    """The SMS with a dispatch's link was sent, expired unsent, or failed."""
+    """The SMS with a dispatch's link was sent, expired unsent, or failed. ``delivered`` is
+    False when it was "sent" to a provider that only pretends (SMS_PROVIDER=console)."""
 
     dispatch_id: str
     delivery: Delivery
     reason: str | None
+    delivered: bool = True
 
 
 Event = MessageFinished | CheckinFinished | SmsFinished
@@ -69,7 +71,9 @@ E = TypeVar("E", MessageFinished, CheckinFinished, SmsFinished)
 Subscriber = Callable[[AsyncSession, Any], Awaitable[None]]
 
 
-def events_for(row: OutboxMessage, delivery: Delivery, reason: str | None) -> list[Event]:
+def events_for(
+    row: OutboxMessage, delivery: Delivery, reason: str | None, *, delivered: bool = True
+) -> list[Event]:
     """The events one final row gives rise to: always ``MessageFinished``, and its kind's own."""
     assert row.id is not None
     kind = MessageKind(row.kind)
@@ -79,7 +83,7 @@ def events_for(row: OutboxMessage, delivery: Delivery, reason: str | None) -> li
     if kind is MessageKind.CHECKIN and row.dispatch_id is not None:
         events.append(CheckinFinished(row.dispatch_id, delivery, reason))
     elif kind is MessageKind.SMS_LINK and row.dispatch_id is not None:
-        events.append(SmsFinished(row.dispatch_id, delivery, reason))
+        events.append(SmsFinished(row.dispatch_id, delivery, reason, delivered))
     return events
 
 

@@ -51,9 +51,11 @@ def rows(*rows: Sequence[tuple[str, CallbackData]]) -> Buttons:
 
 @dataclass(frozen=True)
 class Sent:
-    """Delivered; ``provider_id`` is the channel's id for it (Telegram's message_id)."""
+    """Delivered; ``provider_id`` is the channel's id for it (Telegram's message_id).
+    ``delivered`` is False for a channel that only pretends (the console SMS provider)."""
 
     provider_id: int | None = None
+    delivered: bool = True
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,31 +60,49 @@ def revisions() -> list[str]:
     return [r.revision for r in reversed(list(script_directory().walk_revisions()))]
 
 
-def upgrade(async_url: str, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` under the migration lock (safe to run again, or twice)."""
+def upgrade(
+    async_url: str, revision: str = "head", *, secrets: Sequence[bytes] | None = None
+) -> None:
+    """Bring the schema to ``revision`` under the migration lock (safe to run again, or twice).
+
+    ``secrets`` (``Settings.secrets()``) are for migrations that encrypt existing rows; without
+    them such a migration reads SECRET_KEY from the environment, if it has rows to encrypt.
+    """
     from alembic import command
 
     with _locked_transaction(async_url) as connection:
         cfg = alembic_config(async_url)
         cfg.attributes["connection"] = connection
+        cfg.attributes["secrets"] = secrets
         command.upgrade(cfg, revision)
 
 
-def downgrade(async_url: str, revision: str) -> None:
+def downgrade(async_url: str, revision: str, *, secrets: Sequence[bytes] | None = None) -> None:
     from alembic import command
 
     with _locked_transaction(async_url) as connection:
         cfg = alembic_config(async_url)
         cfg.attributes["connection"] = connection
+        cfg.attributes["secrets"] = secrets
         command.downgrade(cfg, revision)
 
 
-def upgrade_if_behind(async_url: str) -> bool:
+def upgrade_if_behind(async_url: str, *, secrets: Sequence[bytes] | None = None) -> bool:
     """Upgrade to the newest revision unless the database is there already; True if it ran."""
     if current_revision(async_url) == head_revision():
         return False
-    upgrade(async_url)
+    upgrade(async_url, secrets=secrets)
     return True
+
+
+def secrets_for_migration(given: Sequence[bytes] | None) -> list[bytes]:
+    """The keys a data migration encrypts (the first) and decrypts with: those given by the
+    command, or else SECRET_KEY (and its fallbacks) from the environment, as the bot reads them."""
+    if given:
+        return list(given)
+    from bot.config import load_settings
+
+    return load_settings().secrets()
 
 
 def require_current(async_url: str) -> None:
@@ -109,7 +127,7 @@ def current_revision(async_url: str) -> str | None:
     path = _sqlite_path(async_url)
     if path is not None and not path.exists():
         return None  # do not create the file here: upgrade() prepares its folder
-    engine = create_engine(_sync_url(async_url))
+    engine = create_engine(_sync_url(async_url), hide_parameters=True)
     try:
         with engine.connect() as connection:
             rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
@@ -128,7 +146,8 @@ def new_revision(async_url: str, message: str, autogenerate: bool) -> Path:
     from alembic import command
 
     head = head_revision()
-    rev_id = f"{int(head) + 1:04d}" if head and head.isdigit() else None
+    number = re.match(r"\d+", head or "")  # "0009" or "0009_lookup_audit"
+    rev_id = f"{int(number.group()) + 1:04d}" if number else None
     cfg = alembic_config(async_url)
     if importlib.util.find_spec("ruff") is not None:  # a dev tool: tidy the new script with it
         hooks = {
@@ -145,7 +164,7 @@ def new_revision(async_url: str, message: str, autogenerate: bool) -> Path:
     if not autogenerate:
         script = command.revision(cfg, message=message, rev_id=rev_id)
     else:
-        engine = create_engine(_sync_url(async_url))
+        engine = create_engine(_sync_url(async_url), hide_parameters=True)
         try:
             with engine.connect() as connection:
                 cfg.attributes["connection"] = connection
@@ -179,7 +198,7 @@ def _locked_transaction(async_url: str) -> Iterator[Connection]:
 
 @contextmanager
 def _transaction(async_url: str) -> Iterator[Connection]:
-    engine = create_engine(_sync_url(async_url))
+    engine = create_engine(_sync_url(async_url), hide_parameters=True)
     try:
         with engine.begin() as connection:
             yield connection

@@ -135,15 +135,20 @@ class OutboxMessage(SQLModel, table=True):
 
 
 class ApiKey(SQLModel, table=True):
-    """A key a clinic's call system uses for the HTTP API. Only its SHA-256 is stored."""
+    """A key a clinic's call system uses for the HTTP API. Only its SHA-256 is stored.
+
+    Every key belongs to a clinic (an ``Organisation``): its re-contact look-ups see that
+    clinic's dispatches, and those of clinics in the same region.
+    """
 
     __tablename__ = "api_key"
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=100)  # the clinic or system, for people reading the list
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
     key_hash: str = Field(max_length=64, unique=True)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    last_used_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_used_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)  # ± a minute
     revoked_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
@@ -162,6 +167,7 @@ class SmsStatus:
     QUEUED = "queued"
     SENT = "sent"
     FAILED = "failed"
+    NOT_SENT = "not_sent"  # SMS_PROVIDER=console: printed (link masked), never sent
 
 
 class Dispatch(SQLModel, table=True):
@@ -174,14 +180,19 @@ class Dispatch(SQLModel, table=True):
     api_key_id: int | None = Field(
         default=None, foreign_key="api_key.id", ondelete="SET NULL", index=True
     )
+    # The clinic that made it (its key's); None for one made on the command line without --org.
+    organisation_id: int | None = Field(
+        default=None, foreign_key="organisation.id", ondelete="SET NULL", index=True
+    )
     topic_id: str = Field(max_length=40)
     topic_version: int  # the content version the dispatch was made with
     locale: str = Field(max_length=8)  # the language the advice was sent in
     # The topic as it was when the dispatch was made, in both languages: a content reload later
     # never changes advice a caller already has. {"nb": {...}, "nn": {...}}
     content: dict[str, Any] | None = Field(default=None, sa_type=JSON)
-    note: str | None = Field(default=None, max_length=500)  # the nurse's note, free text
-    risk_groups: list[str] = Field(default_factory=list, sa_type=JSON)
+    # The nurse's note and the risk groups, Fernet({"note": …, "risk_groups": […]}) with the
+    # "dispatch" key (``dispatches.tailoring_of``); None when there is neither.
+    tailoring: str | None = Field(default=None, sa_type=Text)
     checkin_hours: int | None = None
     phone_hash: str | None = Field(default=None, max_length=64, index=True)  # HMAC, not the number
     token_hash: str = Field(max_length=64, unique=True)  # SHA-256 of the link token
@@ -222,11 +233,34 @@ class IdempotentRequest(SQLModel, table=True):
 
 
 class Organisation(SQLModel, table=True):
-    """A health service whose leaders take part; invites and reports are per organisation."""
+    """A health service: a clinic with API keys, or one whose leaders take part (or both).
+
+    Clinics with the same ``region`` see each other's dispatches in re-contact look-ups (a
+    legevakt and the ones it shares callers with); without one a clinic sees only its own.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200, unique=True)
+    region: str | None = Field(default=None, max_length=100)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class LookupAudit(SQLModel, table=True):
+    """One re-contact look-up: who asked, when, about which number (its keyed hash only), and
+    how many dispatches they were shown. Kept ``AUDIT_RETENTION_DAYS``."""
+
+    __tablename__ = "lookup_audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    api_key_id: int | None = Field(default=None, foreign_key="api_key.id", ondelete="SET NULL")
+    organisation_id: int | None = Field(
+        default=None, foreign_key="organisation.id", ondelete="SET NULL"
+    )
+    actor: str = Field(max_length=200)  # "API key 3 (Legevakten i Bergen)", "command line (ola)"
+    phone_hash: str = Field(max_length=64, index=True)  # HMAC(SECRET_KEY), as on Dispatch
+    hours: int  # how far back
+    results: int  # how many dispatches were shown
 
 
 class Invite(SQLModel, table=True):
@@ -310,7 +344,8 @@ class Prompt(SQLModel, table=True):
     reminder_due_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     reminders_sent: int = 0
     skip_reason: str | None = Field(default=None, max_length=16)  # not_relevant, busy, leave
-    answer_text: str | None = Field(default=None, sa_type=Text)  # free text: never logged
+    # The answer, Fernet(text) with the "answer" key (``leaders.answer_text``); never logged.
+    answer_ciphertext: str | None = Field(default=None, sa_type=Text)
     answer_message_id: int | None = Field(default=None, sa_type=BigInteger)
     answered_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     edited_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -7,7 +7,9 @@ Pure functions, no I/O. The rules from the design:
   an HMAC keyed with ``SECRET_KEY``, enough to find re-contacts and not readable;
 - free text holding a Norwegian national identity number (11 digits that pass the fødselsnummer
   check digits, D- and H-numbers included, via ``python-stdnum``) is refused;
-- what must be kept readable for a while (an SMS waiting to be sent) is encrypted with Fernet.
+- free text kept at rest (a nurse's note and risk groups, a leader's answer) and what must be
+  kept readable for a while (an SMS waiting to be sent) is encrypted with Fernet, keys derived
+  from ``SECRET_KEY`` per purpose, rotated with ``MultiFernet`` (``python -m bot keys rotate``).
 """
 
 from __future__ import annotations
@@ -18,10 +20,14 @@ import hmac
 import re
 import secrets
 import unicodedata
+from collections.abc import Sequence
+from typing import Literal
 
 import phonenumbers
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from stdnum.no import fodselsnummer
+
+from bot.problems import N_, Problem
 
 TOKEN_BYTES = 17  # 136 bits; token_urlsafe gives 23 characters of [A-Za-z0-9_-]
 DEFAULT_REGION = "NO"  # numbers written without +47 are Norwegian
@@ -42,21 +48,46 @@ def new_api_key() -> str:
 
 
 class PhoneError(ValueError):
-    """A phone number that cannot be a real caller's number."""
+    """A phone number that cannot be a real caller's number; ``problem`` says why, in any
+    language."""
+
+    def __init__(self, template: str) -> None:
+        super().__init__(template)
+        self.problem = Problem(template)
+
+
+_NOT_A_NUMBER = N_("it must be a phone number, e.g. +4791234567")
 
 
 def normalise_phone(raw: str) -> str:
     """The number in E.164 (``+4791234567``); Norwegian if written without a country code."""
     text = raw.strip()
     if not text or len(text) > 32 or not re.fullmatch(r"[+0-9 ().-]+", text):
-        raise PhoneError("it must be a phone number, e.g. +4791234567")
+        raise PhoneError(_NOT_A_NUMBER)
     try:
         number = phonenumbers.parse(text, DEFAULT_REGION)
     except phonenumbers.NumberParseException:
-        raise PhoneError("it must be a phone number, e.g. +4791234567") from None
+        raise PhoneError(_NOT_A_NUMBER) from None
     if not phonenumbers.is_valid_number(number):
-        raise PhoneError("it is not a valid phone number (check the digits and the country code)")
+        raise PhoneError(
+            N_("it is not a valid phone number (check the digits and the country code)")
+        )
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+_MOBILE = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
+
+
+def sms_reachable(e164: str, countries: Sequence[str]) -> Literal["ok", "country", "not_mobile"]:
+    """Whether an SMS may go to this number: a mobile number (by ``phonenumbers``' number type)
+    in one of ``countries`` (ISO codes). Landlines, toll-free, premium and shared-cost numbers
+    never get one: sending to them costs money and reaches no caller (SMS pumping)."""
+    number = phonenumbers.parse(e164, DEFAULT_REGION)
+    if phonenumbers.region_code_for_number(number) not in countries:
+        return "country"
+    if phonenumbers.number_type(number) not in _MOBILE:
+        return "not_mobile"
+    return "ok"
 
 
 def phone_hash(secret: bytes, e164: str) -> str:
@@ -64,37 +95,94 @@ def phone_hash(secret: bytes, e164: str) -> str:
     return hmac.new(secret, b"phone:" + e164.encode(), hashlib.sha256).hexdigest()
 
 
-# 11 digits, each perhaps followed by one separator (space, dot, dash, slash), as people write
-# "010190 00083", "01.01.90 00083" or "0101 9000 083"; not part of a longer number.
-_NATIONAL_ID = re.compile(r"(?<![0-9])(?:[0-9][ .\-/]?){10}[0-9](?![0-9])")
+# What people (and their phones) put between the digit groups of a number: spaces of every kind,
+# dashes of every kind (phones turn "-" into "–"), the minus sign, dots and slashes.
+_SEPARATOR = " "
+_SEPARATORS = frozenset("./·\u2212")
+_MAX_SEPARATORS = 4  # "010190 - 00083", "010190 – 00083" and double spaces are still one number
+_GROUPS = re.compile(rf"[0-9]+(?: {{1,{_MAX_SEPARATORS}}}[0-9]+)*")
+
+
+def _canonical(text: str) -> str:
+    """The text with every way of writing digits and separators reduced to ASCII digits and
+    spaces: NFKC, format characters (zero-width, soft hyphen, bidi marks) dropped, digits of
+    any script as ASCII, whitespace and dash characters as one space each."""
+    out = []
+    for char in unicodedata.normalize("NFKC", text):
+        category = unicodedata.category(char)
+        if category == "Cf":
+            continue  # zero-width space and joiners, soft hyphen, bidi marks, BOM
+        if category == "Nd":
+            out.append(str(unicodedata.decimal(char)))
+        elif char.isspace() or category in ("Zs", "Zl", "Zp", "Pd") or char in _SEPARATORS:
+            out.append(_SEPARATOR)
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def contains_national_id(text: str) -> bool:
     """True if the text holds a Norwegian fødselsnummer, D-number or H-number.
 
-    The text is NFKC-normalised first, so full-width digits and no-break spaces count too.
+    However it is written: digit groups may be split by up to four spaces, dashes, dots or
+    slashes of any kind (``010190 – 00083``), with invisible characters between the digits, in
+    full-width or other scripts' digits. Eleven digits that start and end at the edges of digit
+    groups (so a longer number is not cut to fit) and pass the check digits count.
     """
-    normal = unicodedata.normalize("NFKC", text)
-    for match in _NATIONAL_ID.finditer(normal):
-        digits = re.sub(r"[^0-9]", "", match.group())
-        if fodselsnummer.is_valid(digits):
-            return True
+    for match in _GROUPS.finditer(_canonical(text)):
+        groups = match.group().split()
+        for first in range(len(groups)):
+            digits = ""
+            for group in groups[first:]:
+                digits += group
+                if len(digits) >= 11:
+                    break
+            if len(digits) == 11 and fodselsnummer.is_valid(digits):
+                return True
     return False
 
 
 class Cipher:
-    """Fernet with a key derived from ``SECRET_KEY``: for data kept readable only briefly."""
+    """Fernet with keys derived from ``SECRET_KEY`` (and ``SECRET_KEY_FALLBACKS``) per purpose.
 
-    def __init__(self, secret: bytes, purpose: str) -> None:
-        key = hashlib.sha256(b"fernet:" + purpose.encode() + b":" + secret).digest()
-        self._fernet = Fernet(base64.urlsafe_b64encode(key))
+    The first secret encrypts; every one decrypts (``MultiFernet``), so data made before a key
+    rotation stays readable until ``rotate`` has moved it to the new key.
+    """
+
+    def __init__(self, secrets: bytes | Sequence[bytes], purpose: str) -> None:
+        keys = [secrets] if isinstance(secrets, bytes) else list(secrets)
+        if not keys:
+            raise ValueError("a Cipher needs at least one secret")
+        self._fernets = [Fernet(_fernet_key(secret, purpose)) for secret in keys]
+        self._multi = MultiFernet(self._fernets)
 
     def encrypt(self, plaintext: str) -> str:
-        return self._fernet.encrypt(plaintext.encode()).decode()
+        return self._multi.encrypt(plaintext.encode()).decode()
 
     def decrypt(self, ciphertext: str) -> str | None:
-        """The plaintext; None if it was made with another key (SECRET_KEY changed)."""
+        """The plaintext; None if no key in use made it (SECRET_KEY changed, no fallback)."""
         try:
-            return self._fernet.decrypt(ciphertext.encode()).decode()
+            return self._multi.decrypt(ciphertext.encode()).decode()
         except InvalidToken:
             return None
+
+    def is_current(self, ciphertext: str) -> bool:
+        """Whether the current key (the first) made it."""
+        try:
+            self._fernets[0].decrypt(ciphertext.encode())
+        except InvalidToken:
+            return False
+        return True
+
+    def rotate(self, ciphertext: str) -> str | None:
+        """The same plaintext encrypted with the current key; None if no key in use reads it."""
+        try:
+            return self._multi.rotate(ciphertext.encode()).decode()
+        except InvalidToken:
+            return None
+
+
+def _fernet_key(secret: bytes, purpose: str) -> bytes:
+    return base64.urlsafe_b64encode(
+        hashlib.sha256(b"fernet:" + purpose.encode() + b":" + secret).digest()
+    )

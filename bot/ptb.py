@@ -1,7 +1,7 @@
 """Type names for python-telegram-bot's generic classes, as this bot builds them.
 
 PTB's ``Application`` is generic in six types; the builder in ``bot.app`` fixes them (the default
-context, and ``AIORateLimiter``'s retry argument on the bot). Annotating with these names keeps
+context, and ``SharedRateLimiter``'s argument type on the bot). Annotating with these names keeps
 mypy checking handlers and the app against what is really built.
 """
 

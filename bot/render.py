@@ -14,8 +14,8 @@ import datetime as dt
 import html
 from collections.abc import Callable, Sequence
 
-from bot import callbacks
-from bot.content.schema import AdviceTopic, Question, Theme
+from bot import callbacks, urgency
+from bot.content.schema import AdviceTopic, Audience, Question, Theme
 from bot.i18n import Locale, format_day
 from bot.messages import Buttons, rows
 
@@ -49,35 +49,53 @@ def advice_sections(
 ) -> list[str]:
     """The advice as sections in reading order; a message boundary may fall between any two.
 
-    Order: what it is, the nurse's own words, what to do, what is normal, extras for the
-    caller's risk group, then what "worse" means (113 before 116 117), then what happens next.
+    Order: the title and at once the 113 line, who the advice is for and what it is; then the
+    signs by urgency tier (113, 116 117, a doctor soon), the chosen risk groups' signs among
+    them; then the nurse's own words, what to do, what is normal, the risk groups' other
+    advice, and what happens next.
     """
-    head = f"<b>{esc(topic.title)}</b>"
+    head = f"<b>{esc(topic.title)}</b>\n<b>{esc(urgency.emergency_line(_))}</b>"
     if topic.example:
         head += "\n<i>" + esc(_("Example text: not yet approved by a doctor.")) + "</i>"
+    if topic.scope is not None:
+        head += "\n" + esc(topic.scope.who)
     sections = [head + "\n" + esc(topic.summary)]
+    sections.extend(tier_sections(topic, _, risk_groups))
     if note:
         sections.append(_heading(_("From the nurse you spoke to")) + esc(note))
     sections.append(_heading(_("What you can do yourself")) + _bullets(topic.self_care))
     sections.append(_heading(_("What is normal")) + _bullets(topic.normal))
-    chosen = [group for group in topic.tailoring.risk_groups if group.id in set(risk_groups)]
-    for group in chosen:
-        sections.append(_heading(group.label) + esc(group.advice))
-    urgent = [s.sign for s in topic.worsening_signs if s.action == "call_113"]
-    again = [s.sign for s in topic.worsening_signs if s.action == "call_116117"]
-    if urgent:
-        sections.append(_heading(_("Call 113 at once if")) + _bullets(urgent))
-    if again:
-        sections.append(_heading(_("Call the legevakt again on 116 117 if")) + _bullets(again))
-    closing = esc(
-        _("If you are getting worse, press “I am getting worse” and you will see what to do.")
-    )
+    chosen = set(risk_groups)
+    for group in topic.tailoring.risk_groups:
+        if group.id in chosen and group.advice:
+            sections.append(_heading(group.label) + esc(group.advice))
+    closing = esc(urgency.worse_hint(_, topic.audience))
     if checkin_when:
         closing += "\n" + esc(_("We will ask you how it is going {when}.")).format(
             when=esc(checkin_when)
         )
     sections.append(closing)
     return sections
+
+
+def tier_sections(topic: AdviceTopic, _: Gettext, risk_groups: Sequence[str] = ()) -> list[str]:
+    """One section per urgency tier that has signs: its heading, then its signs as bullets."""
+    sections = []
+    for tier, signs in urgency.signs_by_tier(topic, risk_groups).items():
+        if not signs:
+            continue
+        section = _heading(_(urgency.TIER_HEADINGS[tier])) + _tiered_bullets(signs)
+        if tier == "soon":
+            section += "\n" + esc(_(urgency.SOON_NOTE))
+        sections.append(section)
+    return sections
+
+
+def _tiered_bullets(signs: Sequence[urgency.TieredSign]) -> str:
+    """Bullets; a risk group's sign says whose it is: "• <i>Gravid:</i> …"."""
+    return "\n".join(
+        f"• <i>{esc(s.group)}:</i> {esc(s.text)}" if s.group else f"• {esc(s.text)}" for s in signs
+    )
 
 
 def when_text(
@@ -128,12 +146,17 @@ def _fit(section: str, limit: int) -> list[str]:
     return out
 
 
-def advice_buttons(_: Gettext, dispatch_id: str, locale: str) -> Buttons:
-    """Under the advice: "worse" first and alone, then the other language, then deletion."""
+def advice_buttons(
+    _: Gettext, dispatch_id: str, locale: str, audience: Audience = "adults"
+) -> Buttons:
+    """Under the advice: "worse" first and alone, then the other language, then deletion.
+
+    The "worse" button names whoever is ill: "Jeg blir verre", "Barnet blir verre".
+    """
     other: callbacks.Locale
     other, label = ("nn", "Nynorsk") if locale == "nb" else ("nb", "Bokmål")
     return rows(
-        [(_("I am getting worse"), callbacks.Worse(dispatch_id))],
+        [(urgency.worse_button(_, audience), callbacks.Worse(dispatch_id))],
         [
             (
                 _("Show in {language}").format(language=label),
@@ -144,40 +167,59 @@ def advice_buttons(_: Gettext, dispatch_id: str, locale: str) -> Buttons:
     )
 
 
-def worse_text(topic: AdviceTopic, _: Gettext) -> str:
-    """What to do now: 113 first when the topic has signs that call for it, 116 117 otherwise."""
-    urgent = [s.sign for s in topic.worsening_signs if s.action == "call_113"]
+def worse_text(topic: AdviceTopic, _: Gettext, risk_groups: Sequence[str] = ()) -> str:
+    """What to do now, by tier: 113 for the emergency signs, 116 117 now for the urgent ones
+    (the chosen risk groups' among them), and 116 117 for anything else that is getting worse.
+    The "soon" signs are left out: whoever presses "worse" needs to act now."""
+    tiers = urgency.signs_by_tier(topic, risk_groups)
     parts = []
-    if urgent:
-        parts.append(
-            "<b>" + esc(_("Call 113 now if you see any of this:")) + "</b>\n" + _bullets(urgent)
-        )
-        parts.append(
-            "<b>"
-            + esc(_("Otherwise, call the legevakt now on 116 117."))
-            + "</b> "
-            + esc(_("Say that you have had written advice about: {topic}.")).format(
-                topic=esc(topic.title)
+    for tier in ("emergency", "urgent"):
+        if tiers[tier]:
+            parts.append(
+                "<b>"
+                + esc(_(urgency.WORSE_HEADINGS[tier]))
+                + "</b>\n"
+                + _tiered_bullets(tiers[tier])
             )
-        )
-    else:
-        parts.append(
-            "<b>"
-            + esc(_("Call the legevakt now on 116 117."))
-            + "</b> "
-            + esc(_("Say that you have had written advice about: {topic}.")).format(
-                topic=esc(topic.title)
-            )
-        )
     parts.append(
-        esc(_("If someone is unconscious, has trouble breathing or you fear for their life: 113."))
+        "<b>"
+        + esc(_(urgency.WORSE_OTHERWISE))
+        + "</b> "
+        + esc(_("Say that you have had written advice about: {topic}.")).format(
+            topic=esc(topic.title)
+        )
     )
+    if not tiers["emergency"]:
+        parts.append(esc(urgency.emergency_line(_)))
     return "\n\n".join(parts)
 
 
+def worse_without_advice(_: Gettext) -> str:
+    """ "Worse" on advice that is no longer stored (deleted, or past retention)."""
+    return (
+        esc(_("This advice is no longer stored here, so it cannot be shown again."))
+        + "\n\n<b>"
+        + esc(urgency.worse_numbers_line(_))
+        + "</b>"
+    )
+
+
+def no_longer_stored(_: Gettext) -> str:
+    """Any other button on advice that is no longer stored."""
+    return (
+        esc(_("This advice is no longer stored here, so this button no longer works."))
+        + "\n\n"
+        + esc(urgency.numbers_line(_))
+    )
+
+
 def checkin_question(topic: AdviceTopic, _: Gettext) -> str:
-    return esc(_("How is it going now? You got advice from the legevakt about: {topic}.")).format(
-        topic=esc(topic.title)
+    return (
+        esc(_("How is it going now? You got advice from the legevakt about: {topic}.")).format(
+            topic=esc(topic.title)
+        )
+        + "\n"
+        + esc(urgency.numbers_line(_))
     )
 
 
@@ -194,13 +236,10 @@ def checkin_buttons(_: Gettext, dispatch_id: str) -> Buttons:
 def checkin_reply(answer: str, _: Gettext) -> str:
     """The line after a check-in answer of "better" or "the same" ("worse" gets ``worse_text``)."""
     if answer == "better":
-        return esc(_("Good to hear. Thank you for answering. Get well soon!"))
-    return esc(
-        _(
-            "Thank you. Keep following the advice above. If you see any of the signs in it, "
-            "call 116 117, or 113 in an emergency."
-        )
-    )
+        text = _("Good to hear. Thank you for answering. Get well soon!")
+    else:
+        text = _("Thank you. Keep following the advice above, and look out for the signs in it.")
+    return esc(text) + "\n\n" + esc(urgency.numbers_line(_))
 
 
 def sms_text(_: Gettext, link: str, hours: int) -> str:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from telegram.ext import CallbackContext
 
     from bot.budget import TelegramBudget
+    from bot.privacy import Cipher
     from bot.sender import Sender
 
 
@@ -45,6 +46,13 @@ class Runtime:
     )
     _localized_for: tuple[Any, Any] = (None, None)  # the content and catalogs they came from
 
+    def cipher(self, purpose: str) -> Cipher:
+        """Fernet for ``purpose`` ("dispatch", "answer", "sms", "idempotency"): SECRET_KEY
+        encrypts, it and SECRET_KEY_FALLBACKS decrypt."""
+        from bot.privacy import Cipher
+
+        return Cipher(self.settings.secrets(), purpose)
+
     def localized(self, source: T, domain: str, locale: Locale) -> T:
         """``localize`` of a topic or programme of the live content, computed once per language.
 
@@ -60,7 +68,8 @@ class Runtime:
         key = (domain, id(source), locale)
         hit = self._localized.get(key)
         if hit is None or hit[0] is not source:  # the id of an object no longer alive
-            hit = (source, localize(source, domain, self.catalogs.content_lookup(locale)))
+            lookup = self.catalogs.content_lookup(locale)
+            hit = (source, localize(source, domain, lookup, self.content.values))
             self._localized[key] = hit
         result: T = hit[1]
         return result

@@ -178,7 +178,14 @@ class Sender(QueueWorker):
         outcome = await lane.adapter.send(row, message)
         if isinstance(outcome, Sent):
             lane.failures_in_a_row = 0
-            await self._finish(lane, row, Delivery.SENT, None, provider_id=outcome.provider_id)
+            await self._finish(
+                lane,
+                row,
+                Delivery.SENT,
+                None,
+                provider_id=outcome.provider_id,
+                delivered=outcome.delivered,
+            )
             return None
         if isinstance(outcome, Throttled):
             lane.stats.throttled += 1
@@ -222,6 +229,7 @@ class Sender(QueueWorker):
         reason: str | None,
         *,
         provider_id: int | None = None,
+        delivered: bool = True,
     ) -> bool:
         """Record a final state, erase the secret, and publish its events, in one transaction.
 
@@ -252,7 +260,7 @@ class Sender(QueueWorker):
                     return False
                 try:
                     if with_events:
-                        await self._publish(session, row, delivery, reason)
+                        await self._publish(session, row, delivery, reason, delivered=delivered)
                     await session.commit()
                 except Exception:
                     await session.rollback()
@@ -265,9 +273,15 @@ class Sender(QueueWorker):
         return True
 
     async def _publish(
-        self, session: AsyncSession, row: OutboxMessage, delivery: Delivery, reason: str | None
+        self,
+        session: AsyncSession,
+        row: OutboxMessage,
+        delivery: Delivery,
+        reason: str | None,
+        *,
+        delivered: bool = True,
     ) -> None:
-        for event in events_for(row, delivery, reason):
+        for event in events_for(row, delivery, reason, delivered=delivered):
             await self.events.publish(session, event)
 
     @staticmethod

@@ -9,8 +9,10 @@ The one sender (``bot.sender``) delivers it through ``SmsAdapter``, which sends 
 errors → transient (retried until the SMS expires); any other 4xx → permanent. Nothing here
 logs the number, the text or the ciphertext.
 
-Providers: ``ConsoleSmsProvider`` prints the text for the demo (never the number);
-``HttpSmsProvider`` posts a configurable JSON body to the clinic's gateway.
+Providers: ``ConsoleSmsProvider`` prints the text for the demo (never the number, and the link
+only masked) and sends nothing, so the dispatch says ``not_sent``; ``HttpSmsProvider`` posts a
+configurable JSON body to the clinic's gateway; ``NoSmsProvider`` (``SMS_PROVIDER=none``, the call
+system sends the SMS itself) refuses any row that reaches it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import sys
 from typing import Any, Protocol, TextIO
 
@@ -83,6 +86,8 @@ class SmsProvider(Protocol):
     """What a clinic's SMS gateway must offer."""
 
     name: str
+    #: False for a provider that only pretends (the console): its dispatches say ``not_sent``.
+    delivers: bool
 
     async def send(self, to: str, text: str) -> None:
         """Send one SMS; raise ``SmsTemporaryError`` or ``SmsPermanentError`` on failure."""
@@ -91,10 +96,21 @@ class SmsProvider(Protocol):
     async def close(self) -> None: ...
 
 
+# The one-time token in a deep link: a credential, so the console shows only its first letters.
+_LINK_TOKEN = re.compile(r"(\?start=[A-Za-z0-9]_[A-Za-z0-9_-]{3})[A-Za-z0-9_-]+")
+
+
+def mask_links(text: str) -> str:
+    """The text with every deep link's token cut to its first three characters."""
+    return _LINK_TOKEN.sub(r"\1…", text)
+
+
 class ConsoleSmsProvider:
-    """The demo: prints the SMS text (never the number) instead of sending it."""
+    """The demo (and staging): prints the SMS text, link masked and never the number, and sends
+    nothing; the dispatch's SMS status becomes ``not_sent``."""
 
     name = "console"
+    delivers = False
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
@@ -102,9 +118,10 @@ class ConsoleSmsProvider:
 
     async def send(self, to: str, text: str) -> None:
         stream = self._stream if self._stream is not None else sys.stdout
-        stream.write(f"SMS (demo, not sent) to the caller's number:\n{text}\n")
+        shown = mask_links(text)
+        stream.write(f"SMS NOT SENT (SMS_PROVIDER=console), to the caller's number:\n{shown}\n")
         stream.flush()
-        self.texts.append(text)
+        self.texts.append(shown)
 
     async def close(self) -> None:
         return None
@@ -119,6 +136,7 @@ class HttpSmsProvider:
     """
 
     name = "http"
+    delivers = True
 
     def __init__(
         self,
@@ -183,9 +201,26 @@ def _fill(value: Any, replacements: dict[str, str]) -> Any:
     return value
 
 
+class NoSmsProvider:
+    """``SMS_PROVIDER=none``: the call system sends the SMS. The API refuses ``send_sms``, so a
+    row reaches this only if it was queued under another setting; it fails, never pretends."""
+
+    name = "none"
+    delivers = False
+
+    async def send(self, to: str, text: str) -> None:
+        raise SmsPermanentError("SmsProviderNone")
+
+    async def close(self) -> None:
+        return None
+
+
 def make_provider(settings: Settings) -> SmsProvider:
-    """The provider the settings ask for: ``console`` (demo) or ``http`` (the clinic's gateway)."""
-    if settings.sms_provider == "http":
+    """The provider the settings ask for: ``http`` (the clinic's gateway), ``none`` or
+    ``console`` (demo and staging)."""
+    if settings.sms_mode == "none":
+        return NoSmsProvider()
+    if settings.sms_mode == "http":
         if not settings.sms_http_url:
             raise ConfigError(
                 "The environment variable SMS_HTTP_URL is missing: with SMS_PROVIDER=http, give "
@@ -202,8 +237,8 @@ def make_provider(settings: Settings) -> SmsProvider:
 
 
 def sms_cipher(settings: Settings) -> Cipher:
-    """The cipher for SMS rows, keyed from ``SECRET_KEY``."""
-    return Cipher(settings.secret(), "sms")
+    """The cipher for SMS rows, keyed from ``SECRET_KEY`` (fallbacks read)."""
+    return Cipher(settings.secrets(), "sms")
 
 
 # --- the queue and the channel ------------------------------------------------------------
@@ -287,4 +322,4 @@ class SmsAdapter:
             )
             return Transient(type(exc).__name__)
         log.info("sms: message %s (dispatch %s) sent", row.id, row.dispatch_id)
-        return Sent()
+        return Sent(delivered=self.provider.delivers)

@@ -17,16 +17,17 @@ from sqlalchemy import text
 from telegram import Bot
 
 from bot import metrics
-from bot.api import build_api
+from bot.api import RUNTIME, api_errors, build_api
 from bot.demokit import find_demo
 from bot.runtime import Runtime
+from bot.startup import StartupTasks
 from bot.webhook import WebhookReceiver
 
 log = logging.getLogger(__name__)
 
-RUNTIME = web.AppKey("runtime", Runtime)
 UPDATES = web.AppKey("updates", Mapping[str, int])
 WEBHOOK = web.AppKey("webhook", WebhookReceiver)
+STARTUP = web.AppKey("startup", StartupTasks)
 
 BOT_API_TIMEOUT = 5.0
 
@@ -65,7 +66,9 @@ BOT_CHECK = web.AppKey("bot_check", BotApiCheck)
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """200 when the database and the Bot API answer; 503 naming what does not."""
+    """200 when the database and the Bot API answer and updates come in; 503 naming what does
+    not. ``startup`` lists the start-up calls still being retried (command menus, webhook,
+    polling); only those that bring updates make it 503."""
     rt = request.app[RUNTIME]
     body: dict[str, object] = {"ok": True, "database": "ok"}
     try:
@@ -80,6 +83,11 @@ async def healthz(request: web.Request) -> web.Response:
             body["bot_api"] = "ok"
         else:
             body.update(ok=False, bot_api="unreachable")
+    startup = request.app.get(STARTUP)
+    if startup is not None:
+        body["startup"] = startup.states()
+        if not startup.healthy:
+            body["ok"] = False
     body["content"] = rt.content.digest
     return web.json_response(body, status=200 if body["ok"] else 503)
 
@@ -116,15 +124,20 @@ def build_web_app(
     bot: Bot | None = None,
     updates: Mapping[str, int] | None = None,
     webhook: WebhookReceiver | None = None,
+    startup: StartupTasks | None = None,
 ) -> web.Application:
     """The server's routes. ``bot`` adds the Bot API to /healthz; ``updates`` are the counts of
-    handled updates by type for /metrics; ``webhook`` serves Telegram's updates on its path."""
-    app = web.Application(client_max_size=64 * 1024)
+    handled updates by type for /metrics; ``webhook`` serves Telegram's updates on its path;
+    ``startup`` adds the start-up calls still being retried to /healthz."""
+    # api_errors: everything under /api/ answers JSON, a wrong path or method included.
+    app = web.Application(middlewares=[api_errors], client_max_size=64 * 1024)
     app[RUNTIME] = rt
     if bot is not None:
         app[BOT_CHECK] = BotApiCheck(bot, ttl=rt.settings.health_cache_seconds)
     if updates is not None:
         app[UPDATES] = updates
+    if startup is not None:
+        app[STARTUP] = startup
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_page)
     if webhook is not None:

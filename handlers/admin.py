@@ -29,7 +29,7 @@ from bot.models import Channel, utcnow
 from bot.ptb import BotApplication
 from bot.reload import reload_content, result_text
 from bot.runtime import Runtime, runtime
-from bot.services import stats
+from bot.services import audit, stats
 from handlers.base import Context, Turn, begin, esc, reply
 from handlers.common import commands, unknown
 
@@ -178,6 +178,17 @@ async def status(update: Update, context: Context, turn: Turn) -> None:
     lines.append(
         _("Dispatches in the last 24 hours: {count}").format(
             count=f"<b>{figures.dispatches_24h}</b>"
+        )
+    )
+    lookups, askers = await audit.summary(rt.sessions, now - dt.timedelta(hours=24))
+    lines.append(
+        _(
+            "Re-contact look-ups in the last 24 hours: {count} by {askers} "
+            "(who, when and what: {command})"
+        ).format(
+            count=f"<b>{lookups}</b>",
+            askers=askers,
+            command="<code>python -m bot audit list</code>",
         )
     )
     lines.append(_("Active leaders: {count}").format(count=f"<b>{figures.active_leaders}</b>"))

@@ -129,15 +129,18 @@ def on_button(
 
 
 async def _no_longer_works(update: Update, context: Context) -> None:
+    """A press that carries no data: the button no longer works (said with the numbers)."""
+    from handlers.common import button_gone  # common builds on this module
+
     query = update.callback_query
     if query is None:
         return
     turn = await begin(update, context)
-    text = (
-        turn.gettext("This button no longer works. Write /help to start again.") if turn else None
-    )
-    with contextlib.suppress(TelegramError):  # too old to answer: nothing more to do
-        await query.answer(text)
+    if turn is None:  # not a private chat: stop the spinner only
+        with contextlib.suppress(TelegramError):
+            await query.answer()
+        return
+    await button_gone(update, turn)
 
 
 def button(

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 
-from telegram import Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
 
-from bot import callbacks, render
+from bot import callbacks, render, urgency
 from bot.i18n import Locale, as_locale
 from bot.models import Dispatch
 from bot.ptb import BotApplication
@@ -20,7 +20,7 @@ from bot.services import dispatches
 from bot.services.dispatches import Opened
 from bot.services.people import choose_locale, guess_locale_once
 from handlers.base import Context, Turn, begin, button, keyboard, reply
-from handlers.common import EMERGENCY_LINE, invalid_link, link_refused
+from handlers.common import invalid_link, link_refused
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,10 @@ async def open_advice_link(update: Update, context: Context, turn: Turn, payload
         await reply(
             update,
             _(
-                "This link has expired: it could be opened for {hours} hours after your call. "
-                "If you still need advice, call the legevakt on 116 117. In an emergency, "
-                "call 113."
-            ).format(hours=rt.settings.link_ttl_hours),
+                "This link has expired: it could be opened for {hours} hours after your call."
+            ).format(hours=rt.settings.link_ttl_hours)
+            + "\n\n"
+            + urgency.numbers_line(_),
         )
         return
     if result.outcome is Opened.TAKEN:
@@ -53,10 +53,10 @@ async def open_advice_link(update: Update, context: Context, turn: Turn, payload
             update,
             _(
                 "This link has already been opened in another chat. Advice is personal, so a "
-                "link works in one chat only. If you need advice, call the legevakt on 116 117."
+                "link works in one chat only."
             )
             + "\n\n"
-            + _(EMERGENCY_LINE),
+            + urgency.numbers_line(_),
         )
         return
     dispatch = result.dispatch
@@ -75,10 +75,17 @@ async def send_advice(update: Update, rt: Runtime, dispatch: Dispatch, locale: L
     if messages is None:
         await reply(update, _no_longer(rt, locale))
         return
-    _ = rt.catalogs.gettext(locale)
-    buttons = keyboard(render.advice_buttons(_, dispatch.id, locale))
     for index, text in enumerate(messages):
-        await reply(update, text, buttons if index == len(messages) - 1 else None)
+        last = index == len(messages) - 1
+        await reply(update, text, advice_keyboard(rt, dispatch, locale) if last else None)
+
+
+def advice_keyboard(rt: Runtime, dispatch: Dispatch, locale: Locale) -> InlineKeyboardMarkup:
+    """The buttons under the advice; "worse" names whoever the advice is for."""
+    topic = dispatches.advice_for(rt, dispatch, locale)
+    audience = topic.audience if topic is not None else "adults"
+    _ = rt.catalogs.gettext(locale)
+    return keyboard(render.advice_buttons(_, dispatch.id, locale, audience))
 
 
 def advice_messages(rt: Runtime, dispatch: Dispatch, locale: Locale) -> list[str] | None:
@@ -87,11 +94,12 @@ def advice_messages(rt: Runtime, dispatch: Dispatch, locale: Locale) -> list[str
     if localized is None:
         return None
     _ = rt.catalogs.gettext(locale)
+    tailoring = dispatches.tailoring_of(rt, dispatch)
     sections = render.advice_sections(
         localized,
         _,
-        note=dispatch.note,
-        risk_groups=dispatch.risk_groups,
+        note=tailoring.note,
+        risk_groups=tailoring.risk_groups,
         checkin_when=dispatches.checkin_when(rt, dispatch, locale),
     )
     return render.split_messages(sections)
@@ -99,30 +107,32 @@ def advice_messages(rt: Runtime, dispatch: Dispatch, locale: Locale) -> list[str
 
 def _no_longer(rt: Runtime, locale: Locale) -> str:
     _ = rt.catalogs.gettext(locale)
-    return _("This advice is no longer available here.") + "\n\n" + _(EMERGENCY_LINE)
+    return render.no_longer_stored(_)
 
 
 async def _own_dispatch(
-    update: Update, context: Context, dispatch_id: str
+    update: Update, context: Context, dispatch_id: str, *, worse: bool = False
 ) -> tuple[Turn, Dispatch] | None:
-    """The person and their dispatch behind an ``a:`` button; answers the button otherwise."""
+    """The person and their dispatch behind an ``a:`` button.
+
+    When there is none (deleted by the person, or past retention) the person gets a message
+    that stays, with both numbers; for "worse" it says to call 116 117 now.
+    """
     query = update.callback_query
     turn = await begin(update, context)
     if query is None or turn is None:
         return None
     dispatch = await dispatches.for_person(turn.rt, dispatch_id, turn.person)
     if dispatch is None:
-        await query.answer(
-            turn.gettext("This advice is no longer stored, so this button no longer works."),
-            show_alert=True,
-        )
+        _ = turn.gettext
+        await reply(update, render.worse_without_advice(_) if worse else render.no_longer_stored(_))
         return None
     return turn, dispatch
 
 
 async def worse(update: Update, context: Context, pressed: callbacks.Worse) -> None:
     """ "I am getting worse": what to do now, at once, and a note on the dispatch."""
-    found = await _own_dispatch(update, context, pressed.dispatch)
+    found = await _own_dispatch(update, context, pressed.dispatch, worse=True)
     if found is None:
         return
     turn, dispatch = found
@@ -131,11 +141,12 @@ async def worse(update: Update, context: Context, pressed: callbacks.Worse) -> N
 
 
 def worse_message(rt: Runtime, dispatch: Dispatch, locale: Locale) -> str:
+    """The tiers of the advice the caller got, as what to do now (with their risk groups)."""
     topic = dispatches.advice_for(rt, dispatch, locale)
     _ = rt.catalogs.gettext(locale)
     if topic is None:
-        return _("Call the legevakt now on 116 117.") + "\n\n" + _(EMERGENCY_LINE)
-    return render.worse_text(topic, _)
+        return render.worse_without_advice(_)
+    return render.worse_text(topic, _, dispatches.tailoring_of(rt, dispatch).risk_groups)
 
 
 async def switch_language(
@@ -155,8 +166,7 @@ async def switch_language(
     if messages is None:
         await reply(update, _no_longer(rt, locale))
         return
-    _ = rt.catalogs.gettext(locale)
-    buttons = keyboard(render.advice_buttons(_, dispatch.id, locale))
+    buttons = advice_keyboard(rt, dispatch, locale)
     if len(messages) == 1:
         try:
             await query.edit_message_text(messages[0], reply_markup=buttons)
@@ -169,7 +179,7 @@ async def switch_language(
 
 async def checkin_answer(update: Update, context: Context, pressed: callbacks.Checkin) -> None:
     """Better / the same / worse, in answer to the check-in."""
-    found = await _own_dispatch(update, context, pressed.dispatch)
+    found = await _own_dispatch(update, context, pressed.dispatch, worse=pressed.answer == "worse")
     if found is None:
         return
     turn, dispatch = found
@@ -180,9 +190,18 @@ async def checkin_answer(update: Update, context: Context, pressed: callbacks.Ch
     _ = turn.gettext
     stored, first = await dispatches.answer_checkin(rt, dispatch.id, turn.person, answer)
     if stored is None:
+        await reply(update, _no_longer(rt, turn.locale))
         return
     if not first:
-        await query.answer(_("You have already answered. Thank you."))
+        if answer == "worse":  # "worse" always gets what to do, however often it is pressed
+            await reply(update, worse_message(rt, dispatch, turn.locale))
+        else:
+            await reply(
+                update,
+                render.esc(_("You have already answered. Thank you."))
+                + "\n\n"
+                + render.esc(urgency.numbers_line(_)),
+            )
         return
     label = {"better": _("Better"), "same": _("The same"), "worse": _("Worse")}[answer]
     message = query.message

@@ -8,6 +8,7 @@ tokens gets nowhere.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import re
@@ -19,7 +20,7 @@ from telegram import BotCommand, BotCommandScopeChat, InlineKeyboardMarkup, Upda
 from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from bot import callbacks
+from bot import callbacks, urgency
 from bot.i18n import LANGUAGE_NAMES, LOCALES, Catalogs, Locale, as_locale, guess_locale
 from bot.ptb import BotApplication
 from bot.runtime import runtime
@@ -119,11 +120,6 @@ def _(message: str) -> str:
     return message
 
 
-EMERGENCY_LINE = _(
-    "If you are getting worse, call the legevakt on 116 117. In an emergency, call 113."
-)
-
-
 def commands(
     catalogs: Catalogs, locale: Locale, *, leader: bool = False, admin: bool = False
 ) -> list[BotCommand]:
@@ -192,7 +188,7 @@ async def start(update: Update, context: Context) -> None:
             "You join with an invitation link from your organisation."
         )
         + "\n\n"
-        + _(EMERGENCY_LINE)
+        + urgency.numbers_line(_)
         + " "
         + _("/help shows what else you can do."),
     )
@@ -238,7 +234,7 @@ async def too_many_links(update: Update, turn: Turn) -> None:
             "again straight from the SMS or invitation."
         )
         + "\n\n"
-        + _(EMERGENCY_LINE),
+        + urgency.numbers_line(_),
     )
 
 
@@ -252,7 +248,7 @@ async def invalid_link(update: Update, turn: Turn) -> None:
             "invitation, without changing it."
         )
         + "\n\n"
-        + _(EMERGENCY_LINE),
+        + urgency.numbers_line(_),
     )
 
 
@@ -276,7 +272,7 @@ async def help_command(update: Update, context: Context) -> None:
             "Advice and invitations come as links; open the link you got and the rest happens here."
         )
         + "\n\n"
-        + _(EMERGENCY_LINE),
+        + urgency.numbers_line(_),
     )
 
 
@@ -293,7 +289,9 @@ async def language(update: Update, context: Context) -> None:
     current = LANGUAGE_NAMES[turn.locale].lower()
     await reply(
         update,
-        _("Which language do you want? Now: {language}.").format(language=current),
+        _("Which language do you want? Now: {language}.").format(language=current)
+        + "\n\n"
+        + urgency.numbers_line(_),
         language_keyboard(),
     )
 
@@ -311,7 +309,9 @@ async def language_chosen(
     _ = rt.catalogs.gettext(chosen)
     await edit_or_reply(
         update,
-        _("From now on I will write {language}.").format(language=LANGUAGE_NAMES[chosen].lower()),
+        _("From now on I will write {language}.").format(language=LANGUAGE_NAMES[chosen].lower())
+        + "\n\n"
+        + urgency.numbers_line(_),
     )
     from bot.services.leaders import leader_of
 
@@ -359,6 +359,8 @@ async def privacy(update: Update, context: Context) -> None:
             "<b>Delete:</b> press the button below to delete everything about you now. This "
             "cannot be undone."
         )
+        + "\n\n"
+        + urgency.numbers_line(_)
     )
     await reply(update, text, keyboard([[(_("Delete my data"), callbacks.DeleteData())]]))
 
@@ -375,7 +377,9 @@ async def privacy_delete(
         # A new message, so the one with the button (e.g. the advice) stays if they say no.
         await reply(
             update,
-            _("Delete everything Sikkerhetsnett has stored about you? This cannot be undone."),
+            _("Delete everything Sikkerhetsnett has stored about you? This cannot be undone.")
+            + "\n\n"
+            + urgency.numbers_line(_),
             keyboard(
                 [
                     [
@@ -394,10 +398,12 @@ async def privacy_delete(
             _(
                 "Done. Everything we stored about you is deleted. If you write again, you start "
                 "afresh."
-            ),
+            )
+            + "\n\n"
+            + urgency.numbers_line(_),
         )
         return
-    await edit_or_reply(update, _("Nothing was deleted."))
+    await edit_or_reply(update, _("Nothing was deleted.") + "\n\n" + urgency.numbers_line(_))
 
 
 async def unknown(update: Update, context: Context) -> None:
@@ -410,7 +416,7 @@ async def unknown(update: Update, context: Context) -> None:
         update,
         _("I can't read messages here, so nobody at the legevakt will see this.")
         + "\n\n"
-        + _(EMERGENCY_LINE)
+        + urgency.numbers_line(_)
         + " "
         + _("/help shows what you can do."),
     )
@@ -425,7 +431,21 @@ async def stale_button(update: Update, context: Context) -> None:
     if turn is None:  # not a private chat (a group, an inline message): stop the spinner only
         await query.answer()
         return
-    await query.answer(turn.gettext("This button no longer works. Write /help to start again."))
+    await button_gone(update, turn)
+
+
+async def button_gone(update: Update, turn: Turn) -> None:
+    """A button that no longer does anything: say so in a message that stays, with the numbers."""
+    _ = turn.gettext
+    if update.callback_query is not None:
+        with contextlib.suppress(TelegramError):
+            await update.callback_query.answer()
+    await reply(
+        update,
+        _("This button no longer works. Write /help to start again.")
+        + "\n\n"
+        + urgency.numbers_line(_),
+    )
 
 
 async def on_error(update: object, context: Context) -> None:
@@ -453,7 +473,7 @@ async def on_error(update: object, context: Context) -> None:
         await chat.send_message(
             _("Sorry, something went wrong on our side. Please try again in a moment.")
             + "\n\n"
-            + _(EMERGENCY_LINE)
+            + urgency.numbers_line(_)
         )
     except TelegramError:
         log.warning("could not tell the person about the error")

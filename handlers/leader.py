@@ -17,10 +17,10 @@ from telegram.ext import CommandHandler, MessageHandler, filters
 
 from bot import callbacks
 from bot.i18n import LANGUAGE_NAMES, Locale, as_locale, format_day, format_when, weekday_names
-from bot.models import Leader, LeaderStatus, Prompt
+from bot.models import Leader, LeaderStatus, Prompt, PromptStatus
 from bot.ptb import BotApplication
 from bot.runtime import Runtime
-from bot.services import enrolment, leaders
+from bot.services import enrolment, leaders, reports
 from bot.services.enrolment import Choice, State
 from bot.services.leaders import Joined, Saved
 from bot.services.people import choose_locale
@@ -34,7 +34,7 @@ from handlers.base import (
     keyboard,
     reply,
 )
-from handlers.common import invalid_link, link_refused, set_chat_menu, unknown
+from handlers.common import button_gone, invalid_link, link_refused, set_chat_menu, unknown
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ async def _leader_turn(update: Update, context: Context) -> tuple[Turn, Leader] 
         return None
     leader = await leaders.leader_of(turn.rt, turn.person)
     if leader is None:
-        await query.answer(turn.gettext("This button no longer works. Write /help to start again."))
+        await button_gone(update, turn)
         return None
     return turn, leader  # the press is answered after the work (see ``on_button``)
 
@@ -466,27 +466,96 @@ async def prompt_button(
             return
         time = later.reminder_due_at.astimezone(leaders.zone_of(leader)).strftime("%H:%M")
         await reply(update, _("OK, I will remind you tomorrow at {time}.").format(time=time))
-    elif action in ("share", "unshare"):
-        shared = await leaders.share(rt, leader, prompt_id, action == "share")
+    elif action == "share":  # first say who will see what; sharing is the next press
+        if prompt.status != PromptStatus.ANSWERED:
+            return
+        text = await who_sees_a_shared_answer(turn, leader)
+        buttons = [
+            (_("Yes, share it"), callbacks.PromptButton("shareok", prompt_id)),
+            (_("No"), callbacks.PromptButton("sharenot", prompt_id)),
+        ]
+        await _edit_or_reply(update, text, keyboard([buttons]))
+    elif action == "sharenot":
+        await _edit_or_reply(
+            update,
+            _("Not shared. Only you can read it."),
+            await share_keyboard(turn, leader, prompt),
+        )
+    elif action in ("shareok", "unshare"):
+        shared = await leaders.share(rt, leader, prompt_id, action == "shareok")
         if shared is None:
             return
         organisation = await leaders.organisation_of(rt, leader)
         text = (
-            _(
-                "Shared with {organisation}. It can be read in the organisation's report, "
-                "without your name."
-            ).format(organisation=esc(organisation.name if organisation else ""))
+            _("Shared with {organisation}.").format(
+                organisation=esc(organisation.name if organisation else "")
+            )
+            + " "
+            + await who_sees_a_shared_answer(turn, leader, shared=True)
             if shared.shared
             else _("No longer shared. Only you can read it.")
         )
-        query = update.callback_query
-        assert query is not None
-        try:
-            await query.edit_message_text(
-                text, reply_markup=await share_keyboard(turn, leader, shared)
-            )
-        except BadRequest:
-            await reply(update, text, await share_keyboard(turn, leader, shared))
+        await _edit_or_reply(update, text, await share_keyboard(turn, leader, shared))
+
+
+async def _edit_or_reply(update: Update, text: str, markup: InlineKeyboardMarkup) -> None:
+    """Replace the message the button was under; a new message if it cannot be edited."""
+    query = update.callback_query
+    assert query is not None
+    try:
+        await query.edit_message_text(text, reply_markup=markup)
+    except BadRequest:
+        await reply(update, text, markup)
+
+
+async def who_sees_a_shared_answer(turn: Turn, leader: Leader, *, shared: bool = False) -> str:
+    """What the organisation's report shows of a shared answer, truthfully for this leader's
+    role now (``reports.share_scope``): asked before sharing, repeated after."""
+    _ = turn.gettext
+    found = await reports.share_scope(turn.rt, leader)
+    organisation = await leaders.organisation_of(turn.rt, leader)
+    name = esc(organisation.name if organisation else "")
+    role = esc(_role_title(turn, leader))
+    if found.scope is reports.Scope.FULL:
+        text = _(
+            "Those who read {organisation}'s participation report will see your answer with the "
+            "week, your role ({role}), the theme and the question, never your name."
+        ).format(organisation=name, role=role)
+    elif found.scope is reports.Scope.POOLED:
+        text = _(
+            "Your role has fewer than {min} leaders in {organisation}, so those who read its "
+            "participation report will see only the text of your answer, among other small "
+            "roles' answers: without week, role, theme, question or your name."
+        ).format(min=found.min_group, organisation=name)
+    else:
+        text = _(
+            "Your role has fewer than {min} leaders in {organisation}, and there are too few "
+            "leaders in other small roles to hide among: your answer is held back, shown to no "
+            "one, until at least {min} leaders in small roles take part. Then those who read the "
+            "participation report will see only its text, without week, role, theme, question "
+            "or your name."
+        ).format(min=found.min_group, organisation=name)
+    if shared:
+        return text
+    return (
+        text
+        + " "
+        + _("They will read what you wrote, so leave out anything that would identify you.")
+        + "\n\n"
+        + _("Share this answer?")
+    )
+
+
+def _role_title(turn: Turn, leader: Leader) -> str:
+    found = turn.rt.content.roles.get(leader.role_id)
+    if found is None:
+        return leader.role_id
+    programme, _role = found
+    localized = turn.rt.localized(programme, "reflection", turn.locale)
+    for role in localized.roles:
+        if role.id == leader.role_id:
+            return role.title
+    return leader.role_id
 
 
 # --- pause, resume, stop -------------------------------------------------------------------
@@ -595,11 +664,13 @@ async def answers_command(update: Update, context: Context) -> None:
 
 
 async def answers_button(update: Update, context: Context, pressed: callbacks.AnswersPage) -> None:
+    """Older / newer answers. The press is answered after the page is shown (``on_button``): the
+    page arrives before the spinner stops, and a press from outside a private chat is answered
+    too."""
     query = update.callback_query
     turn = await begin(update, context)
     if query is None or turn is None:
         return
-    await query.answer()
     await show_answers(update, turn, pressed.offset, edit=True)
 
 
@@ -647,7 +718,9 @@ def question_text(rt: Runtime, prompt: Prompt, locale: Locale) -> tuple[str, str
 def answer_block(turn: Turn, leader: Leader, prompt: Prompt, limit: int = 600) -> str:
     _theme, question = question_text(turn.rt, prompt, turn.locale)
     day = format_day(prompt.due_at.astimezone(leaders.zone_of(leader)).date(), turn.locale)
-    answer = prompt.answer_text or ""
+    answer = leaders.answer_text(turn.rt, prompt)
+    if answer is None:
+        answer = turn.gettext("(This answer cannot be read: the encryption key has changed.)")
     if len(answer) > limit:
         answer = answer[:limit].rsplit(" ", 1)[0] + " …"
     shared = " · " + turn.gettext("shared") if prompt.shared else ""
@@ -673,7 +746,10 @@ async def export_command(update: Update, context: Context) -> None:
     for row in rows:
         theme, question = question_text(turn.rt, row, turn.locale)
         day = format_day(row.due_at.astimezone(leaders.zone_of(leader)).date(), turn.locale)
-        lines += [f"## {day}: {theme}", "", f"**{question}**", "", row.answer_text or "", ""]
+        answer = leaders.answer_text(turn.rt, row)
+        if answer is None:
+            answer = _("(This answer cannot be read: the encryption key has changed.)")
+        lines += [f"## {day}: {theme}", "", f"**{question}**", "", answer, ""]
     stamp = dt.date.today().isoformat()
     await update.effective_chat.send_document(
         document="\n".join(lines).encode(),
@@ -729,7 +805,7 @@ def register(app: BotApplication, rt: Runtime) -> None:
     app.add_handler(button(callbacks.Skipped, prompt_button))
     app.add_handler(button(callbacks.Pause, pause_button))
     app.add_handler(button(callbacks.Stop, stop_button))
-    app.add_handler(button(callbacks.AnswersPage, answers_button, answer_after=False))
+    app.add_handler(button(callbacks.AnswersPage, answers_button))
     # Leaders' typed text (not commands); for anyone else it goes on to the common answer.
     app.add_handler(
         MessageHandler(

@@ -353,7 +353,7 @@ async def api(bot: RunningBot) -> AsyncIterator[Api]:
     """The bot's HTTP API with a fresh key, as made by `python -m bot apikey create`."""
     from bot.services import apikeys
 
-    _row, key = await apikeys.create(bot.rt.sessions, "Testlegevakt")
+    _row, key = await apikeys.create(bot.rt.sessions, "Telefonsystemet", "Testlegevakt")
     assert bot.web_url is not None
     async with aiohttp.ClientSession() as session:
         yield Api(session, bot.web_url.rstrip("/"), key)

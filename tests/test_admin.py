@@ -364,7 +364,7 @@ async def test_reload_swaps_good_content_keeps_made_dispatches_and_refuses_bad_e
 
     edit(topic_file, f'title: "{TITLE}"', f'title: "{NEW_TITLE}"')
     [answer] = await admin.says("/reload", timeout=30)
-    assert "fever-child v1" in answer.text  # the summary lists the topics now served
+    assert "fever-child v2" in answer.text  # the summary lists the topics now served
     assert bot.rt.content.advice["fever-child"].title == NEW_TITLE
     after = await advice_link(bot)
 
@@ -373,9 +373,9 @@ async def test_reload_swaps_good_content_keeps_made_dispatches_and_refuses_bad_e
     new_text = await opened(people, after, "Per")
     assert NEW_TITLE in new_text
 
-    # A bad action value: refused with file and line, the last good content still served.
+    # A bad tier: refused with file and line, the last good content still served.
     good = topic_file.read_text(encoding="utf-8")
-    edit(topic_file, "action: call_113", "action: call_112")
+    edit(topic_file, "tier: emergency", "tier: call_112")
     [refused] = await admin.says("/reload", timeout=30)
     line = next(
         n
@@ -389,7 +389,7 @@ async def test_reload_swaps_good_content_keeps_made_dispatches_and_refuses_bad_e
     topic_file.write_text(good.replace("self_care:", "self_care: [unclosed", 1), encoding="utf-8")
     [broken] = await admin.says("/reload", timeout=30)
     assert re.search(r"fever-child\.yaml:\d+", broken.text), broken.text
-    assert "fever-child v1" not in broken.text
+    assert "fever-child v2" not in broken.text
     assert NEW_TITLE in await opened(people, await advice_link(bot), "Siri")
 
 
@@ -403,4 +403,4 @@ async def test_sighup_reload_tells_the_admins_through_the_outbox(
 
     assert result.ok
     [told] = await admin.replies(timeout=10)
-    assert "fever-child v1" in told.text
+    assert "fever-child v2" in told.text

@@ -78,37 +78,49 @@ async def test_a_caller_gets_tailored_advice_says_worse_answers_the_checkin_and_
     [advice] = await kari.says(f"/start {payload}")
 
     text = advice.text
-    assert text.startswith("Feber hos barn\nEksempeltekst: ikke godkjent av lege ennå.")
+    assert text.startswith(
+        "Feber hos barn\nVed fare for liv: ring 113.\nEksempeltekst: ikke godkjent av lege ennå."
+    )
     # The nurse's own words, the chosen risk group, and nothing from the other risk group.
     assert "Fra sykepleieren du snakket med\nGi paracetamol etter vekt" in text
     assert "Barn under 3 måneder\nSmå barn kan bli alvorlig syke fort." in text
     assert "Nedsatt immunforsvar" not in text
-    # Worsening signs grouped by action, 113 before 116 117, each a concrete sign.
-    urgent = text.index("Ring 113 med en gang hvis")
-    again = text.index("Ring legevakten igjen på 116 117 hvis")
-    assert urgent < again
+    # Worsening signs by tier, 113 before 116 117 before self-care, each a concrete sign.
+    urgent = text.index("Ring 113 nå hvis")
+    again = text.index("Ring legevakten på 116 117 nå hvis")
+    soon = text.index("Kontakt lege i dag eller neste virkedag hvis")
+    assert urgent < again < soon < text.index("Dette kan du gjøre selv")
     assert "• Barnet får kramper" in text[urgent:again]
-    assert "• Barnet har ikke tisset på 8 timer" in text[again:]
+    assert "• Barnet har ikke tisset på 8 timer" in text[again:soon]
+    assert "• Barn under 3 måneder: Barnet har 38 °C eller mer" in text[again:soon]
     assert "Vi spør deg hvordan det går" in text
-    assert "<b>Ring 113 med en gang hvis</b>" in advice.html
-    assert advice.button_texts == ["Jeg blir verre", "Vis på Nynorsk", "Slett dataene mine"]
+    assert "<b>Ring 113 nå hvis</b>" in advice.html
+    assert advice.button_texts == ["Barnet blir verre", "Vis på Nynorsk", "Slett dataene mine"]
 
-    [what_now] = await kari.presses("Jeg blir verre")
+    [what_now] = await kari.presses("Barnet blir verre")
     assert what_now.text.startswith("Ring 113 nå hvis du ser noe av dette:\n• Barnet har små")
-    assert "Ellers: ring legevakten nå på 116 117." in what_now.text
+    assert "Ring legevakten på 116 117 nå hvis du ser noe av dette:" in what_now.text
+    assert "• Barn under 3 måneder: Barnet har 38 °C eller mer" in what_now.text
+    assert "Ingen av disse, men blir det verre? Ring legevakten på 116 117 nå." in what_now.text
     assert "Si at du har fått skriftlige råd om: Feber hos barn." in what_now.text
     row = await dispatch_row(bot, created["id"])
     assert row.worse_count == 1 and row.worse_at is not None
-    assert row.opened_at is not None and row.topic_version == 1 and row.locale == "nb"
+    assert row.opened_at is not None and row.topic_version == 2 and row.locale == "nb"
 
     await make_checkin_due(bot, created["id"])
     [checkin] = await kari.replies(timeout=5)
-    assert checkin.text == "Hvordan går det nå? Du fikk råd fra legevakten om: Feber hos barn."
+    assert checkin.text == (
+        "Hvordan går det nå? Du fikk råd fra legevakten om: Feber hos barn.\n"
+        "Haster det: ring legevakten på 116 117. Ved fare for liv: ring 113."
+    )
     assert checkin.button_texts == ["Bedre", "Som før", "Verre"]
 
     answers = await kari.presses("Bedre")
     assert [m.text for m in answers if m.edited] == [checkin.text + "\n\nDitt svar: Bedre"]
-    assert [m.text for m in answers if not m.edited] == ["Så bra. Takk for svaret, og god bedring!"]
+    assert [m.text for m in answers if not m.edited] == [
+        "Så bra. Takk for svaret, og god bedring!\n\n"
+        "Haster det: ring legevakten på 116 117. Ved fare for liv: ring 113."
+    ]
     row = await dispatch_row(bot, created["id"])
     assert row.checkin_status == "answered" and row.checkin_answer == "better"
 
@@ -119,11 +131,20 @@ async def test_a_caller_gets_tailored_advice_says_worse_answers_the_checkin_and_
     assert seen["link_opened"] and seen["worse_pressed"] and seen["worse_count"] == 1
     assert seen["checkin"]["answer"] == "better" and seen["topic"] == "fever-child"
 
-    await kari.presses("Slett dataene mine")
+    [confirm] = await kari.presses("Slett dataene mine")
+    assert "116 117" in confirm.text and "113" in confirm.text
     [done] = await kari.presses("Ja, slett")
     assert done.text.startswith("Ferdig. Alt vi hadde lagret om deg, er slettet.")
+    assert done.text.endswith("Haster det: ring legevakten på 116 117. Ved fare for liv: ring 113.")
     async with bot.rt.sessions() as session:
         assert (await session.get(Dispatch, created["id"])) is None
+
+    # "Worse" on the old advice still says what to do, in a message that stays.
+    [after] = await kari.presses("Barnet blir verre", message_id=advice.message_id)
+    assert after.text == (
+        "Disse rådene er ikke lagret her lenger, så de kan ikke vises igjen.\n\n"
+        "Blir du verre: ring legevakten på 116 117 nå. Ved fare for liv: ring 113."
+    )
     status, found = await api.post("/api/v1/recontacts", {"phone": PHONE})
     assert found == {"recontact": False, "hours": 72, "dispatches": []}
 
@@ -135,7 +156,8 @@ async def test_the_advice_comes_in_the_language_the_nurse_chose_and_can_be_switc
     ola = await people("Ola", language_code="nb")
 
     [advice] = await ola.says(f"/start {start_payload(created['deep_link'])}")
-    assert "Ring 113 med ein gong viss" in advice.text
+    assert advice.text.startswith("Slag mot hovudet hos vaksne\nVed fare for liv: ring 113.")
+    assert "Ring 113 no viss" in advice.text
     assert "Dette kan du gjere sjølv" in advice.text
     assert advice.button_texts == ["Eg blir verre", "Vis på Bokmål", "Slett dataa mine"]
     # The rest of the bot now speaks Nynorsk too.
@@ -144,7 +166,7 @@ async def test_the_advice_comes_in_the_language_the_nurse_chose_and_can_be_switc
 
     [switched] = await ola.presses("Vis på Bokmål")
     assert switched.edited and switched.message_id == advice.message_id
-    assert "Ring 113 med en gang hvis" in switched.text
+    assert "Ring 113 nå hvis" in switched.text
     assert switched.button_texts == ["Jeg blir verre", "Vis på Nynorsk", "Slett dataene mine"]
     async with bot.rt.sessions() as session:
         person = (await session.exec(select(Person))).one()
@@ -185,7 +207,9 @@ async def test_an_expired_link_names_116_117_and_shows_no_advice(
     [answer] = await kari.says(f"/start {start_payload(created['deep_link'])}")
 
     assert answer.text.startswith("Denne lenken har gått ut: den kunne åpnes i 72 timer")
-    assert "ring legevakten på 116 117" in answer.text and "113" in answer.text
+    assert answer.text.endswith(
+        "Haster det: ring legevakten på 116 117. Ved fare for liv: ring 113."
+    )
     assert answer.buttons == []
     assert (await dispatch_row(bot, created["id"])).opened_at is None
 
@@ -203,7 +227,7 @@ async def test_worse_in_nynorsk_puts_113_first(api: Api, people: People) -> None
     await kari.says(f"/start {start_payload(created['deep_link'])}")
     [what_now] = await kari.presses("Eg blir verre")
     assert what_now.text.startswith("Ring 113 no viss du ser noko av dette:")
-    assert "Elles: ring legevakta no på 116 117." in what_now.text
+    assert "Ingen av desse, men blir det verre? Ring legevakta på 116 117 no." in what_now.text
 
 
 async def test_a_checkin_answered_worse_says_what_to_do_and_counts(
@@ -399,3 +423,134 @@ async def test_advice_keeps_the_version_it_was_made_with_after_the_content_chang
         assert later["topic_version"] == old.version + 1
     finally:
         bot.rt.content.advice["fever-child"] = old
+
+
+BOTH_NUMBERS = ("116 117", "113")
+
+
+async def test_every_message_a_caller_can_reach_names_116_117_and_113(
+    api: Api, people: People, bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No dead end: walk every path a caller can take, then read everything the bot sent."""
+    created = await api.dispatch(topic="fever-child", locale="nb", checkin_hours=6)
+    payload = start_payload(created["deep_link"])
+    expired = await api.dispatch(topic="abdominal-pain", locale="nb")
+    async with bot.rt.sessions() as session:
+        await session.exec(
+            update(Dispatch)
+            .where(Dispatch.id == expired["id"])  # type: ignore[arg-type]
+            .values(expires_at=utcnow() - dt.timedelta(minutes=1))
+        )
+        await session.commit()
+    kari, per = await people("Kari"), await people("Per")
+
+    await kari.says("/start")
+    await kari.says("/help")
+    await kari.says("Hei, er det noen der?")
+    await kari.says("/start a_" + "A" * 23)  # unknown link
+    await kari.says(f"/start {start_payload(expired['deep_link'])}")  # expired link
+    [advice] = await kari.says(f"/start {payload}")
+    await per.says(f"/start {payload}")  # taken: opened in another chat
+    await kari.presses("Barnet blir verre")
+    await kari.presses("Vis på Nynorsk")
+    await kari.presses("Vis på Bokmål")
+    await make_checkin_due(bot, created["id"])
+    [checkin] = await kari.replies(timeout=5)
+    await kari.says("/language")
+    await kari.presses("Nynorsk")
+    await kari.says("/privacy")
+    await kari.presses("Slett dataa mine")
+    await kari.presses("Nei, behald")
+    await kari.presses("Slett dataa mine")
+    await kari.presses("Ja, slett")
+    # Everything stored is gone; the old buttons still lead somewhere.
+    await kari.presses(callback_data=f"a:worse:{created['id']}", message_id=advice.message_id)
+    await kari.presses(callback_data=f"a:lang:{created['id']}:nn", message_id=advice.message_id)
+    await kari.presses("Bedre", message_id=checkin.message_id)
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("the database is on fire")
+
+    monkeypatch.setattr("handlers.base.ensure_person", broken)
+    await kari.says("/help")  # an error on our side
+    monkeypatch.undo()
+
+    seen = [m for user in (kari, per) for m in await user.inbox()]
+    assert len(seen) >= 15  # edits replace the message they edit
+    dead_ends = [m.text for m in seen if not all(n in m.text for n in BOTH_NUMBERS)]
+    assert dead_ends == []
+    toasts = [a.text for a in await kari.callback_answers() if a.text]
+    assert all(all(n in t for n in BOTH_NUMBERS) for t in toasts), toasts
+    # "Worse" after deletion answered with a message that stays, not only a toast.
+    # (Deleting forgot her language too, so she is answered in Telegram's: Bokmål.)
+    assert any(
+        m.text.startswith("Disse rådene er ikke lagret her lenger, så de kan ikke vises igjen.")
+        and "Blir du verre: ring legevakten på 116 117 nå." in m.text
+        for m in seen
+    )
+
+
+async def test_advice_stored_in_the_old_shape_still_renders(
+    api: Api, people: People, bot: RunningBot
+) -> None:
+    """A dispatch made before urgency tiers keeps its stored copy (``action``, no scope, no
+    sources, risk groups with advice only); it still shows by tier and answers "worse"."""
+    created = await api.dispatch(
+        topic="fever-child", locale="nb", risk_groups=["infant-under-3-months"]
+    )
+    row = await dispatch_row(bot, created["id"])
+    assert row.content is not None
+    old: dict[str, Any] = {}
+    for locale, topic in row.content.items():
+        topic = dict(topic)
+        topic.pop("scope"), topic.pop("sources")
+        topic["worsening_signs"] = [
+            {"id": s["id"], "sign": s["sign"], "action": _OLD_ACTION[s["tier"]]}
+            for s in topic["worsening_signs"]
+        ]
+        topic["tailoring"] = {
+            **topic["tailoring"],
+            "risk_groups": [
+                {"id": g["id"], "label": g["label"], "advice": g["advice"]}
+                for g in topic["tailoring"]["risk_groups"]
+            ],
+        }
+        old[locale] = topic
+    async with bot.rt.sessions() as session:
+        await session.exec(
+            update(Dispatch)
+            .where(Dispatch.id == created["id"])  # type: ignore[arg-type]
+            .values(content=old)
+        )
+        await session.commit()
+
+    kari = await people("Kari")
+    [advice] = await kari.says(f"/start {start_payload(created['deep_link'])}")
+    assert advice.text.startswith("Feber hos barn\nVed fare for liv: ring 113.")
+    assert "Ring 113 nå hvis\n• Barnet har små mørkerøde" in advice.text
+    assert "Ring legevakten på 116 117 nå hvis" in advice.text
+    # The scope is not advice: it is borrowed from the live topic, so "worse" names the child.
+    assert advice.button_texts[0] == "Barnet blir verre"
+    [what_now] = await kari.presses("Barnet blir verre")
+    assert what_now.text.startswith("Ring 113 nå hvis du ser noe av dette:")
+
+
+_OLD_ACTION = {"emergency": "call_113", "urgent": "call_116117", "soon": "call_116117"}
+
+
+def test_an_old_copy_without_a_live_topic_reads_as_adults_advice() -> None:
+    from bot.content.schema import topic_from_snapshot
+
+    old = {
+        "id": "gone",
+        "version": 1,
+        "status": "draft",
+        "title": "Borte",
+        "summary": "Et emne som er fjernet.",
+        "self_care": ["Hvil."],
+        "normal": ["Det går over."],
+        "worsening_signs": [{"id": "x", "sign": "Du besvimer.", "action": "call_113"}],
+    }
+    topic = topic_from_snapshot(old)
+    assert [s.tier for s in topic.worsening_signs] == ["emergency"]
+    assert topic.audience == "adults" and topic.scope is None and topic.sources == []

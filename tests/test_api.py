@@ -24,7 +24,7 @@ from bot.app import RunningBot
 from bot.config import Settings
 from bot.models import Channel, Dispatch, OutboxMessage, utcnow
 from bot.privacy import phone_hash
-from bot.services import apikeys
+from bot.services import apikeys, dispatches
 from bot.sms import gsm7_septets, is_gsm7
 from devkit.localapi import DEFAULT_USERNAME
 from tests.conftest import Api
@@ -34,11 +34,19 @@ FNR = "01019000083"  # passes the fødselsnummer check digits (a made-up test nu
 NOT_FNR = "01019000084"  # the same with a wrong check digit: just a number
 TOPICS = [
     "abdominal-pain",
+    "allergic-reaction",
+    "ankle-sprain",
+    "back-pain",
     "breathing-cough-adult",
+    "burns",
+    "chest-pain",
+    "earache-child",
     "fever-child",
     "head-injury",
+    "sore-throat",
     "urinary-tract-infection",
     "vomiting-diarrhoea-child",
+    "wounds-cuts",
 ]
 GATEWAY = "gateway"  # in a test's settings: the address of the fake SMS gateway
 
@@ -153,12 +161,15 @@ async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 5.0)
     raise AssertionError("it did not happen in time")
 
 
-async def sms_sent(bot: RunningBot, dispatch_id: str) -> None:
-    async def sent() -> bool:
+async def sms_sent(bot: RunningBot, dispatch_id: str, status: str = "sent") -> None:
+    """Wait until the SMS is done; ``status`` is what the dispatch must say then (the demo's
+    console provider sends nothing: ``not_sent``)."""
+
+    async def done() -> bool:
         return (await dispatch_row(bot, dispatch_id)).sms_status != "queued"
 
-    await eventually(sent)
-    assert (await dispatch_row(bot, dispatch_id)).sms_status == "sent"
+    await eventually(done)
+    assert (await dispatch_row(bot, dispatch_id)).sms_status == status
 
 
 def link_token(deep_link: str) -> str:
@@ -194,7 +205,7 @@ async def test_without_a_valid_key_nothing_is_answered_and_nothing_stored(
     api: Api, bot: RunningBot
 ) -> None:
     body = {**FEVER, "phone": PHONE, "send_sms": True}
-    revoked_row, revoked = await apikeys.create(bot.rt.sessions, "Gammel legevakt")
+    revoked_row, revoked = await apikeys.create(bot.rt.sessions, "Gammelt", "Gammel legevakt")
     assert revoked_row.id is not None
     status, _ = await api.post("/api/v1/dispatches", FEVER, key=revoked)
     assert status == 201  # the key worked a moment ago …
@@ -236,7 +247,7 @@ async def test_the_bearer_scheme_is_case_insensitive(api: Api) -> None:
     status, _headers, answer = await request(
         api, "GET", "/api/v1/topics", headers={"Authorization": f"bearer {api.key}"}
     )
-    assert status == 200 and len(answer["topics"]) == 6
+    assert status == 200 and len(answer["topics"]) == len(TOPICS)
 
 
 # --- bad input -----------------------------------------------------------------------------
@@ -290,7 +301,8 @@ async def test_a_note_holding_a_national_identity_number_is_refused(
 
     # Eleven digits that fail the check digits are just a number, e.g. a batch number.
     created = await api.dispatch(**FEVER, note=f"Pakning med lotnummer {NOT_FNR}.")
-    assert (await dispatch_row(bot, created["id"])).note == f"Pakning med lotnummer {NOT_FNR}."
+    row = await dispatch_row(bot, created["id"])
+    assert dispatches.tailoring_of(bot.rt, row).note == f"Pakning med lotnummer {NOT_FNR}."
 
 
 async def test_a_bad_phone_number_is_refused(api: Api, bot: RunningBot) -> None:
@@ -429,7 +441,7 @@ async def test_a_dispatch_gives_a_link_and_an_sms_text_that_fits_one_sms(api: Ap
     text = created["sms_text"]
     assert created["deep_link"] in text
     assert len(text) <= 160 and is_gsm7(text) and gsm7_septets(text) <= 160
-    assert created["topic"] == "fever-child" and created["topic_version"] == 1
+    assert created["topic"] == "fever-child" and created["topic_version"] == 2
     assert created["locale"] == "nb" and created["sms"] == "none"
     assert created["checkin_hours"] == 6
     assert created["risk_groups"] == ["infant-under-3-months"]
@@ -475,7 +487,7 @@ async def test_the_topics_list_what_a_nurse_can_offer(api: Api) -> None:
     topics = {t["id"]: t for t in answer["topics"]}
     assert list(topics) == TOPICS
     fever = topics["fever-child"]
-    assert fever["title"] == "Feber hos barn" and fever["version"] == 1
+    assert fever["title"] == "Feber hos barn" and fever["version"] == 2  # issue 16 rewrote it
     assert [g["id"] for g in fever["risk_groups"]] == [
         "infant-under-3-months",
         "weak-immune-system",
@@ -484,6 +496,22 @@ async def test_the_topics_list_what_a_nurse_can_offer(api: Api) -> None:
     assert fever["checkin_hours"] == [6, 12, 24]
     assert topics["urinary-tract-infection"]["checkin_hours"] == [24, 48]
     assert all(t["risk_groups"] and t["checkin_hours"] for t in topics.values())
+    # Who each topic is for and what it is taken from, so the nurse picks the right one.
+    assert fever["scope"]["audience"] == "children"
+    assert fever["scope"]["max_age"] == "12 years"
+    assert fever["scope"]["who"] == "Rådene gjelder barn opp til 12 år."
+    assert any("under 3 måneder" in reason for reason in fever["scope"]["not_for"])
+    assert topics["head-injury"]["scope"]["audience"] == "adults"
+    assert topics["head-injury"]["scope"]["min_age"] == "16 years"
+    helsenorge = next(s for s in fever["sources"] if s["id"] == "helsenorge-feber")
+    assert helsenorge["publisher"] == "Helsenorge"
+    assert helsenorge["url"] == "https://www.helsenorge.no/sykdom/barn/feber-hos-barn/"
+    assert "self_care" in helsenorge["covers"]
+    for topic in topics.values():
+        assert topic["scope"]["who"] and "{" not in topic["scope"]["who"], topic["id"]
+        assert topic["sources"], topic["id"]
+        for source in topic["sources"]:
+            assert source["url"].startswith("https://") and source["title"] and source["covers"]
     # The demo may send the draft example content.
     assert all(t["status"] == "draft" and t["can_be_sent"] for t in topics.values())
 
@@ -497,27 +525,39 @@ async def test_draft_advice_is_not_sent_when_drafts_are_not_allowed(
     assert "awaiting clinical approval" in fields["topic"]
 
     _status, answer = await api.get("/api/v1/topics")
-    assert len(answer["topics"]) == 6
+    assert len(answer["topics"]) == len(TOPICS)
     assert not any(t["can_be_sent"] for t in answer["topics"])
 
 
 # --- SMS -----------------------------------------------------------------------------------
 
 
-async def test_the_demo_prints_the_sms_without_the_number_and_erases_it_when_sent(
+async def test_the_demo_prints_the_sms_masked_says_not_sent_and_erases_it(
     api: Api, bot: RunningBot, capsys: pytest.CaptureFixture[str]
 ) -> None:
     created = await api.dispatch(**FEVER, phone="912 34 567", send_sms=True)
     assert created["sms"] == "queued"
 
-    await sms_sent(bot, created["id"])
+    await sms_sent(bot, created["id"], "not_sent")  # printed is not sent: never "sent"
 
+    status, seen = await api.get(f"/api/v1/dispatches/{created['id']}")
+    assert status == 200 and seen["sms"] == "not_sent"
     out = capsys.readouterr().out
-    assert created["sms_text"] in out
+    token = link_token(created["deep_link"])
+    assert token not in out  # the link is a credential: never printed in full
+    assert created["sms_text"].replace(token, token[:3] + "…") in out
     for number in ("91234567", "912 34 567", "+47"):
         assert number not in out
     sms = await sms_row(bot, created["id"])
-    assert sms.status == "sent" and sms.secret is None and sms.sent_at is not None
+    assert sms.secret is None and sms.sent_at is not None
+
+
+@with_settings(sms_provider="none")
+async def test_with_sms_provider_none_send_sms_is_refused(api: Api, bot: RunningBot) -> None:
+    fields = await refused(api, bot, {**FEVER, "phone": PHONE, "send_sms": True})
+    assert "SMS_PROVIDER=none" in fields["send_sms"]
+    created = await api.dispatch(**FEVER, phone=PHONE)  # the call system sends the link itself
+    assert created["sms"] == "none" and created["deep_link"].startswith("https://t.me/")
 
 
 @with_settings(
@@ -556,7 +596,7 @@ async def test_a_recontact_lookup_needs_a_valid_phone_and_hours(api: Api, bot: R
         assert fields == {"hours": "must be a whole number of hours from 1 to 720"}, hours
     fields = await refused(api, bot, {"phone": "123", "hours": 0, "name": "Kari"}, path)
     assert set(fields) == {"phone", "hours", "name"}
-    assert await refused(api, bot, [PHONE], path) == {"body": "not an object"}
+    assert await refused(api, bot, [PHONE], path) == {"body": "must be a JSON object"}
 
     status, answer = await api.post(path, {"phone": PHONE}, key=None)
     assert status == 401 and answer["error"] == "unauthorized"
@@ -618,13 +658,14 @@ async def test_a_call_system_can_follow_its_own_dispatch_and_no_one_elses(
     created = await api.dispatch(**FEVER, phone=PHONE, send_sms=True)
     for _ in range(50):
         status, seen = await api.get(f"/api/v1/dispatches/{created['id']}")
-        if seen.get("sms") == "sent":
+        if seen.get("sms") != "queued":
             break
         await asyncio.sleep(0.1)
     assert status == 200
-    assert seen["sms"] == "sent" and seen["link_opened"] is False and seen["worse_pressed"] is False
+    assert seen["sms"] == "not_sent"  # the demo's console provider: printed, not sent
+    assert seen["link_opened"] is False and seen["worse_pressed"] is False
 
-    _row, other_key = await apikeys.create(bot.rt.sessions, "Another legevakt")
+    _row, other_key = await apikeys.create(bot.rt.sessions, "Calls", "Another legevakt")
     other = Api(api.session, api.base_url, other_key)
     status, body = await other.get(f"/api/v1/dispatches/{created['id']}")
     assert status == 404 and body["error"] == "not_found"
@@ -649,7 +690,7 @@ async def test_a_retried_dispatch_with_the_same_key_gets_the_first_answer_and_on
     body = {**FEVER, "phone": PHONE, "send_sms": True, "note": "Ring igjen i morgen."}
     status, headers, first = await post_with_key(api, body, "call-2026-11-23-0042")
     assert status == 201 and "Idempotent-Replayed" not in headers
-    await sms_sent(bot, first["id"])
+    await sms_sent(bot, first["id"], "not_sent")
 
     status, headers, again = await post_with_key(
         api, dict(reversed(body.items())), "call-2026-11-23-0042"
@@ -678,7 +719,7 @@ async def test_the_same_key_with_another_body_is_refused_and_nothing_is_stored(
 async def test_keys_belong_to_one_api_key_and_must_be_visible_ascii(
     api: Api, bot: RunningBot
 ) -> None:
-    _row, other_key = await apikeys.create(bot.rt.sessions, "Another legevakt")
+    _row, other_key = await apikeys.create(bot.rt.sessions, "Calls", "Another legevakt")
     _s, _h, mine = await post_with_key(api, FEVER, "same")
     status, _h, theirs = await post_with_key(api, FEVER, "same", key=other_key)
     assert status == 201 and theirs["id"] != mine["id"]

@@ -114,7 +114,8 @@ def test_placeholders_are_found() -> None:
 def test_content_translation_with_an_extra_placeholder(root: Path) -> None:
     yaml = root / "content" / "advice" / "fever-child.yaml"
     text = (
-        "Medisin mot feber kan gi barnet det bedre, men er ikke nødvendig. Følg pakningsvedlegget."
+        "Mål temperaturen i endetarmen med et digitalt termometer. Termometer i øret kan vise "
+        "feil hos barn. Skriv ned klokkeslett og temperatur."
     )
     set_translation(
         root, "content", "nn", text, "advice/fever-child:self_care[2]", lambda s: s + " {hours}"
@@ -175,7 +176,7 @@ def test_vague_worsening_sign_is_a_warning(root: Path) -> None:
         "content/advice/fever-child.yaml",
         line_of(yaml, "Barnet blir verre."),
     )
-    assert finding.field == "worsening_signs[8].sign"
+    assert finding.field == "worsening_signs[10].sign"
     assert finding.severity == "warning"
     assert finding.message == (
         "worsening sign “Barnet blir verre.” is not concrete (“blir verre” can mean anything): "
@@ -188,8 +189,8 @@ def test_vague_worsening_sign_is_a_warning(root: Path) -> None:
 
 def nn_advice_length(root: Path, topic_id: str) -> int:
     po = _PoFiles(root / "locales")
-    topic = load_content(root / "content").advice[topic_id]
-    localised = localize(topic, "advice", po.content_lookup("nn"))
+    bundle = load_content(root / "content")
+    localised = localize(bundle.advice[topic_id], "advice", po.content_lookup("nn"), bundle.values)
     return len(longest_advice(localised, po.gettext("nn"), "nn"))
 
 

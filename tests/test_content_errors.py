@@ -28,10 +28,10 @@ normal:
 worsening_signs:
   - id: fast-breathing
     sign: Du puster mer enn 30 ganger i minuttet.
-    action: call_113
+    tier: emergency
   - id: fever-days
     sign: Feberen har vart i mer enn 3 døgn.
-    action: call_116117
+    tier: urgent
 tailoring:
   note: true
   risk_groups:
@@ -39,6 +39,15 @@ tailoring:
       label: Gravid
       advice: Ring tidligere hvis du er gravid.
   checkin_hours: [6, 24]
+scope:
+  audience: adults
+  who: Rådene gjelder voksne.
+sources:
+  - id: helsenorge
+    publisher: Helsenorge
+    title: Hoste
+    url: https://www.helsenorge.no/
+    covers: [self_care, normal, worsening_signs]
 """
 
 PROGRAMME = """\
@@ -79,16 +88,17 @@ def errors_for(tmp_path: Path, topic: str = TOPIC, programme: str = PROGRAMME) -
 def test_valid_content_loads(tmp_path: Path) -> None:
     bundle = load_content(make_content(tmp_path))
     assert list(bundle.advice) == ["cough"]
-    assert bundle.advice["cough"].worsening_signs[0].action == "call_113"
+    assert bundle.advice["cough"].worsening_signs[0].tier == "emergency"
     assert bundle.roles["unit-leader"][0].id == "demo"
     assert bundle.source("advice", "cough").line_of(("worsening_signs", 1, "sign")) == 17
 
 
-def test_wrong_action_names_file_line_field_and_choices(tmp_path: Path) -> None:
-    broken = TOPIC.replace("action: call_116117", "action: call_112")
+def test_wrong_tier_names_file_line_field_and_choices(tmp_path: Path) -> None:
+    broken = TOPIC.replace("tier: urgent", "tier: call_112")
     assert errors_for(tmp_path, broken) == [
-        "content/advice/cough.yaml:18: worsening_signs[1].action: must be one of "
-        "'call_116117' or 'call_113' (found 'call_112')"
+        "content/advice/cough.yaml:18: worsening_signs[1].tier: must be one of 'emergency' "
+        "(life-threatening: call 113 now), 'urgent' (call the legevakt on 116 117 now) or "
+        "'soon' (a doctor today, or the GP on the next working day) (found 'call_112')"
     ]
 
 
@@ -192,26 +202,26 @@ def _check(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_check_command_fails_on_a_broken_copy_with_file_and_line(tmp_path: Path) -> None:
-    make_content(tmp_path, TOPIC.replace("action: call_113", "action: ring"))
+    make_content(tmp_path, TOPIC.replace("tier: emergency", "tier: ring"))
     result = _check(tmp_path)
     assert result.returncode == 1
-    assert (
-        "content/advice/cough.yaml:15: worsening_signs[0].action: must be one of" in result.stderr
-    )
+    assert "content/advice/cough.yaml:15: worsening_signs[0].tier: must be one of" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_check_command_json(tmp_path: Path) -> None:
-    make_content(tmp_path, TOPIC.replace("action: call_113", "action: ring"))
+    make_content(tmp_path, TOPIC.replace("tier: emergency", "tier: ring"))
     result = _check(tmp_path, "--format", "json")
     report = json.loads(result.stdout)
     assert report["ok"] is False
     assert report["findings"][0] == {
         "file": "content/advice/cough.yaml",
         "line": 15,
-        "field": "worsening_signs[0].action",
+        "field": "worsening_signs[0].tier",
         "severity": "error",
-        "message": "must be one of 'call_116117' or 'call_113' (found 'ring')",
+        "message": "must be one of 'emergency' (life-threatening: call 113 now), 'urgent' (call "
+        "the legevakt on 116 117 now) or 'soon' (a doctor today, or the GP on the next working "
+        "day) (found 'ring')",
     }
 
 
@@ -260,6 +270,14 @@ def test_cli_lists_content_as_json() -> None:
     topic_ids = {t["id"] for t in listing["advice_topics"]}
     assert {"breathing-cough-adult", "fever-child"} <= topic_ids
     assert len(topic_ids) >= 6
+    # Each topic says who it is for and what it is taken from (as GET /api/v1/topics does).
+    fever = next(t for t in listing["advice_topics"] if t["id"] == "fever-child")
+    assert fever["scope"]["audience"] == "children" and fever["scope"]["max_age"] == "12 years"
+    assert fever["scope"]["who"] == "Rådene gjelder barn opp til 12 år."
+    assert "helsenorge-feber" in [s["id"] for s in fever["sources"]]
+    for topic in listing["advice_topics"]:
+        assert topic["scope"]["who"] and topic["sources"], topic["id"]
+        assert all(s["url"].startswith("https://") and s["covers"] for s in topic["sources"])
 
 
 def test_extractor_yields_context_and_file_line_comment(tmp_path: Path) -> None:
@@ -284,8 +302,10 @@ def test_extractor_yields_context_and_file_line_comment(tmp_path: Path) -> None:
         == "Hvordan gjør vi det?"
     )
     # ids, actions and numbers are not user-visible text and are not extracted
-    assert all(item[2] not in ("call_113", "cough", "pregnancy") for item in extracted)
-    assert len(extracted) == len(by_context) == 15  # 9 in the topic, 6 in the programme
+    assert all(item[2] not in ("emergency", "cough", "pregnancy") for item in extracted)
+    assert (
+        len(extracted) == len(by_context) == 16
+    )  # 10 in the topic (scope.who too), 6 in the programme
 
 
 def test_content_strings_are_localised_through_the_catalog(tmp_path: Path) -> None:
@@ -296,4 +316,4 @@ def test_content_strings_are_localised_through_the_catalog(tmp_path: Path) -> No
     nn = localize(bundle.advice["cough"], "advice", lambda ctx, text: translations.get(ctx))
     assert nn.title == "Hoste (nynorsk)"
     assert nn.self_care == ["Drikk godt.", "Kvil."]
-    assert nn.worsening_signs[0].action == "call_113"
+    assert nn.worsening_signs[0].tier == "emergency"

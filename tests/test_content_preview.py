@@ -64,12 +64,14 @@ def test_advice_in_nynorsk_as_the_caller_reads_it(locales: Path) -> None:
     assert code == 0, out + _err
     assert out.startswith("Feber hos barn\n")
     assert "Frå sjukepleiaren du snakka med\n" + NOTE + "\n" in out  # unescaped, as shown
-    assert "Ring 113 med ein gong viss\n• Barnet har små mørkeraude" in out
-    assert "Ring legevakta igjen på 116 117 viss\n" in out
+    assert out.startswith("Feber hos barn\nVed fare for liv: ring 113.\n")
+    assert "Ring 113 no viss\n• Barnet har små mørkeraude" in out
+    assert "Ring legevakta på 116 117 no viss\n" in out
+    assert "• Barn under 3 månader: Barnet har 38 °C eller meir, målt i endetarmen." in out
     assert "Barn under 3 månader\nSmå barn kan bli alvorleg sjuke fort." in out
     assert "Nedsett immunforsvar" not in out and "Nedsatt immunforsvar" not in out
     assert re.search(r"Vi spør deg korleis det går (i dag|i morgon) kl\. \d\d:\d\d\.", out)
-    assert "\n[Eg blir verre] [Vis på Bokmål] [Slett dataa mine]\n" in out
+    assert "\n[Barnet blir verre] [Vis på Bokmål] [Slett dataa mine]\n" in out
     sms = re.search(r"^SMS \((\d+) of 160 characters\): (.*)$", out, re.MULTILINE)
     assert sms is not None
     assert sms.group(2).startswith("Råd frå legevakta etter samtalen: https://t.me/")
@@ -77,25 +79,31 @@ def test_advice_in_nynorsk_as_the_caller_reads_it(locales: Path) -> None:
     assert int(sms.group(1)) <= 160
     assert "<b>" not in out and "&lt;" not in out and "&amp;" not in out
     # What to do when it gets worse comes before the buttons, and the buttons before the SMS.
-    assert out.index("Ring 113") < out.index("[Eg blir verre]") < out.index("SMS (")
+    assert out.index("Ring 113") < out.index("[Barnet blir verre]") < out.index("SMS (")
+    # Then what "worse" answers, and the tiers, scope and sources for the admin.
+    assert out.index("SMS (") < out.index("After “Barnet blir verre”:\nRing 113 no viss du ser")
+    assert "Urgency tiers: emergency 6, urgent 6, soon 1" in out
+    assert "Scope: children, birth to 12 years." in out
+    assert "Source helsenorge-feber: Helsenorge, “Feber hos barn”, https://" in out
 
 
 def test_advice_in_bokmal_shows_the_bokmal_buttons(locales: Path) -> None:
     code, out, err = preview(locales, "fever-child", "--locale", "nb")
 
     assert code == 0, out + err
-    assert "\n[Jeg blir verre] [Vis på Nynorsk] [Slett dataene mine]\n" in out
-    assert "Ring 113 med en gang hvis" in out
+    assert "\n[Barnet blir verre] [Vis på Nynorsk] [Slett dataene mine]\n" in out
+    assert "Ring 113 nå hvis" in out
     assert "Fra sykepleieren" not in out and "Vi spør deg" not in out  # no note, no check-in
-    assert "Barn under 3 måneder" not in out  # no risk group chosen
+    assert "Barn under 3 måneder" not in out.split("\n\n[")[0]  # no risk group chosen
     assert "draft awaiting clinical approval" in err
 
 
 def test_the_preview_is_what_the_bot_sends(locales: Path) -> None:
     """The same text as ``handlers.caller.advice_messages`` for a dispatch with that tailoring."""
+    from bot.services.dispatches import Tailoring, seal_tailoring
     from handlers.caller import advice_messages
 
-    settings = Settings(_env_file=None, locales_dir=locales)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, locales_dir=locales, secret_key="p" * 32)  # type: ignore[call-arg]
     bundle = load_content(settings.content_dir)
     catalogs = Catalogs(locales)
     # The bot's own Runtime, without a database: the advice is rendered from content alone.
@@ -105,8 +113,7 @@ def test_the_preview_is_what_the_bot_sends(locales: Path) -> None:
         topic_id="fever-child",
         topic_version=bundle.advice["fever-child"].version,
         locale="nn",
-        note=NOTE,
-        risk_groups=["weak-immune-system"],
+        tailoring=seal_tailoring(rt, Tailoring(NOTE, ("weak-immune-system",))),
         token_hash="x",
     )
     sent = advice_messages(rt, dispatch, "nn")
@@ -140,7 +147,10 @@ def test_long_advice_is_split_as_the_bot_splits_it(
     messages = body.split(f"\n{NEXT_MESSAGE}\n\n")
     assert len(messages) > 1
     assert all(len(message) <= 700 for message in messages)
-    assert "Ring 113 med ein gong viss" in messages[-2] + messages[-1]
+    # The 113 line and the 113 signs come first, before what you can do yourself.
+    assert messages[0].splitlines()[1] == "Ved fare for liv: ring 113."
+    first_two = messages[0] + messages[1]
+    assert "Ring 113 no viss" in first_two and "Dette kan du gjere sjølv" not in first_two
 
 
 def test_unknown_topic_lists_the_topics(locales: Path) -> None:

@@ -20,7 +20,8 @@ from bot.app import RunningBot
 from bot.cli import main
 from bot.config import Settings
 from bot.models import Dispatch
-from bot.privacy import phone_hash
+from bot.privacy import Cipher, phone_hash
+from bot.services import dispatches
 from devkit.localapi import DEFAULT_USERNAME
 from tests.conftest import Api, table_rows
 
@@ -68,20 +69,26 @@ def rows(env: dict[str, str], table: str) -> list[dict[str, Any]]:
 def test_an_api_key_is_shown_once_stored_as_a_hash_listed_without_it_and_revoked(
     env: dict[str, str],
 ) -> None:
-    made = run(env, "apikey", "create", "--name", "Legevakten i Bergen")
+    made = run(
+        env, "apikey", "create", "--name", "Telefonsystemet", "--org", " Legevakten  i Bergen"
+    )
 
     assert made.exit_code == 0, made.output
     [key] = re.findall(r"\bsn_[A-Za-z0-9_-]{43}\b", made.stdout)
-    assert "API key 1 for Legevakten i Bergen" in made.stdout
+    assert "API key 1 for Telefonsystemet (Legevakten i Bergen)" in made.stdout
     assert "only time the key is shown" in made.stdout
     [row] = rows(env, "api_key")
-    assert row["name"] == "Legevakten i Bergen"
+    assert row["name"] == "Telefonsystemet"
+    [clinic] = rows(env, "organisation")
+    assert clinic["name"] == "Legevakten i Bergen" and row["organisation_id"] == clinic["id"]
     assert row["key_hash"] == hashlib.sha256(key.encode()).hexdigest()
     assert not any(key in str(value) for value in row.values())
 
     listed = run(env, "apikey", "list")
     assert listed.exit_code == 0
-    assert re.search(r"1\s+active\s+last used never\s+Legevakten i Bergen", listed.stdout)
+    assert re.search(
+        r"1\s+active\s+last used never\s+Telefonsystemet — Legevakten i Bergen", listed.stdout
+    )
     assert key not in listed.output and "sn_" not in listed.output
 
     revoked = run(env, "apikey", "revoke", "1")
@@ -93,7 +100,9 @@ def test_an_api_key_is_shown_once_stored_as_a_hash_listed_without_it_and_revoked
     assert again.exit_code == 1
     assert "There is no active API key 1" in again.stderr
     assert run(env, "apikey", "revoke", "99").exit_code == 1
-    assert run(env, "apikey", "create", "--name", "  ").exit_code == 2
+    assert run(env, "apikey", "create", "--name", "  ", "--org", "X").exit_code == 2
+    missing = run(env, "apikey", "create", "--name", "Telefonsystemet")  # every key has a clinic
+    assert missing.exit_code == 2 and "--org" in missing.stderr
 
 
 def test_a_nurse_creates_advice_and_finds_it_again_as_a_recontact(env: dict[str, str]) -> None:
@@ -108,7 +117,12 @@ def test_a_nurse_creates_advice_and_finds_it_again_as_a_recontact(env: dict[str,
     assert created["checkin_hours"] == 6 and created["risk_groups"] == ["infant-under-3-months"]
     assert created["sms"] == "none" and created["recontact"] is False
     [row] = rows(env, "dispatch")
-    assert row["id"] == created["id"] and row["note"] == NOTE
+    assert row["id"] == created["id"] and NOTE not in str(row)  # the note is stored encrypted
+    tailoring = Cipher(env["SECRET_KEY"].encode(), "dispatch").decrypt(row["tailoring"])
+    assert tailoring is not None and json.loads(tailoring) == {
+        "note": NOTE,
+        "risk_groups": ["infant-under-3-months"],
+    }
     assert row["phone_hash"] == phone_hash(env["SECRET_KEY"].encode(), "+4791234567")
     assert not any("91234567" in str(value) or "912 34 567" in str(value) for value in row.values())
 
@@ -167,7 +181,7 @@ async def test_the_cli_prints_what_the_api_answers_and_they_share_the_records(
     }
     from_api = await api.dispatch(topic="fever-child", locale="nb", phone="91234567")
 
-    made = await asyncio.to_thread(run, env, *CREATE)
+    made = await asyncio.to_thread(run, env, *CREATE, "--org", "Testlegevakt")  # the key's clinic
 
     assert made.exit_code == 0, made.output
     from_cli = json.loads(made.stdout)
@@ -175,7 +189,13 @@ async def test_the_cli_prints_what_the_api_answers_and_they_share_the_records(
     assert from_cli["recontact"] is True and from_cli["earlier_dispatches"] == 1
     async with bot.rt.sessions() as session:
         row = await session.get(Dispatch, from_cli["id"])
-    assert row is not None and row.api_key_id is None and row.note == NOTE
+    assert row is not None and row.api_key_id is None
+    assert dispatches.tailoring_of(bot.rt, row).note == NOTE
     status, found = await api.post("/api/v1/recontacts", {"phone": "+4791234567"})
     assert status == 200
     assert [d["id"] for d in found["dispatches"]] == [from_cli["id"], from_api["id"]]
+
+    # Without --org the dispatch is no clinic's: the key's look-ups do not see it.
+    unowned = json.loads((await asyncio.to_thread(run, env, *CREATE)).stdout)
+    status, found = await api.post("/api/v1/recontacts", {"phone": "+4791234567"})
+    assert unowned["id"] not in [d["id"] for d in found["dispatches"]]

@@ -59,7 +59,8 @@ INTRO = (
     "legevakt sends you a personal link by SMS; open it to read your advice here."
 )
 STALE = "This button no longer works. Write /help to start again."
-NO_ADVICE = "This advice is no longer stored, so this button no longer works."
+NO_ADVICE = "This advice is no longer stored here, so this button no longer works."
+NO_ADVICE_WORSE = "This advice is no longer stored here, so it cannot be shown again."
 NOT_A_LEADER = (
     "This is for leaders in the weekly reflection. You join with an invitation link "
     "from your organisation."
@@ -318,6 +319,13 @@ def one_answer_starting(messages: list[SentMessage], start: str) -> None:
     assert (messages[0].text or "").startswith(start), texts_of(messages)
 
 
+def one_answer_with_the_numbers(messages: list[SentMessage], start: str) -> None:
+    """One message that stays (not a toast, which vanishes), naming 116 117 and 113."""
+    one_answer_starting(messages, start)
+    text = messages[0].text or ""
+    assert "116 117" in text and "113" in text, text
+
+
 # --- private text --------------------------------------------------------------------------
 
 
@@ -404,6 +412,7 @@ async def test_start_with_any_payload_refuses_the_link_plainly(
     message_id=st.integers(1, 2**31 - 1),
     language=languages,
 )
+@example(data="r:page:0", target="inline", message_id=1, language="nb")  # it used to spin
 async def test_any_button_press_is_answered_and_never_fails(
     fuzz: Fuzz, data: str | None, target: str, message_id: int, language: str | None
 ) -> None:
@@ -430,19 +439,18 @@ async def test_any_button_press_is_answered_and_never_fails(
     if target == "inline":  # no chat to answer in: the spinner just stops
         assert sent == []
     elif ADVICE_BUTTON.match(value):
-        assert (toast["text"], toast["show_alert"]) == (fuzz.say(language, NO_ADVICE), True)
-        assert sent == []
+        worse = value.startswith("a:worse:") or value.endswith(":worse")  # or the check-in's
+        gone = NO_ADVICE_WORSE if worse else NO_ADVICE
+        one_answer_with_the_numbers(sent, fuzz.say(language, gone))
     elif LEADER_BUTTON.match(value):
-        assert toast["text"] == fuzz.say(language, STALE)
-        assert sent == []
+        one_answer_with_the_numbers(sent, fuzz.say(language, STALE))
     elif ANSWERS_PAGE.match(value):
         one_answer_starting(sent, fuzz.say(language, NOT_A_LEADER))
     elif OWN_BUTTON.match(value):
         assert len(sent) == 1, texts_of(sent)  # the menu edited, or a new message
         assert not (sent[0].text or "").startswith(fuzz.say(language, ERROR_TOLD))
     else:
-        assert toast["text"] == fuzz.say(language, STALE)
-        assert sent == []
+        one_answer_with_the_numbers(sent, fuzz.say(language, STALE))
     fuzz.assert_no_errors()
 
 
@@ -753,7 +761,7 @@ async def make_leader(fuzz: Fuzz, step: str) -> LeaderChat:
             due_at=now - dt.timedelta(days=days),
             status=status,
             sent_at=now - dt.timedelta(days=days),
-            answer_text="Et svar" if status == PromptStatus.ANSWERED else None,
+            answer_ciphertext="sealed" if status == PromptStatus.ANSWERED else None,
             answer_message_id=4242 if status == PromptStatus.ANSWERED else None,
         )
         for week, days, status in (
@@ -817,10 +825,12 @@ leader_actions = st.lists(
 
 
 @settings(FUZZ, max_examples=max(1, EXAMPLES * 2 // 3))  # each example makes a leader
-@example(  # bugs found here: an impossible time, ids beyond int64, a second tap on a page
+@example(  # bugs found here: an impossible time, ids beyond int64 (and PostgreSQL's int4), a
+    # second tap on a page
     [
         ("press", "r:time:9999", "last"),
         ("press", f"r:ans:{2**80}", "last"),
+        ("press", f"r:ans:{2**31}", "last"),
         ("press", f"r:page:{2**80}", "last"),
         ("press", "r:page:{open}", "last"),
         ("press", "r:page:{open}", "last"),

@@ -19,7 +19,7 @@ from bot.app import RunningBot, build_runtime, running_bot
 from bot.config import Settings
 from bot.i18n import format_when
 from bot.models import Invite, Leader, Person, Prompt, utcnow
-from bot.services import invites, weekly
+from bot.services import invites, leaders, weekly
 from devkit.localapi import LocalBotApi, LocalUser
 from tests.conftest import People
 
@@ -167,14 +167,16 @@ async def test_the_weekly_question_is_answered_shared_and_the_answer_edited(
     assert held.text.startswith("Dette er ikke lagret: det inneholder noe som ser ut som et")
     async with bot.rt.sessions() as session:
         [prompt] = (await session.exec(select(Prompt))).all()
-    assert prompt.status == "sent" and prompt.answer_text is None
+    assert prompt.status == "sent" and prompt.answer_ciphertext is None
 
     [saved] = await lise.says("Vi må bli bedre på å lære av hendelser.")
     answer_id = lise.last_message_id
     assert saved.text.startswith("Takk, svaret ditt er lagret. Bare du kan lese det")
     assert saved.button_texts == ["Del med Helse Vest HF"]
 
-    [shared] = await lise.presses("Del med Helse Vest HF")
+    [ask] = await lise.presses("Del med Helse Vest HF")  # first told who would see what
+    assert ask.edited and ask.text.endswith("Vil du dele dette svaret?")
+    [shared] = await lise.presses("Ja, del det")
     assert shared.edited and shared.text.startswith("Delt med Helse Vest HF.")
     assert shared.button_texts == ["Slutt å dele"]
 
@@ -187,14 +189,14 @@ async def test_the_weekly_question_is_answered_shared_and_the_answer_edited(
     async with bot.rt.sessions() as session:
         [prompt] = (await session.exec(select(Prompt))).all()
     assert prompt.status == "answered" and prompt.shared
-    assert prompt.answer_text == "Vi må lære mer av hendelser, sammen."
+    assert leaders.answer_text(bot.rt, prompt) == "Vi må lære mer av hendelser, sammen."
     assert prompt.edited_at is not None
 
     [held_edit] = await lise.edits(answer_id, f"Gjelder {FNR[:6]} {FNR[6:]}")
     assert held_edit.text.startswith("Dette er ikke lagret")
     async with bot.rt.sessions() as session:
         [prompt] = (await session.exec(select(Prompt))).all()
-    assert prompt.answer_text == "Vi må lære mer av hendelser, sammen."
+    assert leaders.answer_text(bot.rt, prompt) == "Vi må lære mer av hendelser, sammen."
 
 
 async def test_skip_with_a_reason_and_remind_me_tomorrow(bot: RunningBot, people: People) -> None:
@@ -302,7 +304,7 @@ async def test_answers_are_read_back_newest_first_and_exported(
                     due_at=due,
                     sent_at=due,
                     status="answered",
-                    answer_text=f"Svar nummer {n}",
+                    answer_ciphertext=bot.rt.cipher(leaders.ANSWER).encrypt(f"Svar nummer {n}"),
                     answered_at=due,
                 )
             )
@@ -340,7 +342,7 @@ async def test_leaving_keeps_or_deletes_the_answers(bot: RunningBot, people: Peo
     [gone] = await deleter.presses("Avslutt og slett svarene mine")
     assert gone.text == "Du har avsluttet den ukentlige refleksjonen, og svarene dine er slettet."
     async with bot.rt.sessions() as session:
-        texts = [p.answer_text for p in (await session.exec(select(Prompt))).all()]
+        texts = [leaders.answer_text(bot.rt, p) for p in (await session.exec(select(Prompt))).all()]
     assert texts == ["Et svar jeg vil beholde"]
 
 
@@ -376,3 +378,54 @@ async def test_a_restart_sends_no_second_question_the_same_week(
         prompts = (await session.exec(select(Prompt))).all()
     assert len(prompts) == 1
     assert len([m for m in await lise.inbox() if m.button_texts[:1] == ["Svar"]]) == 1
+
+
+async def test_before_sharing_a_leader_is_told_truthfully_who_will_see_what(
+    bot: RunningBot, people: People
+) -> None:
+    from bot.models import LeaderStatus, Organisation
+    from bot.services import reports
+    from tests.conftest import active_leaders
+
+    async def answer(user: LocalUser, text: str) -> None:
+        await question_arrives(bot, user)
+        [saved] = await user.says(text)
+        assert saved.button_texts == ["Del med Helse Vest HF"]
+
+    # Alone in her role, and no other small role to hide among: held back.
+    lise = await enrolled(bot, people)
+    await answer(lise, "Vi må bli bedre på å lære av hendelser.")
+    [ask] = await lise.presses("Del med Helse Vest HF")
+    assert ask.text.startswith("Rollen din har færre enn 5 ledere i Helse Vest HF, og det er for")
+    assert "svaret ditt holdes tilbake og vises ikke til noen før minst 5 ledere" in ask.text
+    assert "ta bort alt som kan vise hvem du er" in ask.text
+    assert ask.button_texts == ["Ja, del det", "Nei"]
+    [kept] = await lise.presses("Nei")
+    assert kept.text == "Ikke delt. Bare du kan lese det."
+    assert kept.button_texts == ["Del med Helse Vest HF"]
+    async with bot.rt.sessions() as session:
+        [prompt] = (await session.exec(select(Prompt))).all()
+    assert not prompt.shared
+
+    await lise.presses("Del med Helse Vest HF")
+    [shared] = await lise.presses("Ja, del det")
+    assert shared.text.startswith("Delt med Helse Vest HF. Rollen din har færre enn 5 ledere")
+    report = reports.as_text(await reports.participation(bot.rt, "Helse Vest HF"))
+    assert "Vi må bli bedre" not in report  # as she was told
+
+    # Four more unit leaders join: the role is large enough to be shown whole.
+    async with bot.rt.sessions() as session:
+        org = (await session.exec(select(Organisation))).one()
+        made = await active_leaders(session, bot.rt, org, "unit-leader", 4, iter(range(9001, 9010)))
+        assert all(leader.status == LeaderStatus.ACTIVE for leader in made)
+        await session.commit()
+    [ask] = await lise.presses("Slutt å dele")
+    assert ask.text == "Ikke delt lenger. Bare du kan lese det."
+    [ask] = await lise.presses("Del med Helse Vest HF")
+    assert ask.text.startswith(
+        "De som leser rapporten om deltakelsen i Helse Vest HF, ser svaret ditt med uke, rollen "
+        "din (Leder i virksomheten), tema og spørsmål, aldri navnet ditt."
+    )
+    await lise.presses("Ja, del det")
+    report = reports.as_text(await reports.participation(bot.rt, "Helse Vest HF"))
+    assert "Leder i virksomheten" in report and "Vi må bli bedre" in report

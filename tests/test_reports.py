@@ -28,6 +28,7 @@ from bot.config import Settings
 from bot.models import Leader, Organisation, Prompt, PromptStatus, utcnow
 from bot.runtime import Runtime
 from bot.services import reports
+from bot.services.leaders import ANSWER
 from tests.conftest import active_leaders
 
 BERGEN = "Legevakten i Bergen"
@@ -74,6 +75,7 @@ _user_ids = itertools.count(7001)
 
 async def seed(rt: Runtime) -> None:
     """Two organisations, several roles and weeks, every status, shared and unshared answers."""
+    seal = rt.cipher(ANSWER).encrypt  # answers are stored encrypted, as the bot stores them
     async with rt.sessions() as session:
         bergen = Organisation(name=BERGEN)
         forde = Organisation(name=FORDE)
@@ -108,7 +110,7 @@ async def seed(rt: Runtime) -> None:
                     status=status,
                     sent_at=None if status == PromptStatus.MISSED else due,
                     skip_reason="busy" if status == PromptStatus.SKIPPED else None,
-                    answer_text=text if answered else None,
+                    answer_ciphertext=seal(text) if answered else None,
                     answered_at=due + dt.timedelta(hours=1) if answered else None,
                     shared=shared,
                 )
@@ -197,7 +199,7 @@ async def test_groups_under_the_minimum_are_hidden_and_counted(rt: Runtime) -> N
 
     groups = by_group(p)
     unit = groups[(week(LAST), "unit-leader", "ledelse-av-gjennomganger")]
-    assert unit.leaders == 4 and unit.hidden
+    assert unit.leaders is None and unit.hidden  # not even the head count: 4 would say who
     assert (unit.sent, unit.answered, unit.skipped, unit.missed, unit.response_rate) == (
         (None,) * 5
     )
@@ -218,7 +220,11 @@ async def test_groups_under_the_minimum_are_hidden_and_counted(rt: Runtime) -> N
 async def test_only_shared_answers_of_the_organisation_and_period_appear(rt: Runtime) -> None:
     p = await reports.participation(rt, BERGEN)
 
-    assert [a.text for a in p.shared_answers] == [SHARED_1, SHARED_SMALL, SHARED_2]
+    assert [a.text for a in p.shared_answers] == [SHARED_1, SHARED_2]
+    # A unit leader's (4 of them): pooled with the municipal leader's role (1), 5 in all, and
+    # shown as text only.
+    assert [a.text for a in p.pooled_answers] == [SHARED_SMALL]
+    assert p.pooled_answers[0].week is None and p.pooled_answers[0].role_title is None
     first = p.shared_answers[0]
     assert first.week == week(LAST) and first.role_title == "Leder ved legevakt"
     assert first.theme_title == "Klinisk kommunikasjon"
@@ -237,6 +243,11 @@ async def test_only_shared_answers_of_the_organisation_and_period_appear(rt: Run
         "question_text",
         "text",
     }
+    assert reports.as_json(p)["pooled_answers"] == [SHARED_SMALL]
+    text = reports.as_text(p)
+    pooled = text.split("Shared answers from roles with fewer than 5 leaders (1)", 1)[1]
+    assert SHARED_SMALL in pooled and "Leder i virksomheten" not in pooled
+    assert week(LAST) not in pooled and "Q:" not in pooled
 
 
 async def test_the_text_report_reads_plainly(rt: Runtime) -> None:
@@ -248,8 +259,8 @@ async def test_the_text_report_reads_plainly(rt: Runtime) -> None:
     [row] = [line for line in table if "Klinisk kommunikasjon" in line]
     assert row.split()[-6:] == ["5", "4", "2", "1", "1", "50%"]
     [hidden] = [line for line in table if "Kommuneledelse" in line]
-    assert hidden.split()[-6:] == ["1", "–", "–", "–", "–", "–"]
-    assert "Shared answers (3)" in text
+    assert hidden.split()[-6:] == ["–", "–", "–", "–", "–", "–"]  # the head count too
+    assert "Shared answers (2)" in text
 
 
 async def test_a_period_without_prompts_and_an_unknown_organisation(rt: Runtime) -> None:
@@ -309,7 +320,7 @@ async def test_the_csv_report_parses(rt: Runtime, env: dict[str, str]) -> None:
     ]
     assert shown["response_rate"] == "0.5" and shown["hidden"] == "no"
     hidden = groups[(week(LAST), "unit-leader", "ledelse-av-gjennomganger")]
-    assert hidden["leaders"] == "4" and hidden["hidden"] == "yes"
+    assert hidden["leaders"] == "" and hidden["hidden"] == "yes"
     assert [hidden[c] for c in ["sent", "answered", "skipped", "missed", "response_rate"]] == [
         ""
     ] * 5
@@ -352,3 +363,56 @@ async def test_an_unknown_organisation_exits_1_naming_the_known_ones(
     )
     bad_weeks = await run(env, "report", "participation", "--org", BERGEN, "--weeks", "0")
     assert bad_weeks.exit_code == 2
+
+
+async def test_one_top_leaders_shared_answer_names_no_one(rt: Runtime) -> None:
+    """The attack: one top leader in an organisation, who shared an answer "without your name"."""
+    secret = "Jeg burde ha stoppet innsparingen i helgebemanningen."
+    async with rt.sessions() as session:
+        oslo = Organisation(name="Oslo kommune")
+        session.add(oslo)
+        await session.flush()
+        units = await active_leaders(session, rt, oslo, "unit-leader", 5, _user_ids)
+        [top] = await active_leaders(session, rt, oslo, "top-leader", 1, _user_ids)
+        for leader, text, shared in [(top, secret, True), (units[0], "Et svar.", True)]:
+            assert leader.id is not None
+            session.add(
+                Prompt(
+                    leader_id=leader.id,
+                    programme_id=leader.programme_id,
+                    theme_id="kommuneledelse",
+                    question_id="kommunens-ansvar",
+                    role_id=leader.role_id,
+                    position=0,
+                    week=week(LAST),
+                    due_at=NOW - dt.timedelta(weeks=LAST),
+                    status=PromptStatus.ANSWERED,
+                    sent_at=NOW - dt.timedelta(weeks=LAST),
+                    answer_ciphertext=rt.cipher(ANSWER).encrypt(text),
+                    answered_at=NOW - dt.timedelta(weeks=LAST),
+                    shared=shared,
+                )
+            )
+        await session.commit()
+
+    p = await reports.participation(rt, "Oslo kommune")
+    outputs = [reports.as_text(p), reports.as_csv(p), json.dumps(reports.as_json(p))]
+    [hidden] = [r for r in p.rows if r.role_id == "top-leader"]
+    assert hidden.hidden and hidden.leaders is None
+    for output in outputs:
+        assert secret not in output  # held back: the only small role has one leader
+    text = reports.as_text(p)
+    [line] = [line for line in text.splitlines() if "Overordnet leder" in line]
+    assert line.split()[-6:] == ["–"] * 6  # no "1" leader
+    assert [a.text for a in p.shared_answers] == ["Et svar."]  # five unit leaders: shown whole
+    assert p.pooled_answers == []
+
+    # With enough leaders in small roles, it is shown, as text only.
+    async with rt.sessions() as session:
+        org = await session.get(Organisation, oslo.id)
+        await active_leaders(session, rt, org, "review-leader", 4, _user_ids)
+        await session.commit()
+    p = await reports.participation(rt, "Oslo kommune")
+    assert [a.text for a in p.pooled_answers] == [secret]
+    pooled = reports.as_text(p).split("Shared answers from roles with fewer than 5 leaders")[1]
+    assert "Overordnet leder" not in pooled and week(LAST) not in pooled

@@ -110,7 +110,7 @@ async def test_the_api_refuses_a_missing_wrong_or_revoked_key(api: Api, bot: Run
     for key in (None, "wrong", api.key + "x", "Bearer"):  # type: ignore[operator]
         status, data = await api.post("/api/v1/dispatches", body, key=key)
         assert status == 401 and data["error"] == "unauthorized"
-    row, other = await apikeys.create(bot.rt.sessions, "Annen legevakt")
+    row, other = await apikeys.create(bot.rt.sessions, "Telefonsystem", "Annen legevakt")
     assert (await api.post("/api/v1/dispatches", body, key=other))[0] == 201
     await apikeys.revoke(bot.rt.sessions, row.id)  # type: ignore[arg-type]
     assert (await api.post("/api/v1/dispatches", body, key=other))[0] == 401
@@ -254,7 +254,7 @@ async def test_caller_and_leader_dialogues_leave_no_personal_data_in_the_logs(
         advice_link = payload_of(created["deep_link"])
         caller = await people("Torbjørg", language_code="nb")
         await caller.says(f"/start {advice_link}")
-        await caller.presses("Jeg blir verre")
+        await caller.presses("Barnet blir verre")  # fever-child is about a child
         async with bot.rt.sessions() as session:
             due = utcnow() - dt.timedelta(seconds=1)
             await session.exec(

@@ -27,6 +27,7 @@ from bot.sender import Sender
 from bot.sms import (
     ConsoleSmsProvider,
     HttpSmsProvider,
+    NoSmsProvider,
     SmsAdapter,
     SmsProvider,
     gsm7_septets,
@@ -327,12 +328,17 @@ async def test_no_number_or_text_in_the_logs_over_a_whole_run(
 async def test_the_console_provider_prints_the_text_and_not_the_number() -> None:
     out = io.StringIO()
     console = ConsoleSmsProvider(out)
+    link = "https://t.me/SikkerhetsnettBot?start=a_AbCdEfGhIjKlMnOpQrStUvW"
 
-    await console.send(NUMBER, TEXT)
+    await console.send(NUMBER, f"Råd fra legevakten: {link} Ring 113 ved fare.")
 
-    assert out.getvalue() == f"SMS (demo, not sent) to the caller's number:\n{TEXT}\n"
+    assert out.getvalue() == (
+        "SMS NOT SENT (SMS_PROVIDER=console), to the caller's number:\n"
+        "Råd fra legevakten: https://t.me/SikkerhetsnettBot?start=a_AbC… Ring 113 ved fare.\n"
+    )
     assert NUMBER not in out.getvalue() and "91234567" not in out.getvalue()
-    assert console.texts == [TEXT]
+    assert "AbCdEfGhIj" not in out.getvalue()  # the link is a credential: never in full
+    assert not console.delivers
 
 
 async def test_the_console_provider_writes_to_stdout_by_default(
@@ -340,7 +346,34 @@ async def test_the_console_provider_writes_to_stdout_by_default(
 ) -> None:
     await ConsoleSmsProvider().send(NUMBER, "Hei")
 
-    assert capsys.readouterr().out == "SMS (demo, not sent) to the caller's number:\nHei\n"
+    assert (
+        capsys.readouterr().out
+        == "SMS NOT SENT (SMS_PROVIDER=console), to the caller's number:\nHei\n"
+    )
+
+
+async def test_the_console_provider_marks_the_dispatch_not_sent(
+    rt: Runtime, sessions: Sessions, cipher: Cipher
+) -> None:
+    dispatch_id = await dispatch(sessions)
+    await queue(sessions, cipher, dispatch_id)
+    sender = sms_sender(rt, ConsoleSmsProvider(io.StringIO()))
+
+    await sender.drain_once()
+
+    assert await sms_status_of(sessions, dispatch_id) == SmsStatus.NOT_SENT == "not_sent"
+
+
+async def test_the_none_provider_fails_a_stray_row_and_never_says_sent(
+    rt: Runtime, sessions: Sessions, cipher: Cipher
+) -> None:
+    dispatch_id = await dispatch(sessions)
+    await queue(sessions, cipher, dispatch_id)
+    sender = sms_sender(rt, NoSmsProvider())
+
+    await sender.drain_once()
+
+    assert await sms_status_of(sessions, dispatch_id) == SmsStatus.FAILED
 
 
 # --- the running loop ----------------------------------------------------------------------
@@ -350,6 +383,7 @@ class FlakyProvider:
     """A provider with a bug on its first call, then a slow send that the test releases."""
 
     name = "flaky"
+    delivers = True
 
     def __init__(self) -> None:
         self.calls = 0

@@ -106,7 +106,10 @@ async def test_a_dialogue_runs_over_the_webhook_without_polling(
     assert answer.text.startswith("Sikkerhetsnett gir deg skriftlige råd")
     [menu] = await kari.says("/language")
     [confirmation] = await kari.presses("Nynorsk")
-    assert confirmation.text == "Frå no av skriv eg nynorsk."
+    assert confirmation.text == (
+        "Frå no av skriv eg nynorsk.\n\n"
+        "Hastar det: ring legevakta på 116 117. Ved fare for liv: ring 113."
+    )
     assert menu.button_texts == ["Bokmål", "Nynorsk"]
 
     assert local_api.calls_to("getUpdates") == []  # no long polling in webhook mode
@@ -167,6 +170,7 @@ async def test_healthz_checks_the_database_and_the_bot_api(
             "ok": True,
             "database": "ok",
             "bot_api": "ok",
+            "startup": {"command_menus": "ok", "webhook": "ok"},
             "content": bot.rt.content.digest,
         }
     calls = len(local_api.calls_to("getMe"))
@@ -319,10 +323,11 @@ async def test_webhook_mode_needs_the_web_server_and_a_secret(
 # --- settings ------------------------------------------------------------------------------
 
 TOKEN = "123456789:" + "A" * 35
+PRODUCTION = {"database_url": "postgresql://bot@localhost/bot", "sms_provider": "none"}
 
 
 def test_the_webhook_secret_is_derived_from_secret_key_unless_given(tmp_path: Any) -> None:
-    base = {"_env_file": None, "var_dir": tmp_path, "telegram_bot_token": TOKEN}
+    base = {"_env_file": None, "var_dir": tmp_path, "telegram_bot_token": TOKEN, **PRODUCTION}
     one = load_settings(**base, secret_key="a" * 40, webhook_url="https://bot.example.no/tg")
     again = load_settings(**base, secret_key="a" * 40, webhook_url="https://bot.example.no/tg")
     other = load_settings(**base, secret_key="b" * 40, webhook_url="https://bot.example.no/tg")
@@ -369,6 +374,7 @@ def test_a_self_hosted_bot_api_may_use_an_http_webhook(tmp_path: Any) -> None:
         secret_key="a" * 40,
         telegram_api_base_url="http://127.0.0.1:8081/bot",
         webhook_url="http://10.0.0.5:8080/telegram",
+        **PRODUCTION,
     )
     assert settings.webhook_path == "/telegram"
 

@@ -7,7 +7,15 @@ rendered text. Every finding carries file:line, the field and one plain sentence
   (a draft topic's missing translations are warnings);
 - placeholders (``{hours}``, ``%(name)s``, ``%s``) the same in the source and in each
   translation, for content strings and UI strings;
-- worsening signs concrete enough to act on (a warning, see ``is_concrete``);
+- worsening signs, the topic's and each risk group's, concrete enough to act on, and risk-group
+  advice that says to call someone also says when (warnings, see ``is_concrete``);
+- shared thresholds: a number of a shared kind (°C, breaths a minute, hours without urine)
+  written out instead of ``{id}`` is an error where it contradicts ``content/thresholds.yaml``
+  and a warning where it agrees (``_threshold_literals``);
+- one wording for the emergency numbers: UI strings name 113 and 116 117 only through
+  ``bot.urgency``, and advice text never names them itself (the tiers do);
+- plain words: long Bokmål words that are rare in ``wordfreq``'s Norwegian list and not
+  explained in the topic (a warning, see ``bot.content.plainwords``);
 - the advice, with the longest tailoring a nurse can choose, fits one Telegram message in both
   languages;
 - the SMS that carries the link fits one GSM-7 segment in both languages;
@@ -108,10 +116,19 @@ def check_content(
     report.findings.extend(_content_placeholders(bundle, po))
     report.findings.extend(_ui_placeholders(po))
     report.findings.extend(_worsening_signs(bundle))
+    report.findings.extend(_risk_group_advice(bundle))
+    report.findings.extend(_threshold_literals(bundle, po))
+    report.findings.extend(_emergency_wording(bundle, po))
+    report.findings.extend(_plain_words(bundle))
     report.findings.extend(_advice_length(bundle, po))
     report.findings.extend(_sms_length(po))
     report.findings.extend(_readability(bundle, po, lix_limit))
     return report
+
+
+def filled(bundle: ContentBundle, topic: AdviceTopic) -> AdviceTopic:
+    """The Bokmål topic as callers read it: every ``{threshold}`` replaced by its number."""
+    return localize(topic, "advice", lambda _ctx, _text: None, bundle.values)
 
 
 # --- reading the .po files -----------------------------------------------------------------
@@ -417,6 +434,13 @@ OBSERVABLE_WORDS = (
     "lent fram",
     "hoven",
     "hevelse",
+    "ser dobbelt",
+    "rører seg",
+    "hovner",
+    "rødme",
+    "rød",
+    "puss",
+    "blemme",
     "svelg",
     "sikl",
     "avføring",
@@ -448,26 +472,288 @@ def is_concrete(sign: str) -> bool:
     return _CONCRETE.search(sign) is not None
 
 
+def all_signs(topic: AdviceTopic) -> Iterator[tuple[FieldPath, str, str]]:
+    """(path in the file, field name, text) of every worsening sign, the risk groups' too."""
+    for index, sign in enumerate(topic.worsening_signs):
+        yield ("worsening_signs", index, "sign"), f"worsening_signs[{index}].sign", sign.sign
+    for g, group in enumerate(topic.tailoring.risk_groups):
+        for index, sign in enumerate(group.signs):
+            yield (
+                ("tailoring", "risk_groups", g, "signs", index, "sign"),
+                f"tailoring.risk_groups[{group.id}].signs[{index}].sign",
+                sign.sign,
+            )
+
+
 def _worsening_signs(bundle: ContentBundle) -> list[ContentError]:
     findings: list[ContentError] = []
     for topic in bundle.advice.values():
         source = bundle.source("advice", topic.id)
-        for index, sign in enumerate(topic.worsening_signs):
-            if is_concrete(sign.sign):
+        for path, key, text in all_signs(filled(bundle, topic)):
+            if is_concrete(text):
                 continue
-            lower = sign.sign.lower()
+            lower = text.lower()
             vague = next((p for p in VAGUE_PHRASES if p in lower), None)
             because = f" (“{vague}” can mean anything)" if vague else ""
             findings.append(
                 ContentError(
                     source.display,
-                    source.line_of(("worsening_signs", index, "sign")),
-                    f"worsening_signs[{index}].sign",
-                    f"worsening sign “{_short(sign.sign)}” is not concrete{because}: say what the "
+                    source.line_of(path),
+                    key,
+                    f"worsening sign “{_short(text)}” is not concrete{because}: say what the "
                     "caller can see, count or measure (a number, a time, a colour)",
                     "warning",
                 )
             )
+    return findings
+
+
+# A sentence that sends the reader to someone; it must also say when.
+_CONTACT = re.compile(
+    r"(?<!\w)(ring|kontakt|ta kontakt|oppsøk|søk lege|time hos|få time|gå til lege)", re.IGNORECASE
+)
+_WHEN = re.compile(
+    r"\d|(?<!\w)(med en gang|med ein gong|nå|no|straks|i dag|samme dag|same dag|i morgen|"
+    r"innen|innan|neste virkedag|neste vyrkedag|i kveld|i natt|timer|timar|døgn|dager|dagar)(?!\w)",
+    re.IGNORECASE,
+)
+_SENTENCE = re.compile(r"[^.!?]+[.!?]?")
+
+
+def _risk_group_advice(bundle: ContentBundle) -> list[ContentError]:
+    """A risk group's advice that says to call or see someone must say when, concretely."""
+    findings: list[ContentError] = []
+    for topic in bundle.advice.values():
+        source = bundle.source("advice", topic.id)
+        for index, group in enumerate(filled(bundle, topic).tailoring.risk_groups):
+            for sentence in _SENTENCE.findall(group.advice or ""):
+                sentence = sentence.strip()
+                if not sentence or not _CONTACT.search(sentence):
+                    continue
+                if _WHEN.search(sentence) and is_concrete(sentence):
+                    continue
+                problem = "when" if not _WHEN.search(sentence) else "on what sign"
+                findings.append(
+                    ContentError(
+                        source.display,
+                        source.line_of(("tailoring", "risk_groups", index, "advice")),
+                        f"tailoring.risk_groups[{group.id}].advice",
+                        f"“{_short(sentence)}” says to contact someone but not {problem}: give a "
+                        "time (now, today, within 24 hours) and a concrete sign, or make it a "
+                        "sign with a tier",
+                        "warning",
+                    )
+                )
+    return findings
+
+
+# --- 3b. shared thresholds ------------------------------------------------------------------
+
+# A number of each shared kind as written in Bokmål or Nynorsk: "38,5 °C", "30 ganger i
+# minuttet" (in a text about breathing), "8 timer" (in a sentence about urine or nappies).
+_LITERALS: dict[str, tuple[re.Pattern[str], re.Pattern[str] | None]] = {
+    "temperature": (re.compile(r"(\d+(?:[.,]\d+)?)\s*°\s*C"), None),
+    "breathing_rate": (
+        re.compile(r"(\d+)\s+(?:ganger|gonger|pust|åndedrag)\s+(?:i|per|på)\s+minutt"),
+        re.compile(r"(?<!\w)pust", re.IGNORECASE),
+    ),
+    "hours_without_urine": (
+        re.compile(r"(\d+)\s+tim(?:er|ar|ene|ane)(?!\w)"),
+        re.compile(r"(?<!\w)(tiss|urin|bleie|bleia)", re.IGNORECASE),
+    ),
+}
+KIND_NAMES = {
+    "temperature": "temperature",
+    "breathing_rate": "breathing rate",
+    "hours_without_urine": "hours without urine",
+}
+
+
+def _number(text: str) -> float:
+    return float(text.replace(",", "."))
+
+
+def _threshold_literals(bundle: ContentBundle, po: _PoFiles) -> list[ContentError]:
+    """Numbers of a shared kind written out: an error where no shared threshold of that kind
+    (for the topic's audience) has the value, a warning where one has it (write ``{id}``)."""
+    from bot.content.loader import PLACEHOLDER, THRESHOLDS_FILE
+
+    findings: list[ContentError] = []
+    if not bundle.thresholds:
+        return findings
+    for topic in bundle.advice.values():
+        source = bundle.source("advice", topic.id)
+        audience = topic.audience
+        relevant = [
+            t
+            for t in bundle.thresholds.values()
+            if "everyone" in (t.audience, audience) or t.audience == audience
+        ]
+        for ref in translatable_strings(topic):
+            texts = [("nb", ref.text)]
+            message = (
+                po.content_nn.get(ref.text, context=msgctxt("advice", topic.id, ref.key))
+                if po.content_nn is not None
+                else None
+            )
+            if message is not None and isinstance(message.string, str) and message.string:
+                texts.append(("nn", message.string))
+            for locale, text in texts:
+                bare = PLACEHOLDER.sub("", text)
+                for sentence in _SENTENCE.findall(bare):
+                    for kind, (pattern, context) in _LITERALS.items():
+                        if context is not None and not context.search(sentence):
+                            continue
+                        for match in pattern.finditer(sentence):
+                            value = _number(match.group(1))
+                            same_kind = [t for t in relevant if t.kind == kind]
+                            if not same_kind:
+                                continue
+                            agreeing = [t for t in same_kind if t.value == value]
+                            if locale == "nn" and message is not None:
+                                where, line = po.display("nn", "content"), message.lineno or 1
+                            else:
+                                where, line = source.display, source.line_of(ref.path)
+                            if agreeing:
+                                findings.append(
+                                    ContentError(
+                                        where,
+                                        line,
+                                        ref.key,
+                                        f"“{match.group(0)}” is the shared threshold "
+                                        f"{agreeing[0].id}; write {{{agreeing[0].id}}} instead "
+                                        f"of the number, so it follows content/{THRESHOLDS_FILE}",
+                                        "warning",
+                                    )
+                                )
+                            else:
+                                shared = ", ".join(
+                                    f"{t.id} = {t.text}" for t in sorted(same_kind, key=_by_value)
+                                )
+                                findings.append(
+                                    ContentError(
+                                        where,
+                                        line,
+                                        ref.key,
+                                        f"“{match.group(0)}” contradicts the shared thresholds "
+                                        f"for {KIND_NAMES[kind]} ({shared}) in "
+                                        f"content/{THRESHOLDS_FILE}; write the {{id}} of the "
+                                        "one that is meant, or add a threshold there with its "
+                                        "source",
+                                    )
+                                )
+    return findings
+
+
+def _by_value(threshold: Any) -> tuple[float, str]:
+    return threshold.value, threshold.id
+
+
+# --- 3c. one wording for 113 and 116 117 ------------------------------------------------------
+
+_NUMBERS = re.compile(r"113|116\s?117")
+_URGENT_WORDS = re.compile(r"(?<!\w)(hast|urgent|emergency)", re.IGNORECASE)
+
+
+def _emergency_wording(bundle: ContentBundle, po: _PoFiles) -> list[ContentError]:
+    """113 and 116 117 are named only by ``bot.urgency``'s agreed texts, in both languages,
+    and never with "urgent" next to 113; advice text leaves the numbers to its tiers."""
+    from bot.urgency import AGREED, CALL_113
+
+    findings: list[ContentError] = []
+    for locale in LOCALES:
+        catalog = po.messages[locale]
+        display = po.display(locale, "messages")
+        language = LANGUAGE_NAMES[locale]
+        for message in catalog or ():
+            if not message.id or not isinstance(message.id, str):
+                continue
+            translation = message.string if isinstance(message.string, str) else ""
+            line = message.lineno or 1
+            if _NUMBERS.search(message.id) and message.id not in AGREED:
+                findings.append(
+                    ContentError(
+                        display,
+                        line,
+                        "",
+                        f"“{_short(message.id)}” names an emergency number in its own words; "
+                        "build the text from the agreed wordings in bot/urgency.py",
+                    )
+                )
+                continue
+            if message.id in AGREED and translation:
+                if sorted(_NUMBERS.findall(translation)) != sorted(_NUMBERS.findall(message.id)):
+                    findings.append(
+                        ContentError(
+                            display,
+                            line,
+                            "",
+                            f"the {language} translation of “{_short(message.id)}” must name "
+                            "the same numbers as the English text",
+                        )
+                    )
+                if "113" in translation and _URGENT_WORDS.search(translation):
+                    findings.append(
+                        ContentError(
+                            display,
+                            line,
+                            "",
+                            f"the {language} translation of “{_short(message.id)}” sends "
+                            "something urgent to 113; 113 is for danger to life, urgent goes "
+                            "to 116 117",
+                        )
+                    )
+            if message.id == CALL_113 and translation and "113" not in translation:
+                findings.append(
+                    ContentError(display, line, "", f"the {language} 113 line lacks 113")
+                )
+    for topic in bundle.advice.values():
+        source = bundle.source("advice", topic.id)
+        for ref in translatable_strings(topic):
+            if _NUMBERS.search(ref.text):
+                findings.append(
+                    ContentError(
+                        source.display,
+                        source.line_of(ref.path),
+                        ref.key,
+                        "names 113 or 116 117 itself; put the sign in a tier (emergency, "
+                        "urgent, soon) and let the advice say whom to call, in the one agreed "
+                        "wording",
+                    )
+                )
+    return findings
+
+
+# --- 3d. plain words ------------------------------------------------------------------------
+
+
+def _plain_words(bundle: ContentBundle) -> list[ContentError]:
+    from bot.content import plainwords
+
+    findings: list[ContentError] = []
+    for topic in bundle.advice.values():
+        source = bundle.source("advice", topic.id)
+        refs = list(translatable_strings(filled(bundle, topic)))
+        explained = plainwords.explained_words(ref.text for ref in refs)
+        explained |= {word.lower() for word in re.findall(r"[^\W\d_]+", topic.title)}
+        seen: set[str] = set()
+        for ref in refs:
+            for word in plainwords.hard_words(ref.text):
+                key = word.lower()
+                if key in seen or plainwords.is_explained(key, explained):
+                    continue
+                seen.add(key)
+                findings.append(
+                    ContentError(
+                        source.display,
+                        source.line_of(ref.path),
+                        ref.key,
+                        f"“{word}” is a long word few readers know ({plainwords.describe(word)}); "
+                        "use plainer words, or explain it in brackets where it first appears, "
+                        f"e.g. “{word} (…)”",
+                        "warning",
+                    )
+                )
     return findings
 
 
@@ -507,7 +793,7 @@ def _advice_length(bundle: ContentBundle, po: _PoFiles) -> list[ContentError]:
         for topic in bundle.advice.values():
             source = bundle.source("advice", topic.id)
             try:
-                text = longest_advice(localize(topic, "advice", lookup), _, locale)
+                text = longest_advice(localize(topic, "advice", lookup, bundle.values), _, locale)
             except (KeyError, IndexError, ValueError) as exc:
                 findings.append(
                     ContentError(
@@ -619,11 +905,12 @@ def advice_sections_for_lix(topic: AdviceTopic) -> Iterator[tuple[str, FieldPath
     signs = "\n".join(s.sign for s in topic.worsening_signs)
     yield "worsening_signs", ("worsening_signs",), "the list of worsening signs", signs
     for index, group in enumerate(topic.tailoring.risk_groups):
+        text = "\n".join([group.advice or "", *(s.sign for s in group.signs)]).strip()
         yield (
-            f"tailoring.risk_groups[{group.id}].advice",
-            ("tailoring", "risk_groups", index, "advice"),
-            f"the advice for “{group.label}”",
-            group.advice,
+            f"tailoring.risk_groups[{group.id}]",
+            ("tailoring", "risk_groups", index),
+            f"the advice and signs for “{group.label}”",
+            text,
         )
 
 
@@ -632,7 +919,7 @@ def _readability(bundle: ContentBundle, po: _PoFiles, limit: float) -> list[Cont
     for topic in bundle.advice.values():
         source = bundle.source("advice", topic.id)
         for locale in LOCALES:
-            localised = localize(topic, "advice", po.content_lookup(locale))
+            localised = localize(topic, "advice", po.content_lookup(locale), bundle.values)
             for key, path, name, text in advice_sections_for_lix(localised):
                 score = lix(text)
                 if score > limit:

@@ -7,7 +7,8 @@ admin who is not a programmer can fix them. Nothing here touches Telegram, the d
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any, TypeVar
@@ -15,7 +16,15 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from bot.content.schema import AdviceTopic, Path, Programme, Role, translatable_strings
+from bot.content.schema import (
+    AdviceTopic,
+    Path,
+    Programme,
+    Role,
+    Threshold,
+    Thresholds,
+    translatable_strings,
+)
 
 KINDS: dict[str, type[AdviceTopic] | type[Programme]] = {
     "advice": AdviceTopic,
@@ -23,6 +32,12 @@ KINDS: dict[str, type[AdviceTopic] | type[Programme]] = {
 }
 
 M = TypeVar("M", bound=BaseModel)
+
+THRESHOLDS_FILE = "thresholds.yaml"  # beside advice/ and reflection/
+# Where a shared threshold goes in a text: "{fever}". Ids as everywhere: lowercase and hyphens.
+PLACEHOLDER = re.compile(r"\{([a-z0-9][a-z0-9-]{0,39})\}")
+# Fields that the API and the nurse's lists show untranslated: no threshold in them.
+_NO_PLACEHOLDERS = ("title", "label")
 
 
 @dataclass(frozen=True)
@@ -72,6 +87,13 @@ class ContentBundle:
     programmes: dict[str, Programme]
     sources: dict[tuple[str, str], SourceFile] = field(repr=False)
     digest: str = ""  # a short hash of every file: which content version is live
+    thresholds: dict[str, Threshold] = field(default_factory=dict)
+    thresholds_source: SourceFile | None = field(default=None, repr=False)
+
+    @property
+    def values(self) -> dict[str, str]:
+        """Each shared threshold's id and its number as text, for ``localize``."""
+        return {t.id: t.text for t in self.thresholds.values()}
 
     @property
     def roles(self) -> dict[str, tuple[Programme, Role]]:
@@ -87,8 +109,14 @@ def msgctxt(kind: str, content_id: str, key: str) -> str:
     return f"{kind}/{content_id}:{key}"
 
 
-def localize(model: M, kind: str, lookup: Callable[[str, str], str | None]) -> M:
-    """A copy of ``model`` with every user-visible string replaced by ``lookup(ctx, text)``.
+def localize(
+    model: M,
+    kind: str,
+    lookup: Callable[[str, str], str | None],
+    values: Mapping[str, str] | None = None,
+) -> M:
+    """A copy of ``model`` with every user-visible string replaced by ``lookup(ctx, text)``,
+    and each ``{threshold}`` in it by its number from ``values``.
 
     Strings the lookup has no translation for (it returns None) keep their source text.
     """
@@ -96,9 +124,17 @@ def localize(model: M, kind: str, lookup: Callable[[str, str], str | None]) -> M
     data = model.model_dump()
     for ref in translatable_strings(model):
         translated = lookup(msgctxt(kind, content_id, ref.key), ref.text)
-        if translated is not None:
-            _set(data, ref.path, translated)
+        text = ref.text if translated is None else translated
+        if values:
+            text = fill_thresholds(text, values)
+        if text != ref.text:
+            _set(data, ref.path, text)
     return type(model).model_validate(data)
+
+
+def fill_thresholds(text: str, values: Mapping[str, str]) -> str:
+    """``text`` with each ``{id}`` of a known threshold replaced by its number."""
+    return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
 
 
 def _set(data: Any, path: Path, value: str) -> None:
@@ -162,6 +198,8 @@ def load_content(root: FsPath, display_root: FsPath | None = None) -> ContentBun
             sources[(kind, model.id)] = source
 
     errors.extend(_check_role_ids(models["reflection"].values(), sources))
+    thresholds, thresholds_source = _load_thresholds(root, display_base, digest, errors)
+    errors.extend(_check_placeholders(models["advice"].values(), sources, thresholds))
     if errors:
         raise ContentErrors(errors)
     return ContentBundle(
@@ -170,7 +208,67 @@ def load_content(root: FsPath, display_root: FsPath | None = None) -> ContentBun
         programmes=models["reflection"],
         sources=sources,
         digest=digest.hexdigest()[:12],
+        thresholds=thresholds,
+        thresholds_source=thresholds_source,
     )
+
+
+def _load_thresholds(
+    root: FsPath, display_base: FsPath, digest: Any, errors: list[ContentError]
+) -> tuple[dict[str, Threshold], SourceFile | None]:
+    """``content/thresholds.yaml``, if there is one (a folder without it has none to share)."""
+    path = root / THRESHOLDS_FILE
+    if not path.is_file():
+        return {}, None
+    display = _display(path, display_base)
+    raw = path.read_bytes()
+    digest.update(path.name.encode() + b"\0" + raw)
+    try:
+        model, lines = parse_file(raw.decode("utf-8"), display, Thresholds)
+    except ContentErrors as exc:
+        errors.extend(exc.errors)
+        return {}, None
+    except UnicodeDecodeError:
+        errors.append(ContentError(display, 1, "", "the file is not saved as UTF-8 text"))
+        return {}, None
+    return {t.id: t for t in model.thresholds}, SourceFile(path, display, lines)
+
+
+def _check_placeholders(
+    topics: Iterable[AdviceTopic],
+    sources: dict[tuple[str, str], SourceFile],
+    thresholds: dict[str, Threshold],
+) -> list[ContentError]:
+    """Every ``{name}`` in a topic names a shared threshold, and none is in a title or label."""
+    errors: list[ContentError] = []
+    for topic in topics:
+        source = sources[("advice", topic.id)]
+        for ref in translatable_strings(topic):
+            for match in PLACEHOLDER.finditer(ref.text):
+                name = match.group(1)
+                line = source.line_of(ref.path)
+                if ref.path[-1] in _NO_PLACEHOLDERS:
+                    errors.append(
+                        ContentError(
+                            source.display,
+                            line,
+                            ref.key,
+                            f"{{{name}}} cannot stand in a {ref.path[-1]}, which lists show "
+                            "as written; write the number there",
+                        )
+                    )
+                elif name not in thresholds:
+                    known = ", ".join(sorted(thresholds)) or "none"
+                    errors.append(
+                        ContentError(
+                            source.display,
+                            line,
+                            ref.key,
+                            f"{{{name}}} is not a threshold in content/{THRESHOLDS_FILE} "
+                            f"(thresholds: {known})",
+                        )
+                    )
+    return errors
 
 
 def _check_role_ids(
@@ -283,9 +381,20 @@ def nearest_line(lines: dict[Path, int], path: Path) -> int:
     return 1
 
 
+TIER_HELP = (
+    "'emergency' (life-threatening: call 113 now), 'urgent' (call the legevakt on 116 117 now) "
+    "or 'soon' (a doctor today, or the GP on the next working day)"
+)
+
+
 def _plain_error(display: str, lines: dict[Path, int], err: Any) -> ContentError:
     loc: Path = tuple(step for step in err["loc"] if not (isinstance(step, str) and "[" in step))
-    return ContentError(display, nearest_line(lines, loc), _field_name(loc), _plain_message(err))
+    message = _plain_message(err)
+    if loc and loc[-1] == "tier" and err["type"] == "literal_error":
+        message = f"must be one of {TIER_HELP} (found {err.get('input')!r})"
+    elif loc and loc[-1] == "action" and err["type"] == "extra_forbidden":
+        message = f"'action' is now 'tier': write tier: with one of {TIER_HELP}"
+    return ContentError(display, nearest_line(lines, loc), _field_name(loc), message)
 
 
 def _plain_message(err: Any) -> str:

@@ -15,7 +15,7 @@ import html
 import re
 from collections.abc import Sequence
 
-from bot import render
+from bot import render, urgency
 from bot.content.loader import ContentBundle, localize
 from bot.content.schema import AdviceTopic, Programme, Role
 from bot.i18n import Catalogs, Locale
@@ -123,7 +123,7 @@ def advice_preview(
     topic = find_topic(bundle, topic_id)
     note = check_tailoring(topic, note=note, risk_groups=risk_groups, checkin_hours=checkin_hours)
     now = now or dt.datetime.now(dt.UTC)
-    localized = localize(topic, "advice", catalogs.content_lookup(locale))
+    localized = localize(topic, "advice", catalogs.content_lookup(locale), bundle.values)
     _ = catalogs.gettext(locale)
     when = None
     if checkin_hours:
@@ -141,9 +141,32 @@ def advice_preview(
     fits = is_gsm7(sms) and gsm7_septets(sms) <= 160
     size = f"{gsm7_septets(sms)} of 160 characters" if is_gsm7(sms) else "not GSM-7"
     lines = [f"\n{NEXT_MESSAGE}\n\n".join(messages), ""]
-    lines.append(buttons_line(render.advice_buttons(_, EXAMPLE_DISPATCH, locale)))
+    lines.append(
+        buttons_line(render.advice_buttons(_, EXAMPLE_DISPATCH, locale, localized.audience))
+    )
     lines.append("")
     lines.append(f"SMS ({size}{'' if fits else ', DOES NOT FIT ONE SMS'}): {sms}")
+    lines.append("")
+    lines.append("After “" + urgency.worse_button(_, localized.audience) + "”:")
+    lines.append(plain(render.worse_text(localized, _, list(dict.fromkeys(risk_groups)))))
+    lines.append("")
+    lines.append(tiers_summary(localized, risk_groups))
+    return "\n".join(lines)
+
+
+def tiers_summary(topic: AdviceTopic, risk_groups: Sequence[str] = ()) -> str:
+    """For the admin: how many signs each urgency tier has, and the topic's scope and sources."""
+    tiers = urgency.signs_by_tier(topic, risk_groups)
+    lines = ["Urgency tiers: " + ", ".join(f"{tier} {len(signs)}" for tier, signs in tiers.items())]
+    if topic.scope is not None:
+        ages = f"{topic.scope.min_age or 'birth'} to {topic.scope.max_age or 'any age'}"
+        lines.append(f"Scope: {topic.scope.audience}, {ages}. {topic.scope.who}")
+        lines.extend(f"  not for: {item}" for item in topic.scope.not_for)
+    for source in topic.sources:
+        lines.append(
+            f"Source {source.id}: {source.publisher}, “{source.title}”, {source.url} "
+            f"(covers {', '.join(source.covers)})"
+        )
     return "\n".join(lines)
 
 

@@ -18,6 +18,7 @@ import json
 import logging
 import re
 import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -28,7 +29,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import outbox, render
-from bot.content.schema import AdviceTopic
+from bot.content.schema import AdviceTopic, topic_from_snapshot
 from bot.events import CheckinFinished, Delivery, SmsFinished
 from bot.i18n import LOCALES, Locale, as_locale
 from bot.models import (
@@ -48,9 +49,12 @@ from bot.privacy import (
     new_token,
     normalise_phone,
     phone_hash,
+    sms_reachable,
     token_hash,
 )
+from bot.problems import N_, Gettext, Problem, problem, texts
 from bot.runtime import Runtime
+from bot.services import audit
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +84,22 @@ class DispatchRequest(BaseModel):
 
 
 class InvalidRequest(Exception):
-    """Bad input, with one plain message per field."""
+    """Bad input, with one message per field (every field's at once), in any language."""
 
-    def __init__(self, fields: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
-        self.fields = fields
+    def __init__(self, problems: Mapping[str, Problem | str]) -> None:
+        self.problems = {
+            name: found if isinstance(found, Problem) else Problem(found)
+            for name, found in problems.items()
+        }
+        super().__init__("; ".join(f"{k}: {v}" for k, v in self.problems.items()))
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """``{field: message}`` in English."""
+        return texts(self.problems)
+
+    def localized(self, gettext: Gettext | None) -> dict[str, str]:
+        return texts(self.problems, gettext)
 
 
 @dataclass(frozen=True)
@@ -99,79 +114,192 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # all but tab and li
 
 
 def validate(data: Any, rt: Runtime) -> ValidRequest:
-    """Check a request against the schema, the live content and the privacy rules."""
+    """Check a request against the schema, the live content and the privacy rules.
+
+    Every field is checked, and every problem reported at once: a note that is too long does
+    not hide an unknown topic or a bad phone number.
+    """
+    errors: dict[str, Problem] = {}
+    request: DispatchRequest | None = None
     try:
         request = DispatchRequest.model_validate(data)
+        values: dict[str, Any] = request.model_dump()
     except ValidationError as exc:
-        raise InvalidRequest(_field_errors(exc)) from None
-    errors: dict[str, str] = {}
-    topic = rt.content.advice.get(request.topic)
-    if topic is None:
-        known = ", ".join(sorted(rt.content.advice))
-        errors["topic"] = f"unknown topic '{request.topic}'; known topics: {known}"
-    elif topic.status != "approved" and not rt.settings.draft_advice_allowed:
-        errors["topic"] = (
-            f"topic '{request.topic}' is a draft awaiting clinical approval and cannot be sent"
-        )
-    note = request.note or None
-    if note is not None:
-        if topic is not None and not topic.tailoring.note:
-            errors["note"] = f"topic '{request.topic}' takes no note"
-        elif _CONTROL.search(note):  # NUL cannot be stored in PostgreSQL text
-            errors["note"] = "must be plain text, without control characters"
-        elif contains_national_id(note):
-            errors["note"] = (
-                "the note contains a national identity number (fødselsnummer); identifying "
-                "details do not belong in a chat, so leave them out"
+        errors.update(_field_errors(exc))
+        # The fields the schema did not object to are checked against the content as well.
+        values = _fields_without_errors(data, errors)
+    topic = None
+    if "topic" in values:
+        topic = rt.content.advice.get(values["topic"])
+        if topic is None:
+            known = ", ".join(sorted(rt.content.advice))
+            errors["topic"] = problem(
+                N_("unknown topic '{topic}'; known topics: {known}"),
+                topic=values["topic"],
+                known=known,
             )
+        elif topic.status != "approved" and not rt.settings.draft_advice_allowed:
+            errors["topic"] = problem(
+                N_("topic '{topic}' is a draft awaiting clinical approval and cannot be sent"),
+                topic=topic.id,
+            )
+            topic = None
+    note = values.get("note") or None
+    if note is not None and "note" not in errors:
+        found = _note_problem(note, topic)
+        if found is not None:
+            errors["note"] = found
     if topic is not None:
         allowed = [group.id for group in topic.tailoring.risk_groups]
-        unknown = [g for g in request.risk_groups if g not in allowed]
-        if unknown:
+        unknown = [g for g in values.get("risk_groups") or [] if g not in allowed]
+        if unknown and "risk_groups" not in errors:
             errors["risk_groups"] = (
-                f"unknown risk group '{unknown[0]}' for topic '{topic.id}'; "
-                + (f"choose from: {', '.join(allowed)}" if allowed else "this topic has none")
+                problem(
+                    N_("unknown risk group '{group}' for topic '{topic}'; choose from: {allowed}"),
+                    group=unknown[0],
+                    topic=topic.id,
+                    allowed=", ".join(allowed),
+                )
+                if allowed
+                else problem(
+                    N_("unknown risk group '{group}' for topic '{topic}'; this topic has none"),
+                    group=unknown[0],
+                    topic=topic.id,
+                )
             )
-        hours = request.checkin_hours
+        hours = values.get("checkin_hours")
         offered = topic.tailoring.checkin_hours
-        if hours is not None and hours not in offered:
+        if hours is not None and hours not in offered and "checkin_hours" not in errors:
             errors["checkin_hours"] = (
-                f"topic '{topic.id}' offers a check-in after "
-                + (", ".join(str(h) for h in offered) + " hours" if offered else "no hours")
-                + f", not {hours}"
+                problem(
+                    N_("topic '{topic}' offers a check-in after {offered} hours, not {hours}"),
+                    topic=topic.id,
+                    offered=", ".join(str(h) for h in offered),
+                    hours=hours,
+                )
+                if offered
+                else problem(
+                    N_("topic '{topic}' offers no check-in, so not one after {hours} hours"),
+                    topic=topic.id,
+                    hours=hours,
+                )
             )
     phone = None
-    if request.phone:
+    send_sms = values.get("send_sms") is True
+    if values.get("phone") and "phone" not in errors:
         try:
-            phone = normalise_phone(request.phone)
+            phone = normalise_phone(values["phone"])
         except PhoneError as exc:
-            errors["phone"] = str(exc)
-    if request.send_sms and not request.phone:
-        errors["send_sms"] = "sending an SMS needs the caller's phone number"
-    if errors:
-        raise InvalidRequest(errors)
+            errors["phone"] = exc.problem
+        else:
+            found = _sms_number_problem(phone, rt) if send_sms else None
+            if found is not None:
+                errors["phone"] = found
+    if send_sms and "send_sms" not in errors:
+        if rt.settings.sms_mode == "none":
+            errors["send_sms"] = problem(
+                N_(
+                    "this service sends no SMS (SMS_PROVIDER=none): send the link in the call "
+                    "system's own SMS, and leave send_sms out"
+                )
+            )
+        elif not values.get("phone") and "phone" not in errors:
+            errors["send_sms"] = problem(N_("sending an SMS needs the caller's phone number"))
+    if errors or request is None:
+        raise InvalidRequest(errors or {"body": problem(N_("must be a JSON object"))})
     assert topic is not None
     return ValidRequest(request=request, topic=topic, phone=phone, note=note)
 
 
-def _field_errors(exc: ValidationError) -> dict[str, str]:
-    errors: dict[str, str] = {}
+def _note_problem(note: str, topic: AdviceTopic | None) -> Problem | None:
+    if topic is not None and not topic.tailoring.note:
+        return problem(N_("topic '{topic}' takes no note"), topic=topic.id)
+    if _CONTROL.search(note):  # NUL cannot be stored in PostgreSQL text
+        return problem(N_("must be plain text, without control characters"))
+    if contains_national_id(note):
+        return problem(
+            N_(
+                "the note contains a national identity number (fødselsnummer); identifying "
+                "details do not belong in a chat, so leave them out"
+            )
+        )
+    return None
+
+
+def _sms_number_problem(e164: str, rt: Runtime) -> Problem | None:
+    """Why no SMS may go to this number (SMS pumping: only mobiles, only chosen countries)."""
+    countries = rt.settings.sms_countries
+    verdict = sms_reachable(e164, countries)
+    if verdict == "country":
+        return problem(
+            N_(
+                "an SMS is sent only to mobile numbers in {countries}; this number is from "
+                "another country (SMS_COUNTRIES)"
+            ),
+            countries=", ".join(countries),
+        )
+    if verdict == "not_mobile":
+        return problem(
+            N_(
+                "an SMS is sent only to mobile numbers; this is a landline, toll-free or "
+                "service number"
+            )
+        )
+    return None
+
+
+def _fields_without_errors(data: Any, errors: Mapping[str, Problem]) -> dict[str, Any]:
+    """The request's fields the schema found nothing wrong with, as the schema would clean them."""
+    if not isinstance(data, dict):
+        return {}
+    values: dict[str, Any] = {}
+    for name in DispatchRequest.model_fields:
+        if name in data and name not in errors:
+            value = data[name]
+            if isinstance(value, str):
+                value = value.strip()
+            elif isinstance(value, list):
+                value = [v.strip() if isinstance(v, str) else v for v in value]
+            values[name] = value
+    return values
+
+
+def _field_errors(exc: ValidationError) -> dict[str, Problem]:
+    errors: dict[str, Problem] = {}
     for err in exc.errors(include_url=False):
         loc = [str(part) for part in err["loc"]]
         field = loc[0] if loc else "body"
-        if err["type"] == "extra_forbidden":
-            errors.setdefault(field, "is not a field of a dispatch")
-        elif err["type"] == "missing":
-            errors.setdefault(field, "is required")
-        elif err["type"] == "literal_error":
-            errors.setdefault(field, f"must be one of {err['ctx']['expected']}")
-        elif err["type"] == "model_type":
-            errors.setdefault("body", "must be a JSON object")
-        elif err["type"] == "string_too_long":
-            limit = err["ctx"]["max_length"]
-            errors.setdefault(field, f"must be at most {limit} characters")
+        kind = err["type"]
+        ctx = err.get("ctx", {})
+        if kind == "extra_forbidden":
+            found = problem(N_("is not a field of a dispatch"))
+        elif kind == "missing":
+            found = problem(N_("is required"))
+        elif kind == "literal_error":
+            found = problem(N_("must be one of {expected}"), expected=ctx["expected"])
+        elif kind in ("model_type", "model_attributes_type", "dict_type"):
+            field, found = "body", problem(N_("must be a JSON object"))
+        elif kind == "string_too_long":
+            found = problem(N_("must be at most {limit} characters"), limit=ctx["max_length"])
+        elif kind == "string_too_short":
+            found = problem(N_("must not be empty"))
+        elif kind == "too_long":
+            found = problem(N_("must hold at most {limit} items"), limit=ctx["max_length"])
+        elif kind == "string_type":
+            found = problem(N_("must be text"))
+        elif kind in ("int_type", "int_from_float", "int_parsing"):
+            found = problem(N_("must be a whole number"))
+        elif kind == "bool_type":
+            found = problem(N_("must be true or false"))
+        elif kind == "list_type":
+            found = problem(N_("must be a list"))
+        elif kind == "greater_than_equal":
+            found = problem(N_("must be at least {limit}"), limit=ctx["ge"])
+        elif kind == "less_than_equal":
+            found = problem(N_("must be at most {limit}"), limit=ctx["le"])
         else:
-            errors.setdefault(field, str(err["msg"]).lower())
+            found = Problem(str(err["msg"]).lower())
+        errors.setdefault(field, found)
     return errors
 
 
@@ -194,13 +322,21 @@ class Idempotency:
 class IdempotencyConflict(Exception):
     """The key was used before for another request, or its answer can no longer be read."""
 
+    def __init__(self, template: str) -> None:
+        super().__init__(template)
+        self.problem = Problem(template)
+
 
 def idempotency(api_key_id: int, key: str, body: Any) -> Idempotency:
     """Check an ``Idempotency-Key`` header; raises InvalidRequest if it is not 1-255 visible
     ASCII characters."""
     if not _KEY_CHARS.fullmatch(key):
         raise InvalidRequest(
-            {"Idempotency-Key": "must be 1 to 255 visible ASCII characters, e.g. a UUID"}
+            {
+                "Idempotency-Key": problem(
+                    N_("must be 1 to 255 visible ASCII characters, e.g. a UUID")
+                )
+            }
         )
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return Idempotency(
@@ -227,19 +363,51 @@ async def replay(rt: Runtime, idem: Idempotency) -> dict[str, Any] | None:
     if earlier is None:
         return None
     if earlier.request_hash != idem.request_hash:
-        raise IdempotencyConflict("this Idempotency-Key was used for a different request")
+        raise IdempotencyConflict(N_("this Idempotency-Key was used for a different request"))
     answer = _idempotency_cipher(rt).decrypt(earlier.response)
     if answer is None:  # SECRET_KEY changed since
-        raise IdempotencyConflict("the first answer to this Idempotency-Key cannot be read")
+        raise IdempotencyConflict(N_("the first answer to this Idempotency-Key cannot be read"))
     result: dict[str, Any] = json.loads(answer)
     return result
 
 
 def _idempotency_cipher(rt: Runtime) -> Cipher:
-    return Cipher(rt.settings.secret(), "idempotency")
+    return rt.cipher("idempotency")
 
 
 # --- creating ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tailoring:
+    """What the nurse added to the advice: a note and risk groups (stored encrypted)."""
+
+    note: str | None = None
+    risk_groups: tuple[str, ...] = ()
+
+
+TAILORING = "dispatch"  # the purpose of the key a dispatch's tailoring is encrypted with
+
+
+def seal_tailoring(rt: Runtime, tailoring: Tailoring) -> str | None:
+    """The encrypted form stored in ``Dispatch.tailoring``; None when there is nothing."""
+    if tailoring.note is None and not tailoring.risk_groups:
+        return None
+    plain = json.dumps({"note": tailoring.note, "risk_groups": list(tailoring.risk_groups)})
+    return rt.cipher(TAILORING).encrypt(plain)
+
+
+def tailoring_of(rt: Runtime, dispatch: Dispatch) -> Tailoring:
+    """A dispatch's note and risk groups in clear. If they cannot be decrypted (a SECRET_KEY no
+    longer given), the advice goes without them, and the log says so (with the id only)."""
+    if dispatch.tailoring is None:
+        return Tailoring()
+    plain = rt.cipher(TAILORING).decrypt(dispatch.tailoring)
+    if plain is None:
+        log.warning("dispatch %s: note and risk groups cannot be decrypted", dispatch.id)
+        return Tailoring()
+    data = json.loads(plain)
+    return Tailoring(note=data.get("note"), risk_groups=tuple(data.get("risk_groups") or ()))
 
 
 @dataclass(frozen=True)
@@ -247,6 +415,7 @@ class Created:
     dispatch: Dispatch
     deep_link: str
     sms_text: str
+    risk_groups: tuple[str, ...] = ()
     earlier: int = 0  # dispatches to the same number in the last RECONTACT_HOURS
 
     def as_json(self) -> dict[str, Any]:
@@ -261,7 +430,7 @@ class Created:
             "sms_text": self.sms_text,
             "sms": d.sms_status,
             "checkin_hours": d.checkin_hours,
-            "risk_groups": d.risk_groups,
+            "risk_groups": list(self.risk_groups),
             "recontact": self.earlier > 0,
             "earlier_dispatches": self.earlier,
         }
@@ -272,11 +441,15 @@ async def create(
     valid: ValidRequest,
     *,
     api_key_id: int | None = None,
+    organisation_id: int | None = None,
+    visible: Sequence[int] | None = None,
     now: dt.datetime | None = None,
     idem: Idempotency | None = None,
 ) -> Created:
     """Store a dispatch (and its SMS, if asked) in one transaction; return the link and SMS text.
 
+    The dispatch belongs to ``organisation_id`` (the clinic of the key that made it); the count
+    of earlier dispatches to the number covers only the ``visible`` clinics (None: all).
     With ``idem``, the answer is kept (encrypted) for retries with the same key; if another
     request with that key got in first, IdempotencyRace is raised and nothing is stored.
     """
@@ -293,17 +466,18 @@ async def create(
     if not is_gsm7(text) or gsm7_septets(text) > 160:
         # Only a translation or a very long bot name can cause this; the check catches it.
         raise RuntimeError("the SMS text does not fit one GSM-7 segment; check the translations")
+    tailoring = Tailoring(valid.note, tuple(dict.fromkeys(request.risk_groups)))
     dispatch = Dispatch(
         id=secrets.token_hex(16),
         api_key_id=api_key_id,
+        organisation_id=organisation_id,
         topic_id=valid.topic.id,
         topic_version=valid.topic.version,
         content={
             loc: localized_topic(rt, valid.topic, loc).model_dump(mode="json") for loc in LOCALES
         },
         locale=locale,
-        note=valid.note,
-        risk_groups=list(dict.fromkeys(request.risk_groups)),
+        tailoring=seal_tailoring(rt, tailoring),
         checkin_hours=request.checkin_hours,
         phone_hash=phone_hash(rt.settings.secret(), valid.phone) if valid.phone else None,
         token_hash=token_hash(token),
@@ -314,18 +488,9 @@ async def create(
     )
     earlier = 0
     async with rt.sessions() as session:
-        if dispatch.phone_hash is not None:
+        if valid.phone is not None:
             since = now - dt.timedelta(hours=rt.settings.recontact_hours)
-            earlier = len(
-                (
-                    await session.exec(
-                        select(Dispatch.id).where(
-                            Dispatch.phone_hash == dispatch.phone_hash,
-                            Dispatch.created_at >= since,
-                        )
-                    )
-                ).all()
-            )
+            earlier = len(list(await session.exec(_same_number(rt, valid.phone, since, visible))))
         session.add(dispatch)
         await session.flush()
         if request.send_sms:
@@ -339,7 +504,13 @@ async def create(
                 due_at=now,
                 expires_at=now + dt.timedelta(hours=rt.settings.sms_window_hours),
             )
-        created = Created(dispatch=dispatch, deep_link=deep_link, sms_text=text, earlier=earlier)
+        created = Created(
+            dispatch=dispatch,
+            deep_link=deep_link,
+            sms_text=text,
+            risk_groups=tailoring.risk_groups,
+            earlier=earlier,
+        )
         if idem is not None:
             session.add(
                 IdempotentRequest(
@@ -459,11 +630,16 @@ def _checkin_message(
 
 
 def advice_for(rt: Runtime, dispatch: Dispatch, locale: Locale) -> AdviceTopic | None:
-    """The advice exactly as the dispatch was made; None if neither it nor the topic exists."""
+    """The advice exactly as the dispatch was made; None if neither it nor the topic exists.
+
+    A stored copy in an older shape (before urgency tiers, scope and sources) is read as such
+    (``topic_from_snapshot``).
+    """
+    topic = rt.content.advice.get(dispatch.topic_id)
     if dispatch.content and locale in dispatch.content:
-        return AdviceTopic.model_validate(dispatch.content[locale])
-    topic = rt.content.advice.get(dispatch.topic_id)  # made before snapshots were kept
-    return localized_topic(rt, topic, locale) if topic is not None else None
+        live = localized_topic(rt, topic, locale) if topic is not None else None
+        return topic_from_snapshot(dispatch.content[locale], live)
+    return localized_topic(rt, topic, locale) if topic is not None else None  # no copy kept
 
 
 def localized_topic(rt: Runtime, topic: AdviceTopic, locale: Locale) -> AdviceTopic:
@@ -565,7 +741,9 @@ async def record_checkin_outcome(session: AsyncSession, event: CheckinFinished) 
 async def record_sms_outcome(session: AsyncSession, event: SmsFinished) -> None:
     """The SMS with the link was sent, or given up (failed or expired): say so on the dispatch
     (``sms`` in the API's answers). Runs in the sender's transaction, like the one above."""
-    status = SmsStatus.SENT if event.delivery is Delivery.SENT else SmsStatus.FAILED
+    status = SmsStatus.FAILED
+    if event.delivery is Delivery.SENT:  # a provider that only pretends (console): not sent
+        status = SmsStatus.SENT if event.delivered else SmsStatus.NOT_SENT
     await session.exec(
         update(Dispatch).where(col(Dispatch.id) == event.dispatch_id).values(sms_status=status)
     )
@@ -576,22 +754,49 @@ async def record_sms_outcome(session: AsyncSession, event: SmsFinished) -> None:
 # --- re-contacts ---------------------------------------------------------------------------
 
 
+def _same_number(
+    rt: Runtime, phone_e164: str, since: dt.datetime, visible: Sequence[int] | None
+) -> Any:
+    """Dispatches to this number since ``since`` among the ``visible`` clinics (None: all).
+
+    The number is hashed with every key in use (SECRET_KEY and its fallbacks), so a rotated
+    SECRET_KEY still finds the dispatches made before it changed.
+    """
+    digests = [phone_hash(secret, phone_e164) for secret in rt.settings.secrets()]
+    query = select(Dispatch).where(
+        col(Dispatch.phone_hash).in_(digests), col(Dispatch.created_at) >= since
+    )
+    if visible is not None:
+        query = query.where(col(Dispatch.organisation_id).in_(list(visible)))
+    return query.order_by(col(Dispatch.created_at).desc())
+
+
 async def recontacts(
-    rt: Runtime, phone_e164: str, hours: int, *, now: dt.datetime | None = None
+    rt: Runtime,
+    phone_e164: str,
+    hours: int,
+    asker: audit.Asker,
+    *,
+    now: dt.datetime | None = None,
 ) -> list[Dispatch]:
-    """Dispatches for this number in the last ``hours``, newest first."""
+    """Dispatches for this number in the last ``hours`` that ``asker`` may see, newest first.
+
+    The look-up is written to the audit log in the same transaction: no record, no answer.
+    """
     now = now or utcnow()
-    digest = phone_hash(rt.settings.secret(), phone_e164)
+    since = now - dt.timedelta(hours=hours)
     async with rt.sessions() as session:
-        rows = await session.exec(
-            select(Dispatch)
-            .where(
-                Dispatch.phone_hash == digest,
-                Dispatch.created_at >= now - dt.timedelta(hours=hours),
-            )
-            .order_by(col(Dispatch.created_at).desc())
+        found = list(await session.exec(_same_number(rt, phone_e164, since, asker.visible)))
+        audit.record(
+            session,
+            asker,
+            phone_hash=phone_hash(rt.settings.secret(), phone_e164),
+            hours=hours,
+            results=len(found),
+            now=now,
         )
-        return list(rows)
+        await session.commit()
+    return found
 
 
 def recontact_json(dispatch: Dispatch, rt: Runtime) -> dict[str, Any]:

@@ -32,7 +32,12 @@ from bot.services.weekly import next_due
 
 log = logging.getLogger(__name__)
 
+ANSWER = "answer"  # the purpose of the key answers are encrypted with (``Runtime.cipher``)
+
 SKIP_REASONS = ("not_relevant", "busy", "leave")
+# The largest id an INTEGER primary key can hold on PostgreSQL (int4; SQLite's are wider). A
+# button's id above it names no row, and PostgreSQL refuses even to look it up.
+MAX_ROW_ID = 2**31 - 1
 
 
 def zone_of(leader: Leader) -> Any:
@@ -185,7 +190,7 @@ async def save_answer(
     async with rt.sessions() as session:
         row = await session.get(Prompt, prompt.id)
         assert row is not None
-        row.answer_text = text
+        row.answer_ciphertext = rt.cipher(ANSWER).encrypt(text)
         row.answer_message_id = message_id
         row.answered_at = now
         row.status = PromptStatus.ANSWERED
@@ -214,7 +219,7 @@ async def edit_answer(
             return Saved.NO_QUESTION, None
         if contains_national_id(text):
             return Saved.HELD, row
-        row.answer_text = text
+        row.answer_ciphertext = rt.cipher(ANSWER).encrypt(text)
         row.edited_at = now or utcnow()
         session.add(row)
         await session.commit()
@@ -223,7 +228,20 @@ async def edit_answer(
     return Saved.UPDATED, row
 
 
+def answer_text(rt: Runtime, prompt: Prompt) -> str | None:
+    """The leader's answer in clear; None if there is none, or it cannot be read (made with a
+    SECRET_KEY that is no longer given)."""
+    if prompt.answer_ciphertext is None:
+        return None
+    text = rt.cipher(ANSWER).decrypt(prompt.answer_ciphertext)
+    if text is None:
+        log.warning("prompt %s: the answer cannot be decrypted (SECRET_KEY changed?)", prompt.id)
+    return text
+
+
 async def own_prompt(rt: Runtime, leader: Leader, prompt_id: int) -> Prompt | None:
+    if not 0 < prompt_id <= MAX_ROW_ID:
+        return None
     async with rt.sessions() as session:
         row = await session.get(Prompt, prompt_id)
     return row if row is not None and row.leader_id == leader.id else None

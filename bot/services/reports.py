@@ -4,29 +4,39 @@ Per ISO week, role and theme: how many leaders got a prompt, how many were sent 
 answered it, skipped it (a choice, with its reason: not a missed week) or missed it (the bot was
 down). Two privacy rules hold here:
 
-- a group with fewer than ``REPORT_MIN_GROUP`` leaders (default 5) shows no counts, so no one's
-  silence can be read off the report; the report says how many groups were hidden;
-- answer text appears only where the leader shared it, with week, role and theme and never a
-  name or id. Unshared answers are not even read from the database.
+- a group with fewer than ``REPORT_MIN_GROUP`` leaders (default 5) shows no counts, not even
+  its head count, so no one's silence can be read off the report; the report says how many
+  groups were hidden;
+- answer text appears only where the leader shared it, never with a name or id. Unshared
+  answers are not even read from the database. A role with at least ``REPORT_MIN_GROUP``
+  leaders in the organisation shows its answers with week, role, theme and question. The
+  answers of smaller roles are pooled: shown together, sorted by their text, without week,
+  role, theme or question (questions are per role), and only while the pool itself holds at
+  least ``REPORT_MIN_GROUP`` leaders; until then they are held back. (The one top leader of an
+  organisation is one person: their role and week would name them.) The leader is told which
+  of these applies before they share (``share_scope``).
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import enum
 import io
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import func
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 
 from bot.content.schema import Theme
-from bot.models import Leader, Organisation, Prompt, PromptStatus, utcnow
+from bot.models import Leader, LeaderStatus, Organisation, Prompt, PromptStatus, utcnow
 from bot.runtime import Runtime
 from bot.services.invites import find_organisation
+from bot.services.leaders import ANSWER
 
 WEEKS_MAX = 520
 HIDDEN = "–"  # what a hidden count prints as in text
@@ -43,6 +53,49 @@ def last_weeks(count: int, now: dt.datetime, zone: ZoneInfo) -> list[str]:
     return [iso_week(now - dt.timedelta(weeks=back), zone) for back in range(count - 1, -1, -1)]
 
 
+class Scope(enum.Enum):
+    """How a shared answer from a role is shown in the report."""
+
+    FULL = "full"  # with week, role, theme and question: the role has enough leaders
+    POOLED = "pooled"  # the text only, among the other small roles' answers
+    HELD = "held"  # not shown until the small roles together have enough leaders
+
+
+@dataclass(frozen=True)
+class ShareScope:
+    scope: Scope
+    min_group: int
+
+
+async def role_sizes(session: Any, organisation_id: int) -> dict[str, int]:
+    """How many leaders (enrolled: active, paused or stopped) each role has in an organisation."""
+    rows = await session.exec(
+        select(col(Leader.role_id), func.count())
+        .where(
+            col(Leader.organisation_id) == organisation_id,
+            col(Leader.status) != LeaderStatus.ENROLLING,
+        )
+        .group_by(col(Leader.role_id))
+    )
+    return {role_id: int(count) for role_id, count in rows}
+
+
+def scope_of(sizes: dict[str, int], role_id: str, min_group: int) -> Scope:
+    """How a shared answer of ``role_id`` is shown, given the organisation's role sizes."""
+    if sizes.get(role_id, 0) >= min_group:
+        return Scope.FULL
+    pool = sum(size for size in sizes.values() if size < min_group)
+    return Scope.POOLED if pool >= min_group else Scope.HELD
+
+
+async def share_scope(rt: Runtime, leader: Leader) -> ShareScope:
+    """What sharing would show of this leader's answers now (they are told before sharing)."""
+    min_group = rt.settings.report_min_group
+    async with rt.sessions() as session:
+        sizes = await role_sizes(session, leader.organisation_id)
+    return ShareScope(scope_of(sizes, leader.role_id, min_group), min_group)
+
+
 @dataclass
 class ParticipationRow:
     week: str
@@ -50,7 +103,7 @@ class ParticipationRow:
     role_title: str
     theme_id: str
     theme_title: str
-    leaders: int
+    leaders: int | None  # None for a hidden group: its head count is not shown either
     sent: int | None  # the question reached them: sent, answered or skipped
     answered: int | None
     skipped: int | None
@@ -64,10 +117,10 @@ class ParticipationRow:
 
 @dataclass
 class SharedAnswer:
-    week: str
-    role_title: str
-    theme_title: str
-    question_text: str
+    week: str | None  # None (and the next three) for a pooled answer of a small role
+    role_title: str | None
+    theme_title: str | None
+    question_text: str | None
     text: str
 
 
@@ -76,9 +129,10 @@ class Participation:
     organisation: str
     weeks: list[str]
     rows: list[ParticipationRow]
-    shared_answers: list[SharedAnswer]
+    shared_answers: list[SharedAnswer]  # with week, role, theme and question
     min_group: int
     hidden_rows: int = field(default=0)
+    pooled_answers: list[SharedAnswer] = field(default_factory=list)  # text only, small roles
 
 
 class _Counts:
@@ -128,6 +182,8 @@ async def participation(
             counts = groups[(week, role_id, programme_id, theme_id)]
             counts.leaders.add(leader_id)
             counts.by_status[status] += 1
+        assert org.id is not None
+        sizes = await role_sizes(session, org.id)
         # Only shared, answered text is read at all.
         shared = await connection.execute(
             core_select(
@@ -136,14 +192,14 @@ async def participation(
                 col(Prompt.programme_id),
                 col(Prompt.theme_id),
                 col(Prompt.question_id),
-                col(Prompt.answer_text),
+                col(Prompt.answer_ciphertext),
             )
             .join(Leader, col(Prompt.leader_id) == col(Leader.id))
             .where(
                 *in_org,
                 col(Prompt.shared).is_(True),
                 col(Prompt.status) == PromptStatus.ANSWERED,
-                col(Prompt.answer_text).is_not(None),
+                col(Prompt.answer_ciphertext).is_not(None),
             )
             .order_by(col(Prompt.week), col(Prompt.answered_at), col(Prompt.id))
         )
@@ -160,7 +216,7 @@ async def participation(
             role_title=names.role(role_id),
             theme_id=theme_id,
             theme_title=names.theme(programme_id, theme_id),
-            leaders=leaders,
+            leaders=None,
             sent=None,
             answered=None,
             skipped=None,
@@ -168,6 +224,7 @@ async def participation(
             response_rate=None,
         )
         if leaders >= min_group:
+            row.leaders = leaders
             s = counts.by_status
             row.answered = s[PromptStatus.ANSWERED]
             row.skipped = s[PromptStatus.SKIPPED]
@@ -176,16 +233,26 @@ async def participation(
             row.response_rate = row.answered / row.sent if row.sent else None
         rows.append(row)
     rows.sort(key=lambda r: (r.week, names.role_order(r.role_id), names.theme_order(r)))
-    answers = [
-        SharedAnswer(
-            week=week,
-            role_title=names.role(role_id),
-            theme_title=names.theme(programme_id, theme_id),
-            question_text=names.question(programme_id, theme_id, question_id),
-            text=text or "",  # the query reads only answered rows (answer_text IS NOT NULL)
-        )
-        for week, role_id, programme_id, theme_id, question_id, text in shared_rows
-    ]
+    answers, pooled = [], []
+    cipher = rt.cipher(ANSWER)
+    for week, role_id, programme_id, theme_id, question_id, sealed in shared_rows:
+        scope = scope_of(sizes, role_id, min_group)
+        text = cipher.decrypt(sealed) if sealed is not None else None
+        if text is None:  # made with a SECRET_KEY no longer given: nothing to show
+            continue
+        if scope is Scope.FULL:
+            answers.append(
+                SharedAnswer(
+                    week=week,
+                    role_title=names.role(role_id),
+                    theme_title=names.theme(programme_id, theme_id),
+                    question_text=names.question(programme_id, theme_id, question_id),
+                    text=text,
+                )
+            )
+        elif scope is Scope.POOLED:
+            pooled.append(SharedAnswer(None, None, None, None, text))
+    pooled.sort(key=lambda a: a.text)  # not by time: the order would tell the week
     return Participation(
         organisation=org_name,
         weeks=period,
@@ -193,6 +260,7 @@ async def participation(
         shared_answers=answers,
         min_group=min_group,
         hidden_rows=sum(1 for r in rows if r.hidden),
+        pooled_answers=pooled,
     )
 
 
@@ -262,6 +330,8 @@ def as_json(p: Participation) -> dict[str, Any]:
             for row in p.rows
         ],
         "shared_answers": [asdict(answer) for answer in p.shared_answers],
+        # Smaller roles' shared answers: the text only (no week, role, theme or question).
+        "pooled_answers": [answer.text for answer in p.pooled_answers],
     }
 
 
@@ -292,8 +362,8 @@ def as_csv(p: Participation) -> str:
     for r in p.rows:
         counts = [r.sent, r.answered, r.skipped, r.missed, _rate(r.response_rate)]
         writer.writerow(
-            [r.week, r.role_id, r.role_title, r.theme_id, r.theme_title, r.leaders]
-            + ["" if value is None else value for value in counts]
+            [r.week, r.role_id, r.role_title, r.theme_id, r.theme_title]
+            + ["" if value is None else value for value in [r.leaders, *counts]]
             + ["yes" if r.hidden else "no"]
         )
     return out.getvalue()
@@ -319,8 +389,8 @@ def as_text(p: Participation) -> str:
             counts = [r.sent, r.answered, r.skipped, r.missed]
             rate = HIDDEN if r.response_rate is None else f"{r.response_rate:.0%}"
             table.append(
-                [r.week, r.role_title, r.theme_title, str(r.leaders)]
-                + [HIDDEN if value is None else str(value) for value in counts]
+                [r.week, r.role_title, r.theme_title]
+                + [HIDDEN if value is None else str(value) for value in [r.leaders, *counts]]
                 + [rate]
             )
         widths = [max(len(row[i]) for row in table) for i in range(len(header) + 1)]
@@ -341,15 +411,31 @@ def as_text(p: Participation) -> str:
                 hidden_note(p)[:-1] + f" ({HIDDEN}), so no one's participation can be singled out."
             )
     lines.append("")
-    if not p.shared_answers:
+    if not p.shared_answers and not p.pooled_answers:
         lines.append("No answers were shared in this period.")
-    else:
+    if p.shared_answers:
         lines.append(f"Shared answers ({len(p.shared_answers)}), shared by the leaders themselves:")
         for a in p.shared_answers:
             lines.append("")
             lines.append(f"{a.week} · {a.role_title} · {a.theme_title}")
             if a.question_text:
                 lines.append(f"  Q: {a.question_text}")
-            for i, text_line in enumerate(a.text.splitlines() or [""]):
-                lines.append(("  A: " if i == 0 else "     ") + text_line)
+            lines.extend(_answer_lines(a.text))
+    if p.pooled_answers:
+        if p.shared_answers:
+            lines.append("")
+        lines.append(
+            f"Shared answers from roles with fewer than {p.min_group} leaders "
+            f"({len(p.pooled_answers)}), without week, role, theme or question, so no one can "
+            "be singled out:"
+        )
+        for a in p.pooled_answers:
+            lines.append("")
+            lines.extend(_answer_lines(a.text))
     return "\n".join(lines) + "\n"
+
+
+def _answer_lines(text: str) -> list[str]:
+    return [
+        ("  A: " if i == 0 else "     ") + line for i, line in enumerate(text.splitlines() or [""])
+    ]

@@ -200,9 +200,12 @@ async def test_content_in_both_languages_with_findings(
     assert [t["id"] for t in view["topics"]] == sorted(bot.rt.content.advice)
     fever = next(t for t in view["topics"] if t["id"] == "fever-child")
     assert fever["file"] == "content/advice/fever-child.yaml"
-    assert "<b>Ring 113 med en gang hvis</b>" in "".join(fever["texts"]["nb"]["messages"])
-    assert "<b>Ring 113 med ein gong viss</b>" in "".join(fever["texts"]["nn"]["messages"])
-    assert fever["texts"]["nn"]["buttons"][0] == "Eg blir verre"
+    assert "<b>Ring 113 nå hvis</b>" in "".join(fever["texts"]["nb"]["messages"])
+    assert "<b>Ring 113 no viss</b>" in "".join(fever["texts"]["nn"]["messages"])
+    assert fever["texts"]["nn"]["buttons"][0] == "Barnet blir verre"
+    assert fever["scope"]["audience"] == "children" and fever["sources"]
+    # The topic's 6 + 4 + 1 signs, and the 3 urgent ones of its two risk groups (all shown).
+    assert fever["tiers"] == {"emergency": 6, "urgent": 7, "soon": 1}
     assert isinstance(fever["findings"], list)
     questions = [q for p in view["programmes"] for r in p["roles"] for q in r["questions"]]
     total = sum(

@@ -189,3 +189,37 @@ async def test_python_m_bot_localapi_serves_until_terminated() -> None:
     finally:
         process.terminate()
         assert await asyncio.wait_for(process.wait(), 5) == 0
+
+
+# --- only from this machine ----------------------------------------------------------------
+
+
+async def test_the_user_side_refuses_a_foreign_host_and_cross_site_writes(
+    local_api: LocalBotApi, ptb_bot: telegram.Bot
+) -> None:
+    """A web page elsewhere must not act as a person: not by DNS rebinding (its own name in
+    Host), not by a cross-site form post (a foreign Origin)."""
+    says = f"{local_api.url}/user/{KARI}/messages"
+    body = '{"text": "/start"}'  # a simple form-like POST a foreign page can send
+    async with aiohttp.ClientSession() as http:
+        for headers in (
+            {"Host": "evil.example"},
+            {"Host": f"rebind.example:{local_api.port}"},
+            {"Origin": "http://evil.example"},
+            {"Origin": "null"},
+        ):
+            async with http.post(says, data=body, headers=headers) as response:
+                assert response.status == 403, headers
+        async with http.get(says, headers={"Host": "evil.example"}) as response:
+            assert response.status == 403  # reading the chat is refused too
+        async with http.post(
+            f"{local_api.url}/control/outage", json={"seconds": 5}, headers={"Host": "x.example"}
+        ) as response:
+            assert response.status == 403
+        assert await ptb_bot.get_updates() == ()  # nothing reached the bot
+
+        # This machine, by name or number, with or without its own Origin: answered.
+        for headers in ({}, {"Host": f"localhost:{local_api.port}"}, {"Origin": local_api.url}):
+            async with http.post(says, data=body, headers=headers) as response:
+                assert response.status == 200, headers
+    assert len(await ptb_bot.get_updates()) == 3

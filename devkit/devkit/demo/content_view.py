@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from bot import render
+from bot import render, urgency
 from bot.content.check import Report
 from bot.content.loader import ContentError, localize
 from bot.content.preview import EXAMPLE_DISPATCH, example_link
@@ -76,7 +76,7 @@ def _topic(
     hours = topic.tailoring.checkin_hours[0] if topic.tailoring.checkin_hours else None
     texts = {}
     for locale in LOCALES:
-        localized = localize(topic, "advice", rt.catalogs.content_lookup(locale))
+        localized = localize(topic, "advice", rt.catalogs.content_lookup(locale), rt.content.values)
         _ = rt.catalogs.gettext(locale)
         when = None
         if hours:
@@ -89,10 +89,10 @@ def _topic(
             "messages": render.split_messages(sections),
             "buttons": [
                 button.label
-                for row in render.advice_buttons(_, EXAMPLE_DISPATCH, locale)
+                for row in render.advice_buttons(_, EXAMPLE_DISPATCH, locale, localized.audience)
                 for button in row
             ],
-            "worse": render.worse_text(localized, _),
+            "worse": render.worse_text(localized, _, groups),
             "sms": render.sms_text(
                 _, example_link(rt.bot_username or "bot"), rt.settings.link_ttl_hours
             ),
@@ -105,6 +105,8 @@ def _topic(
         "file": file,
         "risk_groups": groups,
         "checkin_hours": hours,
+        **topic.provenance_json(),
+        "tiers": {tier: len(signs) for tier, signs in urgency.signs_by_tier(topic, groups).items()},
         "findings": [finding_json(f) for f in findings],
         "texts": texts,
     }

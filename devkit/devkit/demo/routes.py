@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(str(files("devkit.demo").joinpath("static")))
 DEMO_ORG = "Demo HF"
+DEMO_CLINIC = "Demo legevakt"  # the demo page's API key belongs to it
 DEFAULT_ROLE = "unit-leader"
 CHECKIN_MINUTES_MAX = 24 * 60
 PROXY_TIMEOUT = aiohttp.ClientTimeout(total=75, connect=5)
@@ -194,7 +195,7 @@ async def get_key(request: web.Request) -> web.Response:
     state = request.app[STATE]
     async with state.key_lock:
         if state.key is None:
-            _row, state.key = await apikeys.create(state.rt.sessions, "Lokal demoside")
+            _row, state.key = await apikeys.create(state.rt.sessions, "Lokal demoside", DEMO_CLINIC)
             log.info("demo: API key for the demo page made")
     return web.json_response({"key": state.key, "bot_username": state.rt.bot_username})
 

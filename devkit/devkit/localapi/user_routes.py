@@ -2,12 +2,16 @@
 
 A thin adapter: each route parses JSON and calls a public method of `LocalBotApi`; it must not
 reach into the server's private state, so everything here is also doable from Python.
+
+Like the demo page, these routes answer only requests that name this machine in ``Host`` (or
+the address the server was told to listen on), so a web page cannot reach them by DNS
+rebinding, and refuse writes with a foreign ``Origin`` (a cross-site form posting as a user).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -18,6 +22,10 @@ from devkit.localapi.records import UserSideError
 if TYPE_CHECKING:
     from devkit.localapi.server import LocalBotApi
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# The names of this machine a request may carry in Host (the port is not part of the check).
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
 
 class UserSideRoutes:
     """Routes acting as people in chats with the bot, and controlling injected faults."""
@@ -26,24 +34,49 @@ class UserSideRoutes:
         self.api = api
 
     def routes(self) -> list[web.RouteDef]:
+        guard = self._guarded
         return [
-            web.post("/control/inject", self._control_inject),
-            web.post("/control/delay", self._control_delay),
-            web.post("/control/outage", self._control_outage),
-            web.post("/control/clear", self._control_clear),
-            web.post("/control/flood", self._control_flood),
-            web.post("/user/updates", self._u_push_update),
-            web.post(r"/user/{user_id:-?\d+}/messages", self._u_says),
-            web.get(r"/user/{user_id:-?\d+}/messages", self._u_messages),
-            web.get(r"/user/{user_id:-?\d+}/wait", self._u_wait),
-            web.post(r"/user/{user_id:-?\d+}/edits", self._u_edits),
-            web.post(r"/user/{user_id:-?\d+}/callbacks", self._u_presses),
-            web.get(r"/user/{user_id:-?\d+}/callback_answers", self._u_callback_answers),
-            web.post(r"/user/{user_id:-?\d+}/block", self._u_block),
-            web.post(r"/user/{user_id:-?\d+}/unblock", self._u_unblock),
-            web.get(r"/user/{user_id:-?\d+}/files/{message_id:\d+}", self._u_file),
-            web.get(r"/user/{user_id:-?\d+}/commands", self._u_commands),
+            web.post("/control/inject", guard(self._control_inject)),
+            web.post("/control/delay", guard(self._control_delay)),
+            web.post("/control/outage", guard(self._control_outage)),
+            web.post("/control/clear", guard(self._control_clear)),
+            web.post("/control/flood", guard(self._control_flood)),
+            web.post("/user/updates", guard(self._u_push_update)),
+            web.post(r"/user/{user_id:-?\d+}/messages", guard(self._u_says)),
+            web.get(r"/user/{user_id:-?\d+}/messages", guard(self._u_messages)),
+            web.get(r"/user/{user_id:-?\d+}/wait", guard(self._u_wait)),
+            web.post(r"/user/{user_id:-?\d+}/edits", guard(self._u_edits)),
+            web.post(r"/user/{user_id:-?\d+}/callbacks", guard(self._u_presses)),
+            web.get(r"/user/{user_id:-?\d+}/callback_answers", guard(self._u_callback_answers)),
+            web.post(r"/user/{user_id:-?\d+}/block", guard(self._u_block)),
+            web.post(r"/user/{user_id:-?\d+}/unblock", guard(self._u_unblock)),
+            web.get(r"/user/{user_id:-?\d+}/files/{message_id:\d+}", guard(self._u_file)),
+            web.get(r"/user/{user_id:-?\d+}/commands", guard(self._u_commands)),
         ]
+
+    def _guarded(self, handler: Handler) -> Handler:
+        """``handler``, answering 403 to a foreign ``Host`` or, on writes, ``Origin``."""
+
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            try:
+                host = (request.url.host or "").lower()
+            except ValueError:  # a Host header that is no host
+                host = ""
+            own = {name.lower() for name in LOOPBACK_NAMES}
+            if self.api.host not in ("", "0.0.0.0", "::"):
+                own.add(self.api.host.lower())
+            if host not in own:
+                return _forbidden("the user side answers only requests addressed to this machine")
+            origin = request.headers.get("Origin")
+            if (
+                request.method not in ("GET", "HEAD")
+                and origin
+                and origin != f"http://{request.host}"
+            ):
+                return _forbidden("requests from other sites are refused")
+            return await handler(request)
+
+        return guarded
 
     async def _u_push_update(self, request: web.Request) -> web.Response:
         body = await _json_body(request)
@@ -224,6 +257,10 @@ class UserSideRoutes:
             return {"ok": True}
 
         return await _user_answer(act)
+
+
+def _forbidden(message: str) -> web.Response:
+    return web.json_response({"ok": False, "error": message}, status=403)
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:

@@ -7,11 +7,17 @@
 const $ = (id) => document.getElementById(id);
 const demo = { key: null, bot: "", topics: new Map(), pending: null, contentLoaded: false };
 const NAMES = { nb: "Bokmål", nn: "Nynorsk" };
+// The API's field names as the form calls them.
+const FIELD_NAMES = {
+  topic: "Kontaktårsak", locale: "Språk", note: "Notat", risk_groups: "Risikogrupper",
+  checkin_hours: "Oppfølging", phone: "Telefonnummer", send_sms: "SMS", body: "Skjemaet",
+};
 
 // --- talking to the bot's server ---------------------------------------------------------
 
 async function request(path, { method = "GET", body, auth = false } = {}) {
-  const headers = {};
+  // The page is in Bokmål: the API's messages come in Bokmål too (its error codes stay English).
+  const headers = { "Accept-Language": "nb" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (auth) headers.Authorization = `Bearer ${demo.key}`;
   const response = await fetch(path, {
@@ -378,10 +384,11 @@ async function createDispatch(event) {
       const fields = data.fields || {};
       for (const [name, message] of Object.entries(fields)) {
         const target = $(`${name}-error`);
-        if (target) target.textContent = message;
+        if (target) target.textContent = message.charAt(0).toUpperCase() + message.slice(1);
       }
       $("form-error").textContent = `Ikke laget (${status}): ${data.message || "ukjent feil"}`
-        + (Object.keys(fields).length ? ` – ${Object.entries(fields).map(([k, v]) => `${k}: ${v}`).join("; ")}` : "");
+        + (Object.keys(fields).length
+          ? ` – ${Object.entries(fields).map(([k, v]) => `${FIELD_NAMES[k] || k}: ${v}`).join("; ")}` : "");
       return;
     }
     demo.pending = {

@@ -19,8 +19,8 @@ and is not carried over. This is the one place old keys are read, once. Rows get
 Downgrade moves SMS rows and admin notices back; queued check-ins and weekly questions have no
 text to go back to (it is written at send time now) and are dropped, with a warning.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0011_one_outbox
+Revises: 0010_encrypted_free_text
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from alembic import op
 
 import bot.models
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0011_one_outbox"
+down_revision: str | None = "0010_encrypted_free_text"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -227,7 +227,7 @@ def upgrade() -> None:
         conn.execute(sa.insert(plain), rows)
     if dropped:
         print(
-            f"0008: {dropped} queued message(s) whose dispatch or prompt is gone "
+            f"0011: {dropped} queued message(s) whose dispatch or prompt is gone "
             "were not carried over",
             file=sys.stderr,
         )
@@ -346,5 +346,5 @@ def downgrade() -> None:
         elif r["status"] in ("pending", "sending"):
             dropped += 1
     if dropped:
-        print(f"0008 downgrade: {dropped} queued message(s) dropped", file=sys.stderr)
+        print(f"0011 downgrade: {dropped} queued message(s) dropped", file=sys.stderr)
     op.drop_table("outbox")
