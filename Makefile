@@ -142,7 +142,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy bot handlers
 
-# The four benchmarks at full size (~10 min; not run by CI). Quick run: make bench BENCH_ARGS=--small
+# The five benchmarks at full size (~15 min; not run by CI). Quick run: make bench BENCH_ARGS=--small
 BENCHES := bench/bench_fanout.py bench/bench_budget.py bench/bench_deeplink.py bench/bench_tick.py \
 	bench/bench_startup.py
 bench: install
