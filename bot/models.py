@@ -92,6 +92,8 @@ class MessageKind(StrEnum):
     REMINDER = "reminder"  # the same question again, with a reminder line (prompt_id)
     ADMIN_NOTICE = "admin_notice"  # a plain text for an admin (payload: {"text": …})
     SMS_LINK = "sms_link"  # the SMS with the advice link (dispatch_id; number and text in secret)
+    # A leader's monthly digest of #Råbra stories (payload: {"organisation_id": …, "month": …})
+    RAABRA_DIGEST = "raabra_digest"
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -263,12 +265,19 @@ class LookupAudit(SQLModel, table=True):
     results: int  # how many dispatches were shown
 
 
+class InviteKind:
+    LEADER = "leader"  # enrols a leader in the weekly reflection, in ``role_id``
+    RAABRA = "raabra"  # lets a member of staff send #Råbra stories; no role, no weekly questions
+
+
 class Invite(SQLModel, table=True):
-    """A link that enrols leaders of one organisation in one role. Only its SHA-256 is stored."""
+    """A link that enrols leaders of one organisation in one role, or (kind ``raabra``) lets its
+    staff send #Råbra stories. Only its SHA-256 is stored."""
 
     id: int | None = Field(default=None, primary_key=True)
     organisation_id: int = Field(foreign_key="organisation.id", ondelete="CASCADE", index=True)
-    role_id: str = Field(max_length=40)
+    kind: str = Field(default=InviteKind.LEADER, max_length=16)  # an InviteKind
+    role_id: str = Field(max_length=40)  # "" for a raabra invite
     token_hash: str = Field(max_length=64, unique=True)
     max_uses: int = 1
     uses: int = 0
@@ -350,4 +359,78 @@ class Prompt(SQLModel, table=True):
     answered_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     edited_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     shared: bool = False  # shared with the organisation by the leader
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+# --- #Råbra: what went well ----------------------------------------------------------------
+
+
+class RaabraMember(SQLModel, table=True):
+    """A member of staff who joined #Råbra with an invite of kind ``raabra``: they may send
+    stories to their organisation, and get nothing else (no weekly questions)."""
+
+    __tablename__ = "raabra_member"
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", ondelete="CASCADE", unique=True)
+    organisation_id: int = Field(foreign_key="organisation.id", ondelete="CASCADE", index=True)
+    invite_id: int | None = Field(default=None, foreign_key="invite.id", ondelete="SET NULL")
+    joined_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class RaabraVisibility:
+    PRIVATE = "private"  # only the author reads it (also an unfinished story's state)
+    ANONYMOUS = "anonymous"  # the organisation's leaders and report, without a name
+    NAMED = "named"  # the organisation's leaders and report, with the author's name
+
+
+class RaabraStep:
+    TEXT = "text"  # /raabra was sent: the next message is the story
+    THEME = "theme"  # the story is written; a theme may be chosen
+    SHARING = "sharing"  # waiting for the choice of who may read it
+    DONE = "done"
+
+
+class RaabraStory(SQLModel, table=True):
+    """One #Råbra story: good work or good colleagueship someone wants to tell about.
+
+    The text (and, for a named story, the name it is signed with) is Fernet-encrypted with the
+    "raabra" key (``raabra.story_text``). ``person_id`` is the author; an anonymous story whose
+    author deleted their data is kept without one (see ``raabra.forget_author``).
+    """
+
+    __tablename__ = "raabra_story"
+    __table_args__ = (
+        Index("ix_raabra_story_organisation_id_shared_at", "organisation_id", "shared_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", ondelete="CASCADE")
+    person_id: int | None = Field(
+        default=None, foreign_key="person.id", ondelete="SET NULL", index=True
+    )
+    step: str = Field(default=RaabraStep.TEXT, max_length=16)  # a RaabraStep
+    theme_id: str | None = Field(default=None, max_length=40)  # content/raabra.yaml's themes
+    visibility: str = Field(default=RaabraVisibility.PRIVATE, max_length=16)
+    text_ciphertext: str | None = Field(default=None, sa_type=Text)  # None until it is written
+    name_ciphertext: str | None = Field(default=None, sa_type=Text)  # a named story's signature
+    message_id: int | None = Field(default=None, sa_type=BigInteger)  # edits follow it
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    edited_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    shared_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)  # month of digest
+
+
+class RaabraDigest(SQLModel, table=True):
+    """That a leader's monthly #Råbra digest was queued: at most one per leader and month,
+    whatever the outbox's retention (its queued row refers to the organisation and month)."""
+
+    __tablename__ = "raabra_digest"
+    __table_args__ = (
+        UniqueConstraint("leader_id", "month", name="uq_raabra_digest_leader_id_month"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    leader_id: int = Field(foreign_key="leader.id", ondelete="CASCADE")
+    organisation_id: int = Field(foreign_key="organisation.id", ondelete="CASCADE")
+    month: str = Field(max_length=7)  # the month it is about: "2026-04"
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
