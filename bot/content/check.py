@@ -248,6 +248,8 @@ def _items(bundle: ContentBundle) -> Iterator[tuple[str, Any, SourceFile]]:
         yield "advice", topic, bundle.source("advice", topic.id)
     for programme in bundle.programmes.values():
         yield "reflection", programme, bundle.source("reflection", programme.id)
+    if bundle.raabra is not None:
+        yield "raabra", bundle.raabra, bundle.source("raabra", bundle.raabra.id)
 
 
 def _ui_translations(po: _PoFiles) -> list[ContentError]:

@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path as FsPath
 from typing import IO, Any
 
-from bot.content.loader import KINDS, ContentErrors, msgctxt, parse_file
+from bot.content.loader import FILES, KINDS, ContentErrors, msgctxt, parse_file
 from bot.content.schema import translatable_strings
 
 
@@ -25,13 +25,15 @@ def extract_content(
     name = getattr(fileobj, "name", "") or ""
     display = os.path.relpath(name) if name else "<content>"
     kind = options.get("kind") or FsPath(name).parent.name
-    if kind not in KINDS:
+    models: dict[str, Any] = {**KINDS, **{k: model for k, (_file, model) in FILES.items()}}
+    if kind not in models:
         raise ValueError(
-            f"{display}: content files must be under content/advice/ or content/reflection/"
+            f"{display}: content files must be under content/advice/ or content/reflection/, "
+            "or be one of " + ", ".join(f"content/{file}" for file, _model in FILES.values())
         )
     text = fileobj.read().decode("utf-8")
     try:
-        model, lines = parse_file(text, display, KINDS[kind])
+        model, lines = parse_file(text, display, models[kind])
     except ContentErrors as exc:
         # A catalog built from broken content would silently lose strings: stop instead.
         raise SystemExit(f"cannot extract strings, the content has errors:\n{exc}") from None

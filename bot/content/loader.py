@@ -20,6 +20,7 @@ from bot.content.schema import (
     AdviceTopic,
     Path,
     Programme,
+    Raabra,
     Role,
     Threshold,
     Thresholds,
@@ -29,6 +30,11 @@ from bot.content.schema import (
 KINDS: dict[str, type[AdviceTopic] | type[Programme]] = {
     "advice": AdviceTopic,
     "reflection": Programme,
+}
+
+# Single files beside the folders, each one kind of its own: kind -> (file name, model).
+FILES: dict[str, tuple[str, type[Raabra]]] = {
+    "raabra": ("raabra.yaml", Raabra),
 }
 
 M = TypeVar("M", bound=BaseModel)
@@ -89,6 +95,7 @@ class ContentBundle:
     digest: str = ""  # a short hash of every file: which content version is live
     thresholds: dict[str, Threshold] = field(default_factory=dict)
     thresholds_source: SourceFile | None = field(default=None, repr=False)
+    raabra: Raabra | None = None  # content/raabra.yaml; None where the folder has none
 
     @property
     def values(self) -> dict[str, str]:
@@ -200,6 +207,7 @@ def load_content(root: FsPath, display_root: FsPath | None = None) -> ContentBun
     errors.extend(_check_role_ids(models["reflection"].values(), sources))
     thresholds, thresholds_source = _load_thresholds(root, display_base, digest, errors)
     errors.extend(_check_placeholders(models["advice"].values(), sources, thresholds))
+    raabra = _load_single(root, "raabra", display_base, digest, sources, errors)
     if errors:
         raise ContentErrors(errors)
     return ContentBundle(
@@ -210,7 +218,47 @@ def load_content(root: FsPath, display_root: FsPath | None = None) -> ContentBun
         digest=digest.hexdigest()[:12],
         thresholds=thresholds,
         thresholds_source=thresholds_source,
+        raabra=raabra,
     )
+
+
+def _load_single(
+    root: FsPath,
+    kind: str,
+    display_base: FsPath,
+    digest: Any,
+    sources: dict[tuple[str, str], SourceFile],
+    errors: list[ContentError],
+) -> Any:
+    """One of ``FILES`` (e.g. ``content/raabra.yaml``), validated; None if the folder has none.
+
+    Its id must be its kind (the file's name), as each file under a kind's folder is named by
+    its id; its strings are translated like the rest (msgctxt ``raabra/raabra:…``).
+    """
+    name, model_type = FILES[kind]
+    path = root / name
+    if not path.is_file():
+        return None
+    display = _display(path, display_base)
+    raw = path.read_bytes()
+    digest.update(path.name.encode() + b"\0" + raw)
+    try:
+        model, lines = parse_file(raw.decode("utf-8"), display, model_type)
+    except ContentErrors as exc:
+        errors.extend(exc.errors)
+        return None
+    except UnicodeDecodeError:
+        errors.append(ContentError(display, 1, "", "the file is not saved as UTF-8 text"))
+        return None
+    if model.id != kind:
+        errors.append(
+            ContentError(
+                display, lines.get(("id",), 1), "id", f"the id must be '{kind}', as the file's name"
+            )
+        )
+        return None
+    sources[(kind, model.id)] = SourceFile(path, display, lines)
+    return model
 
 
 def _load_thresholds(

@@ -404,6 +404,38 @@ class Programme(Reviewed):
         return [(t, q) for t in self.themes for q in t.questions if q.role == role_id]
 
 
+# --- #Råbra -------------------------------------------------------------------------------
+
+
+class RaabraTheme(Strict):
+    """A theme a #Råbra story may be given (optional): short, for a button and the digest."""
+
+    id: Id
+    title: Text
+
+
+class Raabra(Reviewed):
+    """``content/raabra.yaml``: what the #Råbra dialogue says, and its short list of themes."""
+
+    title: Text  # "#Råbra"
+    intro: Text  # what it is, said when someone starts a story
+    # Questions that help someone write (in the spirit of RiH's three questions: what went
+    # well, and why); shown, never asked one by one.
+    guide: Annotated[list[Text], Field(min_length=1, max_length=5)]
+    source: str = Field(min_length=1)  # where the idea comes from (not translated)
+    themes: Annotated[list[RaabraTheme], Field(min_length=1, max_length=12)]
+
+    @model_validator(mode="after")
+    def _unique_themes(self) -> Raabra:
+        _require_unique("themes", [t.id for t in self.themes])
+        if "none" in {t.id for t in self.themes}:
+            raise ValueError("'none' cannot be a theme id: it is the button for no theme")
+        return self
+
+    def theme(self, theme_id: str | None) -> RaabraTheme | None:
+        return next((t for t in self.themes if t.id == theme_id), None)
+
+
 def _require_unique(field: str, ids: list[str]) -> None:
     seen: set[str] = set()
     for item in ids:
