@@ -662,7 +662,7 @@ def keys_rotate() -> None:
     results = asyncio.run(go())
     for result in results:
         click.echo(
-            f"{result.table:<20} re-encrypted {result.rotated:>6}   already current "
+            f"{result.table:<30} re-encrypted {result.rotated:>6}   already current "
             f"{result.current:>6}   unreadable {result.unreadable:>6}"
         )
     unreadable = sum(r.unreadable for r in results)
@@ -921,19 +921,27 @@ def dispatch_recontacts(phone: str, hours: int | None) -> None:
 
 @main.group()
 def invite() -> None:
-    """Invite links that enrol leaders of an organisation in the weekly reflection."""
+    """Invite links: leaders of an organisation to the weekly reflection, or its staff to
+    #Råbra."""
 
 
 @invite.command("create")
 @click.option("--org", "org", required=True, help="The organisation; made if it is new.")
-@click.option("--role", "role", required=True, help="Leader role id (see `content list`).")
-@click.option("--uses", type=int, default=1, show_default=True, help="How many leaders (1-1000).")
+@click.option("--role", "role", default=None, help="Leader role id (see `content list`).")
+@click.option(
+    "--kind",
+    type=click.Choice(["leader", "raabra"]),
+    default="leader",
+    show_default=True,
+    help="leader: the weekly reflection, in --role; raabra: staff send #Råbra stories only.",
+)
+@click.option("--uses", type=int, default=1, show_default=True, help="How many people (1-1000).")
 @click.option(
     "--expires",
     default=None,
     help="How long the link works: 90m, 12h, 30d, 2w  [default: INVITE_DAYS]",
 )
-def invite_create(org: str, role: str, uses: int, expires: str | None) -> None:
+def invite_create(org: str, role: str | None, kind: str, uses: int, expires: str | None) -> None:
     """Make an invite link and print it as JSON. Only a hash is stored: the link is shown once.
 
     Exits 1 with the field errors as JSON if the input is not valid; nothing is stored then.
@@ -942,6 +950,7 @@ def invite_create(org: str, role: str, uses: int, expires: str | None) -> None:
     Example:
         python -m bot invite create --org "Legevakten i Bergen" --role legevakt-leader \\
             --uses 10 --expires 2w
+        python -m bot invite create --org "Legevakten i Bergen" --kind raabra --uses 40
     """
     from bot.services import invites
 
@@ -951,7 +960,8 @@ def invite_create(org: str, role: str, uses: int, expires: str | None) -> None:
 
     async def go() -> dict[str, Any]:
         try:
-            return (await invites.create(rt, org, role, uses=uses, expires=expires)).as_json()
+            created = await invites.create(rt, org, role, uses=uses, expires=expires, kind=kind)
+            return created.as_json()
         finally:
             await rt.engine.dispose()
 
@@ -995,7 +1005,7 @@ def invite_list(org: str | None, fmt: str) -> None:
         expires = row.expires_at.isoformat(timespec="minutes")
         click.echo(
             f"{row.id:>4}  {info.state():<8} used {row.uses}/{row.max_uses:<4} "
-            f"expires {expires:<17} {info.organisation.name} — {row.role_id}"
+            f"expires {expires:<17} {info.organisation.name} — {row.role_id or '#Råbra'}"
         )
 
 
@@ -1027,7 +1037,7 @@ def invite_revoke(invite_id: int) -> None:
 
 @main.group()
 def report() -> None:
-    """Reports for admins: participation in the weekly reflection, counts only."""
+    """Reports for admins: participation in the weekly reflection (counts only), and #Råbra."""
 
 
 @report.command("participation")
@@ -1068,3 +1078,48 @@ def report_participation(org: str, weeks: int, fmt: str) -> None:
         click.echo(reports.as_csv(result), nl=False)
     else:
         click.echo(reports.as_text(result), nl=False)
+
+
+@report.command("raabra")
+@click.option("--org", "org", required=True, help="The organisation.")
+@click.option(
+    "--months",
+    type=click.IntRange(1, 120),
+    default=1,
+    show_default=True,
+    help="Last N whole months (the month going on is not included).",
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "csv", "json"]), default="text")
+def report_raabra(org: str, months: int, fmt: str) -> None:
+    """The #Råbra stories shared with the organisation, and their counts by theme, per month.
+
+    As the leaders' monthly digest shows them: named stories with the name; anonymous ones only
+    in a month when at least REPORT_MIN_GROUP people (default 5) shared anonymously, otherwise
+    not shown or counted. Private stories are never shown. The CSV has one row per story.
+
+    \b
+    Example:
+        python -m bot report raabra --org "Legevakten i Bergen"
+        python -m bot report raabra --org "Legevakten i Bergen" --months 12 --format csv
+    """
+    from bot.services import raabra
+
+    rt = _runtime(_settings())
+
+    async def go() -> Any:
+        try:
+            return await raabra.report(rt, org, months)
+        finally:
+            await rt.engine.dispose()
+
+    try:
+        result = asyncio.run(go())
+    except LookupError as exc:
+        _fail(str(exc.args[0]), 1)
+    content = rt.content.raabra
+    if fmt == "json":
+        click.echo(json.dumps(raabra.as_json(result, content), ensure_ascii=False, indent=2))
+    elif fmt == "csv":
+        click.echo(raabra.as_csv(result, content), nl=False)
+    else:
+        click.echo(raabra.as_text(result, content), nl=False)

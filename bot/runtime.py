@@ -47,7 +47,7 @@ class Runtime:
     _localized_for: tuple[Any, Any] = (None, None)  # the content and catalogs they came from
 
     def cipher(self, purpose: str) -> Cipher:
-        """Fernet for ``purpose`` ("dispatch", "answer", "sms", "idempotency"): SECRET_KEY
+        """Fernet for ``purpose`` ("dispatch", "answer", "sms", "idempotency", "raabra"): SECRET_KEY
         encrypts, it and SECRET_KEY_FALLBACKS decrypt."""
         from bot.privacy import Cipher
 

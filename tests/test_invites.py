@@ -70,7 +70,7 @@ def test_an_invite_link_is_shown_once_and_only_its_hash_is_stored(env: dict[str,
     assert payload.startswith("i_")
     token = payload.removeprefix("i_")
     assert len(token) >= 22
-    assert made["organisation"] == ORG
+    assert made["organisation"] == ORG and made["kind"] == "leader"
     assert made["role"] == "legevakt-leader" and made["role_title"] == "Leder ved legevakt"
     assert made["programme"] == "gjentatte-henvendelser"
     assert made["max_uses"] == 1 and made["uses"] == 0
@@ -78,6 +78,7 @@ def test_an_invite_link_is_shown_once_and_only_its_hash_is_stored(env: dict[str,
     assert lasts(made, before) == dt.timedelta(days=30)
     assert set(made) == {
         "id",
+        "kind",
         "organisation",
         "role",
         "role_title",
@@ -220,3 +221,28 @@ def test_the_help_of_invite_create_shows_an_example(env: dict[str, str]) -> None
     assert result.exit_code == 0
     assert "Example:" in result.stdout
     assert 'python -m bot invite create --org "Legevakten i Bergen"' in result.stdout
+
+
+def test_a_raabra_invite_is_for_staff_has_no_role_and_its_own_prefix(
+    env: dict[str, str],
+) -> None:
+    made = create(env, "--org", ORG, "--kind", "raabra", "--uses", "40")
+    prefix = f"https://t.me/{DEFAULT_USERNAME}?start="
+    payload = made["deep_link"].removeprefix(prefix)
+    assert payload.startswith("s_") and len(payload) <= 64
+    assert (made["kind"], made["role"], made["max_uses"]) == ("raabra", None, 40)
+    [stored] = rows(env, "invite")
+    assert stored["kind"] == "raabra" and stored["role_id"] == ""
+
+    listed = run(env, "invite", "list")
+    assert "#Råbra" in listed.stdout and "used 0/40" in listed.stdout
+
+    # A role with a raabra invite, or a leader invite without one, is refused with the field.
+    for args, field, message in (
+        (("--kind", "raabra", "--role", "unit-leader"), "role", "a raabra invite has no role"),
+        ((), "role", "give the leaders' role"),
+    ):
+        result = run(env, "invite", "create", "--org", ORG, *args)
+        assert result.exit_code == 1
+        assert message in json.loads(result.stdout)["fields"][field]
+    assert len(rows(env, "invite")) == 1

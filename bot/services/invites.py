@@ -1,9 +1,11 @@
-"""Invites for the weekly reflection: an admin makes a link for one organisation and one role.
+"""Invites: an admin makes a link for one organisation and one role (the weekly reflection), or
+one of kind ``raabra`` for its staff (#Råbra stories only, no weekly questions).
 
-The link is a deep link ``https://t.me/<bot>?start=i_<token>``; only the token's SHA-256 is
-stored, so the link is shown once, when it is made. An invite may be used a set number of times
-(one leader each) until it expires or is revoked. Redeeming it is the leader dialogue's job
-(``bot/services/leaders.py``); this module makes, lists and revokes invites.
+The link is a deep link ``https://t.me/<bot>?start=i_<token>`` (``s_<token>`` for raabra); only
+the token's SHA-256 is stored, so the link is shown once, when it is made. An invite may be used
+a set number of times (one person each) until it expires or is revoked. Redeeming it is the
+dialogue's job (``bot/services/leaders.py``, ``bot/services/raabra.py``); this module makes,
+lists and revokes invites.
 
 The organisation is made on first use of its name: the same name (spaces trimmed, case ignored)
 is the same organisation.
@@ -20,13 +22,15 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from bot.models import Invite, Organisation, utcnow
+from bot.models import Invite, InviteKind, Organisation, utcnow
 from bot.privacy import new_token, token_hash
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 PREFIX = "i"  # deep-link payloads for invites start with "i_"
+RAABRA_PREFIX = "s"  # and for raabra invites (staff) with "s_"
+INVITE_KINDS = (InviteKind.LEADER, InviteKind.RAABRA)
 ORG_NAME_MAX = 200
 USES_MAX = 1000
 EXPIRES_MIN = dt.timedelta(hours=1)
@@ -132,7 +136,8 @@ class InviteInfo:
         return {
             "id": i.id,
             "organisation": self.organisation.name,
-            "role": i.role_id,
+            "kind": i.kind,
+            "role": i.role_id or None,
             "role_title": self.role_title,
             "programme": self.programme,
             "max_uses": i.max_uses,
@@ -157,7 +162,8 @@ class CreatedInvite:
         return {
             "id": i.id,
             "organisation": self.organisation.name,
-            "role": i.role_id,
+            "kind": i.kind,
+            "role": i.role_id or None,
             "role_title": self.role_title,
             "programme": self.programme,
             "deep_link": self.deep_link,
@@ -168,7 +174,12 @@ class CreatedInvite:
 
 
 def _validate(
-    rt: Runtime, org_name: str, role_id: str, uses: int, expires: dt.timedelta | str | None
+    rt: Runtime,
+    org_name: str,
+    role_id: str | None,
+    uses: int,
+    expires: dt.timedelta | str | None,
+    kind: str = InviteKind.LEADER,
 ) -> tuple[str, dt.timedelta]:
     errors: dict[str, str] = {}
     name = normalise_org_name(org_name)
@@ -178,7 +189,16 @@ def _validate(
         errors["org"] = f"must be at most {ORG_NAME_MAX} characters"
     elif _CONTROL.search(name):
         errors["org"] = "must be plain text, without control characters"
-    if role_id not in rt.content.roles:
+    if kind not in INVITE_KINDS:
+        errors["kind"] = f"unknown kind '{kind}'; an invite is of kind leader or raabra"
+    elif kind == InviteKind.RAABRA:
+        if role_id:
+            errors["role"] = "a raabra invite has no role: staff send #Råbra stories only"
+        elif rt.content.raabra is None:
+            errors["kind"] = "the content has no content/raabra.yaml, so #Råbra is off"
+    elif not role_id:
+        errors["role"] = "give the leaders' role (see `content list`), or --kind raabra for staff"
+    elif role_id not in rt.content.roles:
         known = ", ".join(sorted(rt.content.roles)) or "none (add a reflection programme)"
         errors["role"] = f"unknown role '{role_id}'; known roles: {known}"
     if isinstance(uses, bool) or not isinstance(uses, int) or not 1 <= uses <= USES_MAX:
@@ -205,22 +225,29 @@ def _validate(
 async def create(
     rt: Runtime,
     org_name: str,
-    role_id: str,
+    role_id: str | None,
     *,
     uses: int = 1,
     expires: dt.timedelta | str | None = None,
     now: dt.datetime | None = None,
+    kind: str = InviteKind.LEADER,
 ) -> CreatedInvite:
-    """Make an invite link for leaders of ``org_name`` in ``role_id``; the organisation is made if
-    it is new. ``expires`` is a timedelta or a duration such as "30d" (default INVITE_DAYS days).
+    """Make an invite link for leaders of ``org_name`` in ``role_id`` (or, with ``kind``
+    raabra and no role, for its staff to send #Råbra stories); the organisation is made if it
+    is new. ``expires`` is a timedelta or a duration such as "30d" (default INVITE_DAYS days).
 
     Raises InvalidInvite (nothing stored) on bad input.
     """
     now = now or utcnow()
-    name, lifetime = _validate(rt, org_name, role_id, uses, expires)
-    programme, role = rt.content.roles[role_id]
+    name, lifetime = _validate(rt, org_name, role_id, uses, expires, kind)
+    if kind == InviteKind.RAABRA:
+        role_id, role_title, programme_id, prefix = "", "", "", RAABRA_PREFIX
+    else:
+        assert role_id is not None
+        programme, role = rt.content.roles[role_id]
+        role_title, programme_id, prefix = role.title, programme.id, PREFIX
     token = new_token()
-    deep_link = f"https://t.me/{rt.bot_username}?start={PREFIX}_{token}"
+    deep_link = f"https://t.me/{rt.bot_username}?start={prefix}_{token}"
     async with rt.sessions() as session:
         org = await find_organisation(session, name)
         if org is None:
@@ -235,6 +262,7 @@ async def create(
         assert org.id is not None
         invite = Invite(
             organisation_id=org.id,
+            kind=kind,
             role_id=role_id,
             token_hash=token_hash(token),
             max_uses=uses,
@@ -246,13 +274,13 @@ async def create(
         await session.commit()
         await session.refresh(invite)
         await session.refresh(org)
-    log.info("invite %s created: organisation %s, role %s", invite.id, org.id, role_id)
+    log.info("invite %s created: organisation %s, %s %s", invite.id, org.id, kind, role_id)
     return CreatedInvite(
         invite=invite,
         organisation=org,
         deep_link=deep_link,
-        role_title=role.title,
-        programme=programme.id,
+        role_title=role_title,
+        programme=programme_id,
     )
 
 
@@ -279,7 +307,11 @@ async def list_invites(rt: Runtime, org_name: str | None = None) -> list[InviteI
             InviteInfo(
                 invite=invite,
                 organisation=org,
-                role_title=role.title if role is not None else invite.role_id,
+                role_title="#Råbra"
+                if invite.kind == InviteKind.RAABRA
+                else role.title
+                if role is not None
+                else invite.role_id,
                 programme=programme.id if programme is not None else "",
             )
         )

@@ -25,6 +25,8 @@ ENCRYPTED = [
     ("prompt", "answer", "answer_ciphertext"),
     ("outbox", "sms", "secret"),  # the queue's secrets: an SMS's number and text
     ("idempotent_request", "idempotency", "response"),
+    ("raabra_story", "raabra", "text_ciphertext"),  # a #Råbra story
+    ("raabra_story", "raabra", "name_ciphertext"),  # a named story's signature
 ]
 BATCH = 500
 
@@ -44,7 +46,8 @@ async def rotate(rt: Runtime) -> list[Rotation]:
         table: Any = metadata.tables[name]
         column = table.c[column_name]
         cipher = rt.cipher(purpose)
-        result = Rotation(name)
+        twice = sum(1 for other, _p, _c in ENCRYPTED if other == name) > 1
+        result = Rotation(f"{name}.{column_name}" if twice else name)
         last: Any = None
         while True:
             query = select(table.c.id, column).where(column.is_not(None)).order_by(table.c.id)

@@ -72,8 +72,18 @@ async def guess_locale_once(sessions: Sessions, telegram_user_id: int, locale: L
 
 
 async def delete_person(sessions: Sessions, telegram_user_id: int) -> bool:
-    """Delete a person and, through the foreign keys, everything stored about them."""
+    """Delete a person and, through the foreign keys, everything stored about them.
+
+    #Råbra stories they shared anonymously stay, with no link to them (``raabra.forget_author``).
+    """
+    from bot.services import raabra
+
     async with sessions() as session:
+        person_id = (
+            await session.exec(select(Person.id).where(Person.telegram_user_id == telegram_user_id))
+        ).first()
+        if person_id is not None:
+            await raabra.forget_author(session, person_id)
         result = await session.exec(
             delete(Person).where(col(Person.telegram_user_id) == telegram_user_id)
         )
