@@ -44,7 +44,7 @@ from bot.reload import reload_and_tell_admins
 from bot.renderers import Renderers
 from bot.runtime import RUNTIME_KEY, Runtime
 from bot.sender import Sender
-from bot.services import audit, dispatches, weekly
+from bot.services import audit, dispatches, raabra, weekly
 from bot.sms import SmsAdapter, SmsProvider, make_provider
 from bot.startup import StartupTasks, until_it_answers
 from bot.web import build_web_app
@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
 PURGE_EVERY = dt.timedelta(hours=1)
+DIGESTS_EVERY = dt.timedelta(minutes=1)  # monthly #Råbra digests: due to the minute is enough
 
 
 class PerChatUpdateProcessor(BaseUpdateProcessor):
@@ -244,8 +245,15 @@ async def _tick(context: ContextTypes.DEFAULT_TYPE) -> None:
     job_data = context.job.data if context.job is not None else None
     if not isinstance(job_data, dict):  # the job is scheduled with a dict (``running_bot``)
         job_data = {}
-    last = job_data.get("last_purge")
     now = dt.datetime.now(dt.UTC)
+    last_digests = job_data.get("last_digests")
+    if last_digests is None or now - last_digests >= DIGESTS_EVERY:
+        job_data["last_digests"] = now
+        try:
+            await raabra.send_due_digests(rt, now)
+        except Exception:  # as above: the rest of the tick goes on
+            log.exception("raabra: digests failed")
+    last = job_data.get("last_purge")
     if last is None or now - last > PURGE_EVERY:
         job_data["last_purge"] = now
         purged = await outbox.purge_finished(

@@ -268,3 +268,106 @@ class AnswersPage(CallbackData):
 
     def valid(self) -> bool:
         return 0 <= self.offset < 10**9
+
+
+@dataclasses.dataclass(frozen=True)
+class AnswersQuestions(CallbackData):
+    """/answers: the questions one has answered, as buttons to filter by: "r:aqs"."""
+
+    prefix: ClassVar[str] = "r:aqs"
+
+
+@dataclasses.dataclass(frozen=True)
+class AnswersByQuestion(CallbackData):
+    """/answers to one question, the page at ``offset``: "r:aq:<question id>:0"."""
+
+    prefix: ClassVar[str] = "r:aq"
+
+    question: str
+    offset: int
+
+    def valid(self) -> bool:
+        return len(self.question) <= 40 and 0 <= self.offset < 10**9
+
+
+# --- #Råbra ------------------------------------------------------------------------------------
+
+RaabraChoice = Literal["private", "anonymous", "named"]
+RaabraDeleteStep = Literal["ask", "yes", "no"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RaabraNew(CallbackData):
+    """ "Something that went well?" under the weekly question: "rb:new" (no fields)."""
+
+    prefix: ClassVar[str] = "rb:new"
+
+
+@dataclasses.dataclass(frozen=True)
+class RaabraCancel(CallbackData):
+    """Not now, while the bot waits for a story: "rb:cancel"."""
+
+    prefix: ClassVar[str] = "rb:cancel"
+
+
+@dataclasses.dataclass(frozen=True)
+class RaabraTheme(CallbackData):
+    """A story's theme: "rb:th:<story>:<theme id>", "none" for no theme."""
+
+    prefix: ClassVar[str] = "rb:th"
+
+    story: int
+    theme: str
+
+    def valid(self) -> bool:
+        return self.story > 0 and len(self.theme) <= 40
+
+
+@dataclasses.dataclass(frozen=True)
+class RaabraShare(CallbackData):
+    """Who may read a story: "rb:sh:<story>:private" / ":anonymous" / ":named"."""
+
+    prefix: ClassVar[str] = "rb:sh"
+
+    story: int
+    choice: RaabraChoice
+
+    def valid(self) -> bool:
+        return self.story > 0
+
+
+@dataclasses.dataclass(frozen=True)
+class RaabraMine(CallbackData):
+    """/raabra mine: the page of one's own stories starting at ``offset``: "rb:mine:5"."""
+
+    prefix: ClassVar[str] = "rb:mine"
+
+    offset: int
+
+    def valid(self) -> bool:
+        return 0 <= self.offset < 10**9
+
+
+@dataclasses.dataclass(frozen=True)
+class RaabraOpen(CallbackData):
+    """One of one's own stories, whole, with what can be done with it: "rb:open:<story>"."""
+
+    prefix: ClassVar[str] = "rb:open"
+
+    story: int
+
+    def valid(self) -> bool:
+        return self.story > 0
+
+
+@dataclasses.dataclass(frozen=True)
+class RaabraDelete(CallbackData):
+    """Delete one's own story: "rb:del:<story>:ask", then ":yes" / ":no"."""
+
+    prefix: ClassVar[str] = "rb:del"
+
+    story: int
+    step: RaabraDeleteStep
+
+    def valid(self) -> bool:
+        return self.story > 0

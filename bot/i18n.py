@@ -129,3 +129,13 @@ def weekday_names(locale: Locale) -> list[str]:
     """Monday first, in the person's language: ["måndag", "tysdag", …] for Nynorsk."""
     monday = dt.date(2024, 1, 1)
     return [format_date(monday + dt.timedelta(days=i), "EEEE", locale=locale) for i in range(7)]
+
+
+def format_date_with_year(value: dt.date, locale: Locale) -> str:
+    """ "1. desember 2026" — a date that may lie in another year (earlier answers, stories)."""
+    return format_date(value, "d. MMMM y", locale=locale)
+
+
+def format_month(first: dt.date, locale: Locale) -> str:
+    """ "april 2026" — a month, as a digest's heading says it."""
+    return format_date(first, "LLLL y", locale=locale)

@@ -45,6 +45,7 @@ KINDS: dict[MessageKind, KindSpec] = {
     MessageKind.REMINDER: KindSpec(Channel.TELEGRAM, dt.timedelta(hours=12)),
     MessageKind.ADMIN_NOTICE: KindSpec(Channel.TELEGRAM, dt.timedelta(hours=24)),
     MessageKind.SMS_LINK: KindSpec(Channel.SMS, dt.timedelta(hours=6)),
+    MessageKind.RAABRA_DIGEST: KindSpec(Channel.TELEGRAM, dt.timedelta(days=7)),
 }
 
 

@@ -253,14 +253,27 @@ def sms_text(_: Gettext, link: str, hours: int) -> str:
 
 
 def prompt_buttons(_: Gettext, prompt_id: int) -> Buttons:
-    """Under a weekly question: answer, skip this week, remind me tomorrow."""
+    """Under a weekly question: answer, skip this week, remind me tomorrow; and, on a row of its
+    own, #Råbra: something that went well."""
     return rows(
         [
             (_("Answer"), callbacks.PromptButton("ans", prompt_id)),
             (_("Skip this week"), callbacks.PromptButton("skip", prompt_id)),
             (_("Remind me tomorrow"), callbacks.PromptButton("later", prompt_id)),
-        ]
+        ],
+        [(_("Something that went well?"), callbacks.RaabraNew())],
     )
+
+
+def first_lines(text: str, lines: int = 3, limit: int = 300) -> str:
+    """The first ``lines`` lines of ``text``, at most ``limit`` characters, " …" if cut."""
+    kept = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    out = "\n".join(kept[:lines])
+    cut = len(kept) > lines
+    if len(out) > limit:
+        out = out[:limit].rsplit(" ", 1)[0] or out[:limit]
+        cut = True
+    return out.rstrip() + (" …" if cut else "")
 
 
 def prompt_text(
@@ -271,8 +284,12 @@ def prompt_text(
     first_of_theme: bool,
     reminder: bool = False,
     restarted: bool = False,
+    earlier: tuple[str, str] | None = None,
 ) -> str:
-    """The weekly question as Telegram HTML, from localised content and the leader's ``_``."""
+    """The weekly question as Telegram HTML, from localised content and the leader's ``_``.
+
+    ``earlier``: (date, first lines) of the leader's answer the last time this question came,
+    shown after the question with "what has changed since then?"."""
     parts: list[str] = []
     if reminder:
         parts.append(esc(_("A reminder: this week's question is still open.")))
@@ -289,6 +306,15 @@ def prompt_text(
     if question.follow_ups:
         body += "\n" + "\n".join(f"• {esc(f.text)}" for f in question.follow_ups)
     parts.append(body)
+    if earlier is not None:
+        day, lines = earlier
+        parts.append(
+            esc(_("Last time you answered this question ({date}):")).format(date=esc(day))
+            + f"\n<i>{esc(lines)}</i>\n"
+            + "<b>"
+            + esc(_("What has changed since then?"))
+            + "</b>"
+        )
     if theme.prompt:
         parts.append(f"<i>{esc(theme.prompt)}</i>")
     parts.append(esc(_("Write your answer as a message here.")))

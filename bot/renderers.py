@@ -16,13 +16,13 @@ from typing import Any, TypeVar
 
 from sqlmodel import col, select
 
-from bot import render
-from bot.i18n import Locale, as_locale
+from bot import render, render_raabra
+from bot.i18n import Locale, as_locale, format_date_with_year
 from bot.messages import Message, Permanent
-from bot.models import Dispatch, MessageKind, OutboxMessage, Person, Prompt
+from bot.models import Dispatch, MessageKind, OutboxMessage, Person, Prompt, PromptStatus
 from bot.privacy import Cipher
 from bot.runtime import Runtime
-from bot.services import dispatches, weekly
+from bot.services import dispatches, leaders, raabra, weekly
 from bot.sms import open_secret, sms_cipher
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,8 @@ class Subject:
     dispatch: Dispatch | None = None
     prompt: Prompt | None = None
     cipher: Cipher | None = None
+    earlier: Prompt | None = None  # the leader's last answer to the same question, if any
+    digest: raabra.Month | None = None  # a #Råbra digest's month, as it may be shown now
 
 
 Renderer = Callable[[Runtime, Subject, Locale], Message | None]
@@ -74,8 +76,21 @@ def _question(rt: Runtime, subject: Subject, locale: Locale, *, reminder: bool) 
         first_of_theme=first,
         reminder=reminder,
         restarted=not reminder and weekly.is_restart(prompt),
+        earlier=_earlier_answer(rt, subject.earlier, locale),
     )
     return Message(text, render.prompt_buttons(_, prompt.id))
+
+
+def _earlier_answer(rt: Runtime, earlier: Prompt | None, locale: Locale) -> tuple[str, str] | None:
+    """(the date with year, the first lines) of an earlier answer, decrypted now; None if there
+    is none, or it cannot be read."""
+    if earlier is None:
+        return None
+    text = leaders.answer_text(rt, earlier)
+    if not text:
+        return None
+    day = (earlier.answered_at or earlier.due_at).astimezone(rt.settings.zone).date()
+    return format_date_with_year(day, locale), render.first_lines(text)
 
 
 def weekly_question(rt: Runtime, subject: Subject, locale: Locale) -> Message | None:
@@ -86,6 +101,19 @@ def weekly_question(rt: Runtime, subject: Subject, locale: Locale) -> Message | 
 def reminder(rt: Runtime, subject: Subject, locale: Locale) -> Message | None:
     """The same question again, opening with a reminder line."""
     return _question(rt, subject, locale, reminder=True)
+
+
+def raabra_digest(rt: Runtime, subject: Subject, locale: Locale) -> Message | None:
+    """A leader's monthly #Råbra digest, from the stories as they may be shown at send time
+    (a story deleted or made private since is not in it); None if they are no longer a leader
+    of the organisation, or there is nothing left to show."""
+    month = subject.digest
+    if month is None or not month.shown:
+        return None
+    content = rt.content.raabra
+    localized = rt.localized(content, "raabra", locale) if content is not None else None
+    _ = rt.catalogs.gettext(locale)
+    return Message(render_raabra.digest_text(month, localized, _, locale))
 
 
 def admin_notice(rt: Runtime, subject: Subject, locale: Locale) -> Message | None:
@@ -112,6 +140,7 @@ RENDERERS: dict[MessageKind, Renderer] = {
     MessageKind.REMINDER: reminder,
     MessageKind.ADMIN_NOTICE: admin_notice,
     MessageKind.SMS_LINK: sms_link,
+    MessageKind.RAABRA_DIGEST: raabra_digest,
 }
 
 
@@ -137,6 +166,12 @@ class Renderers:
                 d.id: d for d in await _where_in(session, Dispatch, Dispatch.id, dispatch_ids)
             }
             prompts = {p.id: p for p in await _where_in(session, Prompt, Prompt.id, prompt_ids)}
+            earlier = await _earlier_answers(session, list(prompts.values()))
+            digests = {
+                r.id: await raabra.digest_for(self.rt, session, r.person_id, r.payload)
+                for r in rows
+                if r.kind == MessageKind.RAABRA_DIGEST
+            }
         by_id = {p.id: p for p in people}
         by_chat = {p.telegram_user_id: p for p in people}
         default = self.rt.settings.default_locale
@@ -153,6 +188,8 @@ class Renderers:
                 found_dispatches.get(row.dispatch_id) if row.dispatch_id else None,
                 prompts.get(row.prompt_id) if row.prompt_id is not None else None,
                 self._cipher,
+                earlier.get(row.prompt_id) if row.prompt_id is not None else None,
+                digests.get(row.id),
             )
             out[row.id] = self._one(subject, locale)
         return out
@@ -170,6 +207,37 @@ class Renderers:
         if message is None:
             return Permanent("KeyChanged" if row.kind == MessageKind.SMS_LINK else "ContentGone")
         return message
+
+
+async def _earlier_answers(session: Any, prompts: list[Prompt]) -> dict[int, Prompt]:
+    """For each prompt, the same leader's latest answered prompt of the same question before it
+    (the programme has come round again): one query for the batch."""
+    if not prompts:
+        return {}
+    answered = list(
+        await session.exec(
+            select(Prompt)
+            .where(
+                col(Prompt.leader_id).in_({p.leader_id for p in prompts}),
+                col(Prompt.question_id).in_({p.question_id for p in prompts}),
+                col(Prompt.status) == PromptStatus.ANSWERED,
+                col(Prompt.answer_ciphertext).is_not(None),
+            )
+            .order_by(col(Prompt.due_at))
+        )
+    )
+    found: dict[int, Prompt] = {}
+    for prompt in prompts:
+        assert prompt.id is not None
+        for other in answered:  # oldest first: the last one that fits is the latest
+            if (
+                other.leader_id == prompt.leader_id
+                and other.question_id == prompt.question_id
+                and other.programme_id == prompt.programme_id
+                and other.due_at < prompt.due_at
+            ):
+                found[prompt.id] = other
+    return found
 
 
 async def _where_in(session: Any, model: type[M], column: Any, values: set[Any]) -> list[M]:

@@ -121,9 +121,15 @@ def _(message: str) -> str:
 
 
 def commands(
-    catalogs: Catalogs, locale: Locale, *, leader: bool = False, admin: bool = False
+    catalogs: Catalogs,
+    locale: Locale,
+    *,
+    leader: bool = False,
+    admin: bool = False,
+    raabra: bool = False,
 ) -> list[BotCommand]:
-    """The command menu in one language; leaders and admins get their own commands first."""
+    """The command menu in one language; leaders and admins get their own commands first,
+    and leaders and invited staff /raabra."""
     _ = catalogs.gettext(locale)
     menu = []
     if admin:
@@ -141,6 +147,8 @@ def commands(
             BotCommand("export", _("Download your answers as a file")),
             BotCommand("stop", _("Leave the weekly reflection")),
         ]
+    if leader or raabra:
+        menu.append(BotCommand("raabra", _("Tell about something that went well (#Råbra)")))
     return [
         *menu,
         BotCommand("start", _("What this bot does")),
@@ -150,8 +158,15 @@ def commands(
     ]
 
 
-async def set_chat_menu(context: Context, turn: Turn, locale: Locale, *, leader: bool) -> None:
-    """This person's command menu, in their language (leaders see their own commands)."""
+async def set_chat_menu(
+    context: Context, turn: Turn, locale: Locale, *, leader: bool, raabra: bool | None = None
+) -> None:
+    """This person's command menu, in their language (leaders see their own commands; leaders
+    and staff invited to #Råbra see /raabra). ``raabra`` None: look it up."""
+    if raabra is None and not leader:
+        from bot.services.raabra import contributor
+
+        raabra = await contributor(turn.rt, turn.person) is not None
     try:
         await context.bot.set_my_commands(
             commands(
@@ -159,6 +174,7 @@ async def set_chat_menu(context: Context, turn: Turn, locale: Locale, *, leader:
                 locale,
                 leader=leader,
                 admin=turn.person.telegram_user_id in turn.rt.settings.admin_user_ids,
+                raabra=bool(raabra),
             ),
             scope=BotCommandScopeChat(turn.person.telegram_user_id),
         )
@@ -344,6 +360,11 @@ async def privacy(update: Update, context: Context) -> None:
             "• If you are a leader: your organisation, your role, the day and time you chose, "
             "and your answers. Your answers are private unless you share them."
         )
+        + "\n"
+        + _(
+            "• If you tell #Råbra stories: each story, its theme, who may read it, and the name "
+            "a story told with your name is signed with. Private stories only you can read."
+        )
         + "\n\n"
         + _(
             "<b>Why:</b> so the legevakt can help you safely if you get worse, and so you can "
@@ -358,6 +379,11 @@ async def privacy(update: Update, context: Context) -> None:
         + _(
             "<b>Delete:</b> press the button below to delete everything about you now. This "
             "cannot be undone."
+        )
+        + " "
+        + _(
+            "#Råbra stories you told anonymously stay with your organisation, with no link to "
+            "you; delete them first in /raabra mine if you want them gone."
         )
         + "\n\n"
         + urgency.numbers_line(_)

@@ -674,32 +674,93 @@ async def answers_button(update: Update, context: Context, pressed: callbacks.An
     await show_answers(update, turn, pressed.offset, edit=True)
 
 
-async def show_answers(update: Update, turn: Turn, offset: int, *, edit: bool) -> None:
-    """A page of the leader's own answers, newest first."""
+async def show_answers(
+    update: Update, turn: Turn, offset: int, *, edit: bool, question_id: str | None = None
+) -> None:
+    """A page of the leader's own answers (to one question, with ``question_id``), newest
+    first."""
     _ = turn.gettext
     leader = await leaders.leader_of(turn.rt, turn.person, stopped_too=True)
     if leader is None:
         await not_a_leader(update, turn)
         return
-    rows, total = await leaders.answers(turn.rt, leader, offset=max(0, offset), limit=PAGE)
-    if not total:
+    rows, total = await leaders.answers(
+        turn.rt, leader, offset=max(0, offset), limit=PAGE, question_id=question_id
+    )
+    if not total or not rows:
         await reply(update, _("You have no saved answers yet."))
         return
-    head = _("Your answers {first}–{last} of {total}, newest first").format(
-        first=offset + 1, last=offset + len(rows), total=total
-    )
-    parts = [f"<b>{esc(head)}</b>"] + [answer_block(turn, leader, row) for row in rows]
+    span = {"first": offset + 1, "last": offset + len(rows), "total": total}
+    if question_id is None:
+        head = esc(_("Your answers {first}–{last} of {total}, newest first").format(**span))
+    else:
+        _theme, question = question_text(turn.rt, rows[0], turn.locale)
+        head = esc(_("Your answers {first}–{last} of {total} to this question, newest first"))
+        head = head.format(**span) + f"\n<i>{esc(question)}</i>"
+    parts = [f"<b>{head}</b>"] + [answer_block(turn, leader, row) for row in rows]
+
+    def page(at: int) -> callbacks.CallbackData:
+        if question_id is None:
+            return callbacks.AnswersPage(at)
+        return callbacks.AnswersByQuestion(question_id, at)
+
     buttons = []
     if offset + PAGE < total:
-        buttons.append((_("Older"), callbacks.AnswersPage(offset + PAGE)))
+        buttons.append((_("Older"), page(offset + PAGE)))
     if offset > 0:
-        buttons.append((_("Newer"), callbacks.AnswersPage(max(0, offset - PAGE))))
-    markup = keyboard([buttons]) if buttons else None
+        buttons.append((_("Newer"), page(max(0, offset - PAGE))))
+    filters_row = [
+        (_("By question"), callbacks.AnswersQuestions())
+        if question_id is None
+        else (_("All answers"), callbacks.AnswersPage(0))
+    ]
+    markup = keyboard([buttons, filters_row] if buttons else [filters_row])
     text = "\n\n".join(parts)
     if edit:
         await edit_or_reply(update, text, markup)
     else:
         await reply(update, text, markup)
+
+
+async def answers_by_question_button(
+    update: Update,
+    context: Context,
+    pressed: callbacks.AnswersByQuestion | callbacks.AnswersQuestions,
+) -> None:
+    """/answers filtered by question: first the list of questions answered, then one's answers
+    to the question chosen (the press is answered after, as for ``answers_button``)."""
+    turn = await begin(update, context)
+    if update.callback_query is None or turn is None:
+        return
+    if isinstance(pressed, callbacks.AnswersByQuestion):
+        await show_answers(update, turn, pressed.offset, edit=True, question_id=pressed.question)
+        return
+    leader = await leaders.leader_of(turn.rt, turn.person, stopped_too=True)
+    if leader is None:
+        await not_a_leader(update, turn)
+        return
+    answered = await leaders.answered_questions(turn.rt, leader)
+    if not answered:
+        await reply(update, turn.gettext("You have no saved answers yet."))
+        return
+    rows = [
+        [(_short_label(question_text(turn.rt, p, turn.locale)[1]), _by_question(p))]
+        for p in answered
+    ]
+    rows.append([(turn.gettext("All answers"), callbacks.AnswersPage(0))])
+    which = esc(turn.gettext("Which question? Your answers to it, newest first."))
+    await edit_or_reply(update, which, keyboard(rows))
+
+
+def _by_question(prompt: Prompt) -> callbacks.CallbackData:
+    return callbacks.AnswersByQuestion(prompt.question_id, 0)
+
+
+def _short_label(text: str, limit: int = 60) -> str:
+    """A question as a button's label: its first ``limit`` characters, cut at a word."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " …"
 
 
 def question_text(rt: Runtime, prompt: Prompt, locale: Locale) -> tuple[str, str]:
@@ -806,6 +867,8 @@ def register(app: BotApplication, rt: Runtime) -> None:
     app.add_handler(button(callbacks.Pause, pause_button))
     app.add_handler(button(callbacks.Stop, stop_button))
     app.add_handler(button(callbacks.AnswersPage, answers_button))
+    app.add_handler(button(callbacks.AnswersQuestions, answers_by_question_button))
+    app.add_handler(button(callbacks.AnswersByQuestion, answers_by_question_button))
     # Leaders' typed text (not commands); for anyone else it goes on to the common answer.
     app.add_handler(
         MessageHandler(

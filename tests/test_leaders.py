@@ -159,7 +159,12 @@ async def test_the_weekly_question_is_answered_shared_and_the_answer_edited(
     assert question.startswith(theme.title)  # the theme's introduction comes first
     assert first.text in question  # word for word from the learning material
     [message] = [m for m in await lise.inbox() if m.text == question]
-    assert message.button_texts == ["Svar", "Hopp over", "Minn meg på i morgen"]
+    assert message.button_texts == [
+        "Svar",
+        "Hopp over",
+        "Minn meg på i morgen",
+        "Noe som gikk bra?",
+    ]
     [how] = await lise.presses("Svar")
     assert how.text.startswith("Skriv svaret ditt her som en melding.")
 

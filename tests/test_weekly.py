@@ -252,7 +252,8 @@ async def test_a_leader_gets_this_weeks_question_once_in_their_chat(
     assert message.text.endswith(ui(rt, WRITE_HERE))
     [prompt] = await prompts_of(rt, leader_id)
     assert [[b.callback_data for b in row] for row in message.buttons] == [
-        [f"r:ans:{prompt.id}", f"r:skip:{prompt.id}", f"r:later:{prompt.id}"]
+        [f"r:ans:{prompt.id}", f"r:skip:{prompt.id}", f"r:later:{prompt.id}"],
+        ["rb:new"],
     ]
     assert (prompt.status, prompt.question_id, prompt.position, prompt.cycle) == (
         PromptStatus.SENT,
@@ -385,7 +386,8 @@ async def test_questions_come_in_programme_order_and_start_again(rt: Runtime) ->
         assert (ui(rt, RESTART) in text) == (index == len(expected)), index
         assert message.html
         assert callback_data(message) == [
-            [f"r:ans:{prompt.id}", f"r:skip:{prompt.id}", f"r:later:{prompt.id}"]
+            [f"r:ans:{prompt.id}", f"r:skip:{prompt.id}", f"r:later:{prompt.id}"],
+            ["rb:new"],
         ]
     # The theme with two questions for this role introduces itself once per round: the
     # intro comes with positions 0, 1 and 3, then 0 and 1 again.

@@ -306,10 +306,18 @@ async def share(rt: Runtime, leader: Leader, prompt_id: int, shared: bool) -> Pr
 
 
 async def answers(
-    rt: Runtime, leader: Leader, *, offset: int = 0, limit: int | None = None
+    rt: Runtime,
+    leader: Leader,
+    *,
+    offset: int = 0,
+    limit: int | None = None,
+    question_id: str | None = None,
 ) -> tuple[list[Prompt], int]:
-    """The leader's own answers, newest first, and how many there are."""
-    where = (Prompt.leader_id == leader.id, Prompt.status == PromptStatus.ANSWERED)
+    """The leader's own answers (to one question, with ``question_id``), newest first, and how
+    many there are."""
+    where = [col(Prompt.leader_id) == leader.id, col(Prompt.status) == PromptStatus.ANSWERED]
+    if question_id is not None:
+        where.append(col(Prompt.question_id) == question_id)
     async with rt.sessions() as session:
         total = (await session.exec(select(func.count()).select_from(Prompt).where(*where))).one()
         query = select(Prompt).where(*where).order_by(col(Prompt.due_at).desc()).offset(offset)
@@ -317,6 +325,20 @@ async def answers(
             query = query.limit(limit)
         rows = list(await session.exec(query))
     return rows, int(total)
+
+
+async def answered_questions(rt: Runtime, leader: Leader) -> list[Prompt]:
+    """One prompt per question the leader has answered (the newest), newest first: what
+    ``/answers`` can be filtered by."""
+    rows, _total = await answers(rt, leader)
+    seen: set[tuple[str, str]] = set()
+    found = []
+    for prompt in rows:
+        key = (prompt.programme_id, prompt.question_id)
+        if key not in seen:
+            seen.add(key)
+            found.append(prompt)
+    return found
 
 
 # --- pause and stop ------------------------------------------------------------------------

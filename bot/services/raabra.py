@@ -66,13 +66,13 @@ from bot.models import (
 )
 from bot.privacy import contains_national_id, token_hash
 from bot.runtime import Runtime
-from bot.services.invites import find_organisation
+from bot.services.invites import RAABRA_PREFIX, find_organisation
 from bot.services.weekly import leader_zone, local_occurrence
 
 log = logging.getLogger(__name__)
 
 KEY = "raabra"  # the purpose of the key stories are encrypted with (``Runtime.cipher``)
-PREFIX = "s"  # deep-link payloads of raabra invites start with "s_" (staff)
+PREFIX = RAABRA_PREFIX  # deep-link payloads of raabra invites start with "s_" (staff)
 WAIT = dt.timedelta(hours=2)  # how long /raabra waits for the story to be written
 DIGEST_WINDOW = dt.timedelta(days=7)  # a digest not queued within a week of its time is not
 DIGEST_MINUTE = 9 * 60  # 09:00, for a leader without a chosen time
@@ -240,6 +240,50 @@ async def waiting(
                 .limit(1)
             )
         ).one_or_none()
+
+
+async def waiting_for_user(
+    rt: Runtime, telegram_user_id: int, *, now: dt.datetime | None = None
+) -> bool:
+    """Whether the bot waits for a story from this Telegram user (one read, no write: asked for
+    every text a person sends, before anything else handles it)."""
+    now = now or utcnow()
+    async with rt.sessions() as session:
+        found = (
+            await session.exec(
+                select(RaabraStory.id)
+                .join(Person, col(Person.id) == col(RaabraStory.person_id))
+                .where(
+                    col(Person.telegram_user_id) == telegram_user_id,
+                    col(RaabraStory.step) == RaabraStep.TEXT,
+                    col(RaabraStory.created_at) > now - WAIT,
+                )
+                .limit(1)
+            )
+        ).first()
+    return found is not None
+
+
+async def is_story_message(rt: Runtime, telegram_user_id: int, message_id: int) -> bool:
+    """Whether this user's message (by its id in their chat) is one of their stories."""
+    async with rt.sessions() as session:
+        found = (
+            await session.exec(
+                select(RaabraStory.id)
+                .join(Person, col(Person.id) == col(RaabraStory.person_id))
+                .where(
+                    col(Person.telegram_user_id) == telegram_user_id,
+                    col(RaabraStory.message_id) == message_id,
+                )
+                .limit(1)
+            )
+        ).first()
+    return found is not None
+
+
+async def organisation_of(rt: Runtime, story: RaabraStory) -> Organisation | None:
+    async with rt.sessions() as session:
+        return await session.get(Organisation, story.organisation_id)
 
 
 async def cancel(rt: Runtime, person_id: int) -> bool:

@@ -399,7 +399,7 @@ def leader_enrols(base_url: str) -> list[Path]:
                     m
                     for m in reversed(page.css("#leader-phone .msg.bot"))
                     if [b.text for b in page.css("button", m)]
-                    == ["Svar", "Hopp over", "Minn meg på i morgen"]
+                    == ["Svar", "Hopp over", "Minn meg på i morgen", "Noe som gikk bra?"]
                 ),
                 None,
             ),

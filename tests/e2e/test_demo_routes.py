@@ -182,7 +182,12 @@ async def test_invite_enrol_and_send_now(
         sent = await resp.json()
     assert sent["sent"] is True and sent["week"]
     [question] = await demo_user.replies(timeout=10)
-    assert question.button_texts == ["Svar", "Hopp over", "Minn meg på i morgen"]
+    assert question.button_texts == [
+        "Svar",
+        "Hopp over",
+        "Minn meg på i morgen",
+        "Noe som gikk bra?",
+    ]
     async with session.post(send_now, json={}) as resp:
         again = await resp.json()
     assert again["sent"] is False  # one question a week
