@@ -834,7 +834,7 @@ def as_text(r: Report, raabra: Raabra | None) -> str:
     span = first if first == last else f"{first} – {last}"
     lines = [f"#Råbra: {r.organisation}, {span}", ""]
     for m in r.months:
-        lines.append(f"== {m.month}: {len(m.shown)} stories shown")
+        lines.append(f"== {m.month} (stories shown: {len(m.shown)})")
         for theme_id, count in m.counts(raabra):
             lines.append(f"  {_theme_title(raabra, theme_id)}: {count}")
         if not m.anonymous_shown:
