@@ -317,3 +317,45 @@ def test_content_strings_are_localised_through_the_catalog(tmp_path: Path) -> No
     assert nn.title == "Hoste (nynorsk)"
     assert nn.self_care == ["Drikk godt.", "Kvil."]
     assert nn.worsening_signs[0].tier == "emergency"
+
+
+RAABRA = """\
+id: raabra
+version: 1
+status: draft
+title: "#Råbra"
+source: Boks 1.5
+intro: Fortell om noe som gikk bra.
+guide:
+  - Hva skjedde?
+themes:
+  - id: samarbeid
+    title: Godt samarbeid
+  - id: kollega
+    title: En kollega som stilte opp
+"""
+
+
+def test_raabra_file_is_loaded_and_its_errors_have_file_and_line(tmp_path: Path) -> None:
+    content = make_content(tmp_path)
+    (content / "raabra.yaml").write_text(RAABRA, encoding="utf-8")
+    bundle = load_content(content)
+    assert bundle.raabra is not None
+    assert [t.id for t in bundle.raabra.themes] == ["samarbeid", "kollega"]
+
+    (content / "raabra.yaml").write_text(
+        RAABRA.replace("id: kollega", "id: samarbeid").replace("id: raabra", "id: rabra"),
+        encoding="utf-8",
+    )
+    with pytest.raises(ContentErrors) as caught:
+        load_content(content)
+    [error] = [str(e) for e in caught.value.errors]
+    assert error.startswith("content/raabra.yaml:")
+    assert "the id 'samarbeid' appears twice in themes" in error
+
+    (content / "raabra.yaml").write_text(RAABRA.replace("id: raabra", "id: rabra"), "utf-8")
+    with pytest.raises(ContentErrors) as caught:
+        load_content(content)
+    assert [str(e) for e in caught.value.errors] == [
+        "content/raabra.yaml:1: id: the id must be 'raabra', as the file's name"
+    ]
