@@ -26,6 +26,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignor
         "SMS_HTTP_URL",
         "SMS_COUNTRIES",
         "SECRET_KEY_FALLBACKS",
+        "PUBLIC_URL",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env
@@ -82,8 +83,10 @@ def test_valid_production_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://bot:pw@localhost/bot")
     monkeypatch.setenv("SMS_PROVIDER", "http")
     monkeypatch.setenv("SMS_HTTP_URL", "https://sms.example.no/send")
+    monkeypatch.setenv("PUBLIC_URL", "https://rad.legevakt.example.no/")
     settings = load_settings()
     assert not settings.demo
+    assert settings.page_base == "https://rad.legevakt.example.no"
     assert settings.admin_user_ids == [111, 222]
     assert settings.async_database_url == "postgresql+psycopg://bot:pw@localhost/bot"
     assert settings.bind_host == "0.0.0.0"
@@ -96,6 +99,7 @@ PRODUCTION = {
     "SECRET_KEY": "x" * 40,
     "DATABASE_URL": "postgresql://bot:pw@localhost/bot",
     "ADMIN_USER_IDS": "111",
+    "PUBLIC_URL": "https://rad.legevakt.example.no",
 }
 
 
