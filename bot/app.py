@@ -142,6 +142,8 @@ def build_runtime(settings: Settings) -> Runtime:
         budget=TelegramBudget(
             settings.outbox_rate_per_second, settings.outbox_chat_rate_per_second
         ),
+        # Production settings have PUBLIC_URL (load_settings refuses to start without it).
+        public_url=settings.public_url or (settings.page_base if settings.demo else ""),
     )
 
 
@@ -330,6 +332,8 @@ async def running_bot(
             await site.start()
             port = runner.addresses[0][1]  # the real port when 0 asked for a free one
             web_url = f"http://{host}:{port}/"
+            if settings.demo and settings.public_url is None:  # the demo's pages are here
+                rt.public_url = web_url.rstrip("/")
         await app.start()
         assert app.job_queue is not None
         app.job_queue.run_repeating(

@@ -401,7 +401,7 @@ PUBLIC_URL_MISSING = (
     "SMS links to the advice page there."
 )
 # The longest PUBLIC_URL the SMS has room for (two segments, with a 32-character clinic name).
-PUBLIC_URL_MAX = 40
+PUBLIC_URL_MAX = 100
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 

@@ -341,11 +341,19 @@ def checkin_reply(answer: str, _: Gettext) -> str:
     return esc(text) + "\n\n" + esc(urgency.numbers_line(_))
 
 
-def sms_text(_: Gettext, link: str, hours: int) -> str:
-    """The SMS that carries the link: one GSM-7 segment (checked by the caller)."""
-    return _(
-        "Advice from the legevakt after your call: {link} The link works for {hours} hours."
-    ).format(link=link, hours=hours)
+def sms_text(_: Gettext, link: str, hours: int, clinic: str | None = None) -> str:
+    """The SMS that carries the advice page's link: who it is from, the link, how long the page
+    is open, and the 113 line. Two GSM-7 segments at most (the content check holds every
+    translation to it, with a 32-character clinic name and the longest PUBLIC_URL)."""
+    if clinic:
+        text = _(
+            "Advice from {clinic} after your call: {link} The page is open for {hours} hours."
+        ).format(clinic=clinic, link=link, hours=hours)
+    else:
+        text = _(
+            "Advice from the legevakt after your call: {link} The page is open for {hours} hours."
+        ).format(link=link, hours=hours)
+    return text + " " + urgency.emergency_line(_)
 
 
 # --- the weekly question --------------------------------------------------------------------
