@@ -468,7 +468,8 @@ terminal:
 
     .venv/bin/python -m bot dispatch create --topic fever-child --locale nb --checkin-hours 6
 
-and paste the "deep_link" it prints into `make chat` (as if you tapped it in the SMS).
+and open the "advice_url" it prints in a browser: that is the page the SMS links to. To
+continue in Telegram as the caller, paste its "deep_link" into `make chat`.
 To be a leader in the weekly reflection, paste the link from
 
     .venv/bin/python -m bot invite create --org "Demo HF" --role unit-leader --uses 10

@@ -107,6 +107,11 @@ async def revoke(sessions: Sessions, key_id: int) -> bool:
         return True
 
 
+async def organisation(sessions: Sessions, organisation_id: int) -> Organisation | None:
+    async with sessions() as session:
+        return await session.get(Organisation, organisation_id)
+
+
 async def visible_organisations(sessions: Sessions, organisation_id: int) -> list[int]:
     """The clinics whose dispatches a clinic's look-ups see: itself, and its region's."""
     async with sessions() as session:
