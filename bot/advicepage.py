@@ -137,13 +137,16 @@ def client_key(request: web.Request, hops: int) -> str:
     return str(ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else ip)
 
 
-def _language(request: web.Request, dispatch: Dispatch | None = None) -> Locale:
+def _language(
+    request: web.Request, found: Dispatch | dispatches.PageResult | None = None
+) -> Locale:
     """``?lang=`` (or a form's ``lang``), else the language the nurse chose, else the browser's."""
     asked = request.query.get("lang") or request.get("form_lang")
     if asked in LOCALES:
         return "nn" if asked == "nn" else "nb"
-    if dispatch is not None and dispatch.locale in LOCALES:
-        return "nn" if dispatch.locale == "nn" else "nb"
+    chosen = found.locale if found is not None else None
+    if chosen in LOCALES:
+        return "nn" if chosen == "nn" else "nb"
     from bot.api import language_of
 
     spoken = language_of(request.headers.get("Accept-Language"))
@@ -336,7 +339,7 @@ async def advice(request: web.Request) -> web.Response:
         return refused
     assert found is not None
     if found.state is not Page.SHOWN:
-        return _gone(request, _language(request), found.state)
+        return _gone(request, _language(request, found), found.state)
     assert found.dispatch is not None
     return _advice_page(request, found)
 
@@ -440,7 +443,7 @@ async def worse_post(request: web.Request) -> web.StreamResponse:
         return refused
     assert found is not None
     if found.state is not Page.SHOWN or found.dispatch is None:
-        return _gone(request, _language(request), found.state, worse=True)
+        return _gone(request, _language(request, found), found.state, worse=True)
     refused = _form_refused(request, found.dispatch, form, worse=True)
     if refused is not None:
         return refused
@@ -458,7 +461,7 @@ async def worse_get(request: web.Request) -> web.Response:
         return refused
     assert found is not None
     if found.state is not Page.SHOWN or found.dispatch is None:
-        return _gone(request, _language(request), found.state, worse=True)
+        return _gone(request, _language(request, found), found.state, worse=True)
     rt = request.app[PAGE_RUNTIME]
     dispatch = found.dispatch
     locale = _language(request, dispatch)
@@ -487,7 +490,7 @@ async def delete_get(request: web.Request) -> web.Response:
         return refused
     assert found is not None
     if found.state is not Page.SHOWN or found.dispatch is None:
-        return _gone(request, _language(request), found.state)
+        return _gone(request, _language(request, found), found.state)
     rt = request.app[PAGE_RUNTIME]
     locale = _language(request, found.dispatch)
     gettext = rt.catalogs.gettext(locale)
@@ -511,7 +514,7 @@ async def delete_post(request: web.Request) -> web.Response:
     if refused is not None:
         return refused
     assert found is not None
-    locale = _language(request, found.dispatch)
+    locale = _language(request, found)
     if found.state is Page.GONE:  # pressed twice, or reloaded: it is gone, as asked
         return _deleted(request, locale)
     if found.state is not Page.SHOWN or found.dispatch is None:

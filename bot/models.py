@@ -263,6 +263,7 @@ class GoneLink(SQLModel, table=True):
     __tablename__ = "gone_link"
 
     token_hash: str = Field(primary_key=True, max_length=64)
+    locale: str = Field(max_length=8)  # the advice's language: the 410 page speaks it
     forget_at: dt.datetime = Field(sa_type=UTCDateTime, index=True)
 
 

@@ -637,6 +637,7 @@ class PageResult:
     state: Page
     dispatch: Dispatch | None = None
     clinic: str | None = None  # the clinic's name as callers read it
+    locale: str | None = None  # the advice's language (also for an expired or deleted one)
 
 
 async def find_page(rt: Runtime, page_token: str, *, now: dt.datetime | None = None) -> PageResult:
@@ -650,13 +651,15 @@ async def find_page(rt: Runtime, page_token: str, *, now: dt.datetime | None = N
         ).one_or_none()
         if dispatch is None:
             gone = await session.get(GoneLink, digest)
-            return PageResult(Page.GONE if gone is not None else Page.UNKNOWN)
+            if gone is None:
+                return PageResult(Page.UNKNOWN)
+            return PageResult(Page.GONE, locale=gone.locale)
         if now > dispatch.expires_at:
-            return PageResult(Page.EXPIRED)
+            return PageResult(Page.EXPIRED, locale=dispatch.locale)
         org = None
         if dispatch.organisation_id is not None:
             org = await session.get(Organisation, dispatch.organisation_id)
-    return PageResult(Page.SHOWN, dispatch, apikeys.shown_name(org))
+    return PageResult(Page.SHOWN, dispatch, apikeys.shown_name(org), dispatch.locale)
 
 
 async def record_page_opened(
@@ -726,7 +729,11 @@ def gone_links(session: AsyncSession, found: Sequence[Dispatch], retention_days:
     for dispatch in found:
         if dispatch.page_token_hash is not None:
             forget = dispatch.created_at + dt.timedelta(days=retention_days)
-            session.add(GoneLink(token_hash=dispatch.page_token_hash, forget_at=forget))
+            session.add(
+                GoneLink(
+                    token_hash=dispatch.page_token_hash, locale=dispatch.locale, forget_at=forget
+                )
+            )
 
 
 def checkin_due(dispatch: Dispatch, opened_at: dt.datetime) -> dt.datetime:

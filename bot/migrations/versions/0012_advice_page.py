@@ -45,6 +45,7 @@ def upgrade() -> None:
     op.create_table(
         "gone_link",
         sa.Column("token_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("locale", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
         sa.Column("forget_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_gone_link")),
     )
