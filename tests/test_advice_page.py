@@ -491,3 +491,24 @@ def test_only_the_demo_may_frame_the_page() -> None:
     assert production["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'self'" in demo["Content-Security-Policy"]
     assert demo["X-Frame-Options"] == "SAMEORIGIN"
+
+
+async def test_a_deleted_pages_hash_is_forgotten_with_the_dispatchs_retention(rt: Any) -> None:
+    from bot.services import dispatches
+    from bot.services.dispatches import Page
+
+    rt.bot_username = "sikkerhetsnett_local_bot"
+    made = await dispatches.create(rt, dispatches.validate(FEVER_NN, rt))
+    token = made.advice_url.rsplit("/", 1)[1]
+    assert (await dispatches.find_page(rt, token)).state is Page.SHOWN
+
+    assert await dispatches.delete_dispatch(rt, made.dispatch.id, via="web")
+    gone = await dispatches.find_page(rt, token)
+    assert gone.state is Page.GONE and gone.locale == "nn"
+    assert not await dispatches.delete_dispatch(rt, made.dispatch.id, via="web")
+
+    days = rt.settings.retention_days
+    await dispatches.purge_old(rt, now=made.dispatch.created_at + dt.timedelta(days=days - 1))
+    assert (await dispatches.find_page(rt, token)).state is Page.GONE
+    await dispatches.purge_old(rt, now=made.dispatch.created_at + dt.timedelta(days=days + 1))
+    assert (await dispatches.find_page(rt, token)).state is Page.UNKNOWN

@@ -202,6 +202,30 @@ def test_new_settings_are_checked(
         assert value not in str(caught.value).split(":", 1)[1].replace("at least", "")
 
 
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("rad.legevakt.no", "scheme and host only"),
+        ("https://rad.legevakt.no/advice", "scheme and host only"),
+        ("https://rad.legevakt.no/?x=1", "scheme and host only"),
+        ("http://rad.legevakt.no", "must start with https://"),
+        ("https://" + "r" * 93 + ".no", "at most 100 characters"),
+    ],
+)
+def test_public_url_is_checked(monkeypatch: pytest.MonkeyPatch, value: str, words: str) -> None:
+    monkeypatch.setenv("PUBLIC_URL", value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "PUBLIC_URL" in str(caught.value) and words in str(caught.value)
+
+
+def test_the_demo_serves_advice_pages_on_its_own_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "8089")
+    assert load_settings().page_base == "http://127.0.0.1:8089"
+    monkeypatch.setenv("PUBLIC_URL", "http://localhost:8089/")  # this machine: http is fine
+    assert load_settings().page_base == "http://localhost:8089"
+
+
 def test_secret_key_fallbacks_read_after_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SECRET_KEY", "n" * 40)
     monkeypatch.setenv("SECRET_KEY_FALLBACKS", "o" * 40 + ", " + "p" * 32)
