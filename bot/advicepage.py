@@ -451,7 +451,8 @@ async def worse_post(request: web.Request) -> web.StreamResponse:
     await dispatches.record_worse(rt, found.dispatch.id, None, via="web")
     locale = _language(request, found.dispatch)
     # Post/redirect/get: reloading the answer shows it again without counting again.
-    raise web.HTTPSeeOther(f"{PREFIX}{request.match_info['token']}/worse?lang={locale}")
+    where = f"{PREFIX}{request.match_info['token']}/worse?lang={locale}"
+    return web.Response(status=303, headers={"Location": where})
 
 
 async def worse_get(request: web.Request) -> web.Response:

@@ -233,6 +233,7 @@ async def test_worse_on_the_page_shows_what_to_do_now_and_is_recorded(
     )
     assert status == 303
     assert headers["Location"].endswith("/worse?lang=nn")
+    assert headers["Cache-Control"] == "no-store" and headers["Referrer-Policy"] == "no-referrer"
     status, _headers, answer = await fetch(browser, bot_origin(bot) + headers["Location"])
     assert status == 200
 
