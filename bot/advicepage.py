@@ -60,6 +60,7 @@ STYLESHEET = TEMPLATES / "advice.css"
 PAGE_RUNTIME = web.AppKey("page_runtime", Runtime)
 THROTTLE = web.AppKey("page_throttle", LinkThrottle[str])
 ENVIRONMENT = web.AppKey("page_templates", Environment)
+FORM_LANGUAGE = web.RequestKey("form_language", str)  # a posted form's ``lang``
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -141,7 +142,7 @@ def _language(
     request: web.Request, found: Dispatch | dispatches.PageResult | None = None
 ) -> Locale:
     """``?lang=`` (or a form's ``lang``), else the language the nurse chose, else the browser's."""
-    asked = request.query.get("lang") or request.get("form_lang")
+    asked = request.query.get("lang") or request.get(FORM_LANGUAGE)
     if asked in LOCALES:
         return "nn" if asked == "nn" else "nb"
     chosen = found.locale if found is not None else None
@@ -405,7 +406,7 @@ async def _form(request: web.Request) -> dict[str, str]:
     data = await request.post()
     form = {key: value for key, value in data.items() if isinstance(value, str)}
     if form.get("lang") in LOCALES:
-        request["form_lang"] = form["lang"]
+        request[FORM_LANGUAGE] = form["lang"]
     return form
 
 
