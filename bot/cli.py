@@ -422,8 +422,6 @@ def content_preview(
     loc = as_locale(locale)
     try:
         if topic is not None:
-            from bot.config import DEMO_BOT_USERNAME
-
             text = preview.advice_preview(
                 bundle,
                 catalogs,
@@ -432,7 +430,7 @@ def content_preview(
                 note=note,
                 risk_groups=risk,
                 checkin_hours=checkin_hours,
-                bot_username=settings.bot_username or DEMO_BOT_USERNAME,
+                page_base=settings.page_base,
                 link_hours=settings.link_ttl_hours,
                 zone=settings.zone,
             )
