@@ -34,7 +34,7 @@ import re
 from collections.abc import Awaitable, Callable
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -43,11 +43,13 @@ from markupsafe import Markup, escape
 
 from bot import render, urgency
 from bot.i18n import LANGUAGE_NAMES, LOCALES, Locale, format_when
-from bot.models import Dispatch
 from bot.runtime import Runtime
 from bot.services import dispatches
 from bot.services.dispatches import Page
 from bot.throttle import LinkThrottle
+
+if TYPE_CHECKING:
+    from bot.models import Dispatch
 
 log = logging.getLogger(__name__)
 
