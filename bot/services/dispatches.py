@@ -617,7 +617,7 @@ async def open_link(
         if checkin is not None:
             await outbox.enqueue(session, MessageKind.CHECKIN, **checkin)
         await session.commit()
-    log.info("dispatch %s opened (via telegram)", dispatch.id)
+    log.info("dispatch %s opened (via %s)", dispatch.id, "telegram")
     # No sender wake-up: the check-in just queued is hours away, and the tick finds it then.
     return OpenResult(Opened.FIRST, dispatch)
 
