@@ -16,7 +16,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
 .PHONY: install run test test-pg pg-up chat catalogs compile check lint typecheck bench clean help \
-	system-deps lock lock-check wheel wheel-check
+	system-deps lock lock-check wheel wheel-check axe
 
 help:
 	@sed -n '1,4p' Makefile
@@ -79,8 +79,24 @@ system-deps:
 		echo "system-deps: skipped, not root and no password-less sudo (sudo apt-get install $(APT_PACKAGES))"; \
 	fi
 
+# axe-core, the accessibility engine tests/e2e runs inside the advice page: the npm package at
+# this version, fetched with npm and refused unless its SHA-512 is this one (npm's "integrity"),
+# unpacked under tests/e2e/vendor/ (not committed). Nothing is downloaded at test time.
+AXE_VERSION := 4.14.1
+AXE_SHA512 := FHfa+lmNjQZfJz1q8wKqIDwC6DExcHt/pkjNQb09a3NPjCKg2rhu5qb2S4r76ASyFNNtuFooJpZe37OgudVGtQ==
+AXE := tests/e2e/vendor/axe-core-$(AXE_VERSION).min.js
+
+axe: $(AXE)
+
+$(AXE):
+	@command -v npm >/dev/null 2>&1 || { echo "axe: npm is needed to fetch axe-core" >&2; exit 1; }
+	@tmp="$$(mktemp -d)" && trap 'rm -rf "$$tmp"' EXIT && \
+	(cd "$$tmp" && npm pack --silent "axe-core@$(AXE_VERSION)" >/dev/null) && \
+	$(PYTHON) tools/unpack_checked.py "$$tmp/axe-core-$(AXE_VERSION).tgz" "$(AXE_SHA512)" \
+		package/axe.min.js "$@"
+
 # The checks, the tests on SQLite, then the same tests on PostgreSQL (see test-pg), then the wheel.
-test: lock-check system-deps install lint typecheck
+test: lock-check system-deps install axe lint typecheck
 	$(BIN)/python -m bot content check
 	env -u TEST_DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory test-pg

@@ -143,6 +143,8 @@ def build_runtime(settings: Settings) -> Runtime:
         budget=TelegramBudget(
             settings.outbox_rate_per_second, settings.outbox_chat_rate_per_second
         ),
+        # Production settings have PUBLIC_URL (load_settings refuses to start without it).
+        public_url=settings.public_url or (settings.page_base if settings.demo else ""),
     )
 
 
@@ -338,6 +340,8 @@ async def running_bot(
             await site.start()
             port = runner.addresses[0][1]  # the real port when 0 asked for a free one
             web_url = f"http://{host}:{port}/"
+            if settings.demo and settings.public_url is None:  # the demo's pages are here
+                rt.public_url = web_url.rstrip("/")
         await app.start()
         assert app.job_queue is not None
         app.job_queue.run_repeating(
@@ -472,7 +476,8 @@ terminal:
 
     .venv/bin/python -m bot dispatch create --topic fever-child --locale nb --checkin-hours 6
 
-and paste the "deep_link" it prints into `make chat` (as if you tapped it in the SMS).
+and open the "advice_url" it prints in a browser: that is the page the SMS links to. To
+continue in Telegram as the caller, paste its "deep_link" into `make chat`.
 To be a leader in the weekly reflection, paste the link from
 
     .venv/bin/python -m bot invite create --org "Demo HF" --role unit-leader --uses 10

@@ -422,8 +422,6 @@ def content_preview(
     loc = as_locale(locale)
     try:
         if topic is not None:
-            from bot.config import DEMO_BOT_USERNAME
-
             text = preview.advice_preview(
                 bundle,
                 catalogs,
@@ -432,7 +430,7 @@ def content_preview(
                 note=note,
                 risk_groups=risk,
                 checkin_hours=checkin_hours,
-                bot_username=settings.bot_username or DEMO_BOT_USERNAME,
+                page_base=settings.page_base,
                 link_hours=settings.link_ttl_hours,
                 zone=settings.zone,
             )
@@ -477,11 +475,20 @@ def apikey() -> None:
     required=True,
     help="The clinic it belongs to (made if new): its look-ups see that clinic's dispatches.",
 )
-def apikey_create(name: str, org: str) -> None:
+@click.option(
+    "--display-name",
+    default=None,
+    help="The clinic's name as callers read it in the SMS and on the advice page (≤ 32).",
+)
+def apikey_create(name: str, org: str, display_name: str | None) -> None:
     """Make an API key for a clinic and print it once. Only a hash is stored: keep it safe.
 
     The key's re-contact look-ups see the dispatches of its clinic, and of the clinics in the
     same region (`org region`).
+
+    \b
+    The SMS to callers names the clinic: its --display-name, or else its own name if that fits
+    (32 characters, letters an SMS can carry); see `org name`.
 
     \b
     Example:
@@ -493,17 +500,29 @@ def apikey_create(name: str, org: str) -> None:
         _fail("Give the key a name, e.g. --name 'Telefonsystemet'.")
     if not org.strip():
         _fail("Give the key's clinic, e.g. --org 'Legevakten i Bergen'.")
+    if display_name is not None and (problem := apikeys.display_name_problem(display_name)):
+        _fail(f"--display-name: {problem}.")
     rt = _runtime(_settings())
 
-    async def make() -> tuple[Any, str]:
+    async def make() -> tuple[Any, str, Any]:
         try:
-            return await apikeys.create(rt.sessions, name, org)
+            row, key = await apikeys.create(rt.sessions, name, org, display_name=display_name)
+            shown = apikeys.shown_name(await apikeys.organisation(rt.sessions, row.organisation_id))
+            return row, key, shown
         finally:
             await rt.engine.dispose()
 
-    row, key = asyncio.run(make())
+    row, key, shown = asyncio.run(make())
     click.echo(f"API key {row.id} for {row.name} ({' '.join(org.split())}):\n\n    {key}\n")
     click.echo("This is the only time the key is shown. Send it as 'Authorization: Bearer <key>'.")
+    if shown:
+        click.echo(f"The SMS to callers says it is from: {shown}")
+    else:
+        click.echo(
+            "The clinic's name does not fit an SMS (32 characters at most), so the SMS says it "
+            "is from the legevakt. Give it a shorter one: python -m bot org name --org "
+            f"'{' '.join(org.split())}' --display-name '…'"
+        )
 
 
 @apikey.command("list")
@@ -587,7 +606,9 @@ def org_list() -> None:
         click.echo("No organisations yet; `apikey create --org …` or `invite create` makes one.")
     for organisation, keys in found:
         region = f"region {organisation.region}" if organisation.region else "no region"
-        click.echo(f"{organisation.id:>4}  {region:<30} {keys} key(s)  {organisation.name}")
+        shown = apikeys.shown_name(organisation)
+        sms = f"  (SMS: {shown})" if shown and shown != organisation.name else ""
+        click.echo(f"{organisation.id:>4}  {region:<30} {keys} key(s)  {organisation.name}{sms}")
 
 
 @org.command("region")
@@ -624,6 +645,46 @@ def org_region(org_name: str, region: str | None, no_region: bool) -> None:
         click.echo(f"{changed.name} is in region {changed.region}.")
     else:
         click.echo(f"{changed.name} is in no region: it sees only its own dispatches.")
+
+
+@org.command("name")
+@click.option("--org", "org_name", required=True, help="The clinic.")
+@click.option("--display-name", default=None, help="Its name as callers read it (≤ 32).")
+@click.option("--none", "no_name", is_flag=True, help="Use the clinic's own name again.")
+def org_name(org_name: str, display_name: str | None, no_name: bool) -> None:
+    """Set the clinic's name as callers read it: the SMS says the advice is from it, and the
+    advice page shows it. At most 32 characters an SMS can carry. Without one, the clinic's own
+    name is used if it fits, else "the legevakt".
+
+    \b
+    Example:
+        python -m bot org name --org "Legevakten i Bergen kommune" --display-name "Bergen legevakt"
+    """
+    from bot.services import apikeys
+
+    if (display_name is None or not display_name.strip()) == (not no_name):
+        raise click.UsageError("Give either --display-name NAME or --none.")
+    rt = _runtime(_settings())
+
+    async def go() -> Any:
+        try:
+            return await apikeys.set_display_name(
+                rt.sessions, org_name, None if no_name else display_name
+            )
+        finally:
+            await rt.engine.dispose()
+
+    try:
+        changed = asyncio.run(go())
+    except LookupError:
+        _fail(f"There is no organisation '{org_name.strip()}'; see `python -m bot org list`.", 1)
+    except ValueError as exc:
+        _fail(f"--display-name: {exc}.")
+    shown = apikeys.shown_name(changed)
+    if shown:
+        click.echo(f"The SMS and the advice page say the advice is from: {shown}")
+    else:
+        click.echo(f"{changed.name} does not fit an SMS: the SMS says it is from the legevakt.")
 
 
 @main.group()

@@ -81,6 +81,16 @@ class Settings(BaseSettings):
     recontact_hours: int = Field(default=72, ge=1, le=720)  # default look-back for re-contacts
     # Draft (not clinically approved) advice may be sent: default yes in the demo, no with a token.
     allow_draft_advice: bool | None = None
+    # The advice page (``PUBLIC_URL/r/<token>``, the link in the SMS): the address callers'
+    # browsers reach this server on. Required with a token; the demo uses its own local server.
+    public_url: str | None = None
+    # Unknown page links per client address and window before the address is paused (a carrier's
+    # NAT puts many phones behind one address: only links that do not work count).
+    page_link_attempts: int = Field(default=20, ge=1, le=10_000)
+    page_link_window_minutes: float = Field(default=10.0, gt=0, le=24 * 60)
+    # How many proxies in front of the bot append to X-Forwarded-For (a load balancer: 1). The
+    # client's address is taken that many hops from the right; 0 trusts no header.
+    forwarded_hops: int = Field(default=0, ge=0, le=5)
 
     # Weekly reflection for leaders.
     reminder_after_hours: float = Field(default=48.0, ge=0, le=24 * 6)  # 0: no reminders
@@ -148,6 +158,29 @@ class Settings(BaseSettings):
                 "its path must be the bot's own, not / or /api/, /healthz, /metrics "
                 "(e.g. https://bot.example.no/telegram/webhook)"
             )
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not re.fullmatch(
+            r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|http://\[::1\](:[0-9]{1,5})?", value
+        ):
+            raise ValueError(
+                "it must be the address callers reach this server on, scheme and host only, "
+                "e.g. https://rad.legevakt.no"
+            )
+        if len(value) > PUBLIC_URL_MAX:
+            raise ValueError(
+                f"it must be at most {PUBLIC_URL_MAX} characters, so the SMS with the link fits "
+                "two segments"
+            )
+        host = urlsplit(value).hostname or ""
+        if value.startswith("http://") and not _is_loopback(host):
+            raise ValueError("it must start with https:// (only this machine may use http://)")
         return value
 
     @field_validator("webhook_secret", "metrics_token")
@@ -307,6 +340,15 @@ class Settings(BaseSettings):
         return self.host or ("127.0.0.1" if self.demo else "0.0.0.0")
 
     @property
+    def page_base(self) -> str:
+        """Where advice pages are: PUBLIC_URL, or in the demo this machine's server."""
+        if self.public_url is not None:
+            return self.public_url
+        if not self.demo:
+            raise ConfigError(PUBLIC_URL_MISSING)
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
     def async_database_url(self) -> str:
         """The database URL with the async driver SQLAlchemy needs."""
         url = self.database_url or f"sqlite:///{self.var_dir / 'sikkerhetsnett.db'}"
@@ -353,6 +395,13 @@ SMS_PROVIDER_MISSING = (
     "system sends the SMS itself; requests with send_sms are refused) or console (staging only: "
     "nothing is sent)."
 )
+PUBLIC_URL_MISSING = (
+    "The environment variable PUBLIC_URL is missing: with TELEGRAM_BOT_TOKEN set, give the "
+    "https address callers' phones reach this server on (e.g. https://rad.legevakt.no): the "
+    "SMS links to the advice page there."
+)
+# The longest PUBLIC_URL the SMS has room for (two segments, with a 32-character clinic name).
+PUBLIC_URL_MAX = 100
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
@@ -414,6 +463,8 @@ def load_settings(**overrides: Any) -> Settings:
         )
     if not settings.demo and settings.sms_provider is None:
         raise ConfigError(SMS_PROVIDER_MISSING)
+    if not settings.demo and settings.public_url is None:
+        raise ConfigError(PUBLIC_URL_MISSING)
     if settings.demo and settings.host is not None and not _is_loopback(settings.host):
         raise ConfigError(
             f"The environment variable HOST is not valid for the demo: {settings.host} would "

@@ -197,13 +197,17 @@ class Dispatch(SQLModel, table=True):
     tailoring: str | None = Field(default=None, sa_type=Text)
     checkin_hours: int | None = None
     phone_hash: str | None = Field(default=None, max_length=64, index=True)  # HMAC, not the number
-    token_hash: str = Field(max_length=64, unique=True)  # SHA-256 of the link token
+    token_hash: str = Field(max_length=64, unique=True)  # SHA-256 of the Telegram link's token
+    # SHA-256 of the advice page's token (``PUBLIC_URL/r/<token>``); None for dispatches made
+    # before the page existed. The Telegram link's token is derived from it (``privacy``).
+    page_token_hash: str | None = Field(default=None, max_length=64, unique=True)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     expires_at: dt.datetime = Field(sa_type=UTCDateTime)  # the link, not the record
     person_id: int | None = Field(
         default=None, foreign_key="person.id", ondelete="CASCADE", index=True
     )
-    opened_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    opened_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)  # in Telegram
+    page_opened_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)  # the web page
     worse_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)  # first press
     worse_count: int = 0
     checkin_status: str = Field(default=CheckinStatus.NONE, max_length=16)
@@ -244,7 +248,25 @@ class Organisation(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200, unique=True)
     region: str | None = Field(default=None, max_length=100)
+    # The clinic's name as callers read it in the SMS and on the advice page (GSM-7, at most
+    # ``DISPLAY_NAME_MAX``); None: ``name`` if it fits, else the SMS says "the legevakt".
+    display_name: str | None = Field(default=None, max_length=32)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+DISPLAY_NAME_MAX = 32  # characters; the SMS is checked to fit two segments with this many
+
+
+class GoneLink(SQLModel, table=True):
+    """An advice page whose dispatch was deleted (by the caller, or with their data): its URL
+    answers 410 Gone, with the numbers, instead of 404. Only the token's hash is kept, and only
+    until ``forget_at`` (the dispatch's own retention)."""
+
+    __tablename__ = "gone_link"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    locale: str = Field(max_length=8)  # the advice's language: the 410 page speaks it
+    forget_at: dt.datetime = Field(sa_type=UTCDateTime, index=True)
 
 
 class LookupAudit(SQLModel, table=True):

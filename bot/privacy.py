@@ -38,6 +38,14 @@ def new_token() -> str:
     return secrets.token_urlsafe(TOKEN_BYTES)
 
 
+def telegram_token(page_token: str) -> str:
+    """The Telegram deep link's token for an advice page's token: derived one way (HMAC-SHA256
+    keyed with the page token), so the page can offer "continue in Telegram" while only hashes
+    are stored, and a deep link never reveals the page's URL. 23 characters, 136 bits."""
+    digest = hmac.new(page_token.encode(), b"sikkerhetsnett:telegram-link", "sha256").digest()
+    return base64.urlsafe_b64encode(digest[:TOKEN_BYTES]).decode().rstrip("=")
+
+
 def token_hash(token: str) -> str:
     """What is stored for a token: its SHA-256 (the token itself has full entropy)."""
     return hashlib.sha256(token.encode()).hexdigest()

@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import html
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 from bot import callbacks, urgency
 from bot.content.schema import AdviceTopic, Audience, Question, Theme
@@ -39,6 +41,149 @@ def _bullets(items: Sequence[str]) -> str:
     return "\n".join(f"• {esc(item)}" for item in items)
 
 
+# --- the advice as plain parts, for every channel ------------------------------------------
+#
+# What the caller reads is decided once, here, as plain text in sections; the Telegram message
+# (below) and the advice page (``bot.advicepage``) only lay it out.
+
+SectionKind = Literal["emergency", "urgent", "soon", "note", "self_care", "normal", "risk_group"]
+
+
+@dataclass(frozen=True)
+class Bullet:
+    text: str
+    group: str | None = None  # the risk group a sign comes from ("Gravid"), said before it
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of the advice under its heading: bullets, or a paragraph; ``footnote`` after."""
+
+    kind: SectionKind
+    heading: str
+    bullets: tuple[Bullet, ...] = ()
+    text: str | None = None
+    footnote: str | None = None
+
+
+@dataclass(frozen=True)
+class AdviceContent:
+    """The advice in reading order: the title and at once the 113 line, who it is for and what
+    it is; the signs by tier; the nurse's words, self-care, what is normal, the risk groups'
+    advice; then the closing lines (how to say "worse", when the check-in comes)."""
+
+    title: str
+    emergency: str
+    example: str | None
+    who: str | None
+    summary: str
+    sections: tuple[Section, ...]
+    closing: tuple[str, ...]
+
+
+def advice_content(
+    topic: AdviceTopic,
+    _: Gettext,
+    *,
+    note: str | None,
+    risk_groups: Sequence[str],
+    checkin_when: str | None,
+) -> AdviceContent:
+    """The advice of one dispatch, as plain text in sections (see ``AdviceContent``)."""
+    sections = list(tier_parts(topic, _, risk_groups))
+    if note:
+        sections.append(Section("note", _("From the nurse you spoke to"), text=note))
+    sections.append(
+        Section("self_care", _("What you can do yourself"), tuple(map(Bullet, topic.self_care)))
+    )
+    sections.append(Section("normal", _("What is normal"), tuple(map(Bullet, topic.normal))))
+    chosen = set(risk_groups)
+    for group in topic.tailoring.risk_groups:
+        if group.id in chosen and group.advice:
+            sections.append(Section("risk_group", group.label, text=group.advice))
+    closing = [urgency.worse_hint(_, topic.audience)]
+    if checkin_when:
+        closing.append(_("We will ask you how it is going {when}.").format(when=checkin_when))
+    return AdviceContent(
+        title=topic.title,
+        emergency=urgency.emergency_line(_),
+        example=_("Example text: not yet approved by a doctor.") if topic.example else None,
+        who=topic.scope.who if topic.scope is not None else None,
+        summary=topic.summary,
+        sections=tuple(sections),
+        closing=tuple(closing),
+    )
+
+
+def tier_parts(topic: AdviceTopic, _: Gettext, risk_groups: Sequence[str] = ()) -> list[Section]:
+    """One section per urgency tier that has signs, most urgent first; "soon" says where to
+    call when the GP is closed."""
+    sections = []
+    for tier, signs in urgency.signs_by_tier(topic, risk_groups).items():
+        if not signs:
+            continue
+        sections.append(
+            Section(
+                tier,
+                _(urgency.TIER_HEADINGS[tier]),
+                tuple(Bullet(s.text, s.group) for s in signs),
+                footnote=_(urgency.SOON_NOTE) if tier == "soon" else None,
+            )
+        )
+    return sections
+
+
+@dataclass(frozen=True)
+class WorseContent:
+    """What to do now, for whoever says they are getting worse: the 113 signs, the 116 117
+    signs (each with its heading said as an action), then 116 117 for anything else, and the
+    113 line where no sign of the advice calls for 113."""
+
+    tiers: tuple[Section, ...]
+    otherwise: str
+    say: str
+    emergency: str | None
+
+
+def worse_content(topic: AdviceTopic, _: Gettext, risk_groups: Sequence[str] = ()) -> WorseContent:
+    """The "soon" signs are left out: whoever presses "worse" needs to act now."""
+    tiers = urgency.signs_by_tier(topic, risk_groups)
+    parts = [
+        Section(
+            tier,
+            _(urgency.WORSE_HEADINGS[tier]),
+            tuple(Bullet(s.text, s.group) for s in tiers[tier]),
+        )
+        for tier in ("emergency", "urgent")
+        if tiers[tier]
+    ]
+    return WorseContent(
+        tiers=tuple(parts),
+        otherwise=_(urgency.WORSE_OTHERWISE),
+        say=_("Say that you have had written advice about: {topic}.").format(topic=topic.title),
+        emergency=None if tiers["emergency"] else urgency.emergency_line(_),
+    )
+
+
+# --- the same, as Telegram HTML --------------------------------------------------------------
+
+
+def _telegram_bullets(bullets: Sequence[Bullet]) -> str:
+    """Bullets; a risk group's sign says whose it is: "• <i>Gravid:</i> …"."""
+    return "\n".join(
+        f"• <i>{esc(b.group)}:</i> {esc(b.text)}" if b.group else f"• {esc(b.text)}"
+        for b in bullets
+    )
+
+
+def _telegram_section(section: Section) -> str:
+    body = _telegram_bullets(section.bullets) if section.bullets else esc(section.text or "")
+    out = _heading(section.heading) + body
+    if section.footnote:
+        out += "\n" + esc(section.footnote)
+    return out
+
+
 def advice_sections(
     topic: AdviceTopic,
     _: Gettext,
@@ -47,55 +192,23 @@ def advice_sections(
     risk_groups: Sequence[str],
     checkin_when: str | None,
 ) -> list[str]:
-    """The advice as sections in reading order; a message boundary may fall between any two.
-
-    Order: the title and at once the 113 line, who the advice is for and what it is; then the
-    signs by urgency tier (113, 116 117, a doctor soon), the chosen risk groups' signs among
-    them; then the nurse's own words, what to do, what is normal, the risk groups' other
-    advice, and what happens next.
-    """
-    head = f"<b>{esc(topic.title)}</b>\n<b>{esc(urgency.emergency_line(_))}</b>"
-    if topic.example:
-        head += "\n<i>" + esc(_("Example text: not yet approved by a doctor.")) + "</i>"
-    if topic.scope is not None:
-        head += "\n" + esc(topic.scope.who)
-    sections = [head + "\n" + esc(topic.summary)]
-    sections.extend(tier_sections(topic, _, risk_groups))
-    if note:
-        sections.append(_heading(_("From the nurse you spoke to")) + esc(note))
-    sections.append(_heading(_("What you can do yourself")) + _bullets(topic.self_care))
-    sections.append(_heading(_("What is normal")) + _bullets(topic.normal))
-    chosen = set(risk_groups)
-    for group in topic.tailoring.risk_groups:
-        if group.id in chosen and group.advice:
-            sections.append(_heading(group.label) + esc(group.advice))
-    closing = esc(urgency.worse_hint(_, topic.audience))
-    if checkin_when:
-        closing += "\n" + esc(_("We will ask you how it is going {when}.")).format(
-            when=esc(checkin_when)
-        )
-    sections.append(closing)
+    """The advice as Telegram HTML sections in reading order (``advice_content``); a message
+    boundary may fall between any two."""
+    advice = advice_content(topic, _, note=note, risk_groups=risk_groups, checkin_when=checkin_when)
+    head = f"<b>{esc(advice.title)}</b>\n<b>{esc(advice.emergency)}</b>"
+    if advice.example:
+        head += "\n<i>" + esc(advice.example) + "</i>"
+    if advice.who:
+        head += "\n" + esc(advice.who)
+    sections = [head + "\n" + esc(advice.summary)]
+    sections.extend(_telegram_section(section) for section in advice.sections)
+    sections.append("\n".join(esc(line) for line in advice.closing))
     return sections
 
 
 def tier_sections(topic: AdviceTopic, _: Gettext, risk_groups: Sequence[str] = ()) -> list[str]:
     """One section per urgency tier that has signs: its heading, then its signs as bullets."""
-    sections = []
-    for tier, signs in urgency.signs_by_tier(topic, risk_groups).items():
-        if not signs:
-            continue
-        section = _heading(_(urgency.TIER_HEADINGS[tier])) + _tiered_bullets(signs)
-        if tier == "soon":
-            section += "\n" + esc(_(urgency.SOON_NOTE))
-        sections.append(section)
-    return sections
-
-
-def _tiered_bullets(signs: Sequence[urgency.TieredSign]) -> str:
-    """Bullets; a risk group's sign says whose it is: "• <i>Gravid:</i> …"."""
-    return "\n".join(
-        f"• <i>{esc(s.group)}:</i> {esc(s.text)}" if s.group else f"• {esc(s.text)}" for s in signs
-    )
+    return [_telegram_section(section) for section in tier_parts(topic, _, risk_groups)]
 
 
 def when_text(
@@ -168,29 +281,15 @@ def advice_buttons(
 
 
 def worse_text(topic: AdviceTopic, _: Gettext, risk_groups: Sequence[str] = ()) -> str:
-    """What to do now, by tier: 113 for the emergency signs, 116 117 now for the urgent ones
-    (the chosen risk groups' among them), and 116 117 for anything else that is getting worse.
-    The "soon" signs are left out: whoever presses "worse" needs to act now."""
-    tiers = urgency.signs_by_tier(topic, risk_groups)
-    parts = []
-    for tier in ("emergency", "urgent"):
-        if tiers[tier]:
-            parts.append(
-                "<b>"
-                + esc(_(urgency.WORSE_HEADINGS[tier]))
-                + "</b>\n"
-                + _tiered_bullets(tiers[tier])
-            )
-    parts.append(
-        "<b>"
-        + esc(_(urgency.WORSE_OTHERWISE))
-        + "</b> "
-        + esc(_("Say that you have had written advice about: {topic}.")).format(
-            topic=esc(topic.title)
-        )
-    )
-    if not tiers["emergency"]:
-        parts.append(esc(urgency.emergency_line(_)))
+    """What to do now, by tier (``worse_content``), as Telegram HTML."""
+    worse = worse_content(topic, _, risk_groups)
+    parts = [
+        f"<b>{esc(section.heading)}</b>\n" + _telegram_bullets(section.bullets)
+        for section in worse.tiers
+    ]
+    parts.append(f"<b>{esc(worse.otherwise)}</b> {esc(worse.say)}")
+    if worse.emergency:
+        parts.append(esc(worse.emergency))
     return "\n\n".join(parts)
 
 
@@ -242,11 +341,19 @@ def checkin_reply(answer: str, _: Gettext) -> str:
     return esc(text) + "\n\n" + esc(urgency.numbers_line(_))
 
 
-def sms_text(_: Gettext, link: str, hours: int) -> str:
-    """The SMS that carries the link: one GSM-7 segment (checked by the caller)."""
-    return _(
-        "Advice from the legevakt after your call: {link} The link works for {hours} hours."
-    ).format(link=link, hours=hours)
+def sms_text(_: Gettext, link: str, hours: int, clinic: str | None = None) -> str:
+    """The SMS that carries the advice page's link: who it is from, the link, how long the page
+    is open, and the 113 line. Two GSM-7 segments at most (the content check holds every
+    translation to it, with a 32-character clinic name and the longest PUBLIC_URL)."""
+    if clinic:
+        text = _(
+            "Advice from {clinic} after your call: {link} The page is open for {hours} hours."
+        ).format(clinic=clinic, link=link, hours=hours)
+    else:
+        text = _(
+            "Advice from the legevakt after your call: {link} The page is open for {hours} hours."
+        ).format(link=link, hours=hours)
+    return text + " " + urgency.emergency_line(_)
 
 
 # --- the weekly question --------------------------------------------------------------------

@@ -38,6 +38,8 @@ class Runtime:
     budget: TelegramBudget | None = None  # the one Telegram budget (replies and queued sends)
     sender: Sender | None = None  # the one sender, every channel
     bot_username: str = ""
+    # Where advice pages are (PUBLIC_URL, or the demo's own server): see ``Settings.page_base``.
+    public_url: str = ""
     # Start-payload prefix -> handler, filled by the audience modules' register() functions.
     start_routes: dict[str, Any] = field(default_factory=dict)
     # Localised copies of the live content's topics and programmes (see ``localized``).

@@ -96,12 +96,15 @@ class SmsProvider(Protocol):
     async def close(self) -> None: ...
 
 
-# The one-time token in a deep link: a credential, so the console shows only its first letters.
-_LINK_TOKEN = re.compile(r"(\?start=[A-Za-z0-9]_[A-Za-z0-9_-]{3})[A-Za-z0-9_-]+")
+# The token in a deep link or an advice page's URL: a credential, so the console shows only its
+# first letters.
+_LINK_TOKEN = re.compile(
+    r"(\?start=[A-Za-z0-9]_[A-Za-z0-9_-]{3}|/r/[A-Za-z0-9_-]{3})[A-Za-z0-9_-]+"
+)
 
 
 def mask_links(text: str) -> str:
-    """The text with every deep link's token cut to its first three characters."""
+    """The text with every deep link's and page link's token cut to its first three characters."""
     return _LINK_TOKEN.sub(r"\1…", text)
 
 

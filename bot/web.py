@@ -1,5 +1,5 @@
-"""The bot's own aiohttp server: /healthz, /metrics, the clinic API and, in webhook mode, the
-webhook. The demo page (from the devkit, in demo mode) attaches here too.
+"""The bot's own aiohttp server: /healthz, /metrics, the clinic API, the advice pages (/r/) and,
+in webhook mode, the webhook. The demo page (from the devkit, in demo mode) attaches here too.
 
 Routes only parse and answer; they call services for the work.
 """
@@ -17,6 +17,7 @@ from sqlalchemy import text
 from telegram import Bot
 
 from bot import metrics
+from bot.advicepage import build_advice_pages
 from bot.api import RUNTIME, api_errors, build_api
 from bot.demokit import find_demo
 from bot.runtime import Runtime
@@ -144,6 +145,7 @@ def build_web_app(
         app[WEBHOOK] = webhook
         app.router.add_post(webhook.path, webhook.handle)
     app.add_subapp("/api/v1/", build_api(rt))
+    app.add_subapp("/r/", build_advice_pages(rt))  # the advice pages, the SMS's link
     if rt.settings.demo:  # the local demo page at /, never with a real token (devkit)
         kit = find_demo()
         if kit is not None:

@@ -12,9 +12,6 @@ import contextlib
 import contextvars
 import logging
 import re
-import time
-from collections import OrderedDict, deque
-from collections.abc import Callable
 
 from telegram import BotCommand, BotCommandScopeChat, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
@@ -25,6 +22,7 @@ from bot.i18n import LANGUAGE_NAMES, LOCALES, Catalogs, Locale, as_locale, guess
 from bot.ptb import BotApplication
 from bot.runtime import runtime
 from bot.services.people import choose_locale, delete_person
+from bot.throttle import LinkThrottle
 from handlers.base import Context, Turn, begin, button, edit_or_reply, keyboard, reply
 
 log = logging.getLogger(__name__)
@@ -33,63 +31,12 @@ PAYLOAD = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 LINK_THROTTLE_KEY = "link_throttle"
 
 
-class LinkThrottle:
-    """Links that did not work, per Telegram user id, in a sliding window; in memory, per process.
-
-    After ``limit`` failures within ``window`` seconds a person is paused until the oldest of them
-    leaves the window. Attempts while paused are not counted (a person is never locked out for
-    longer than the window). At most ``max_people`` people are tracked; the least recently seen
-    are forgotten first.
-    """
-
-    def __init__(
-        self,
-        limit: int,
-        window: float,
-        *,
-        max_people: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.limit = limit
-        self.window = window
-        self.max_people = max_people
-        self.clock = clock
-        self._failures: OrderedDict[int, deque[float]] = OrderedDict()
-
-    def _recent(self, user_id: int) -> deque[float] | None:
-        times = self._failures.get(user_id)
-        if times is None:
-            return None
-        cutoff = self.clock() - self.window
-        while times and times[0] <= cutoff:
-            times.popleft()
-        if not times:
-            del self._failures[user_id]
-            return None
-        return times
-
-    def paused(self, user_id: int) -> bool:
-        times = self._recent(user_id)
-        return times is not None and len(times) >= self.limit
-
-    def failed(self, user_id: int) -> bool:
-        """Count a link that did not work; True if that pauses the person."""
-        times = self._recent(user_id)
-        if times is None:
-            times = self._failures[user_id] = deque(maxlen=self.limit)
-        times.append(self.clock())
-        self._failures.move_to_end(user_id)
-        while len(self._failures) > self.max_people:
-            self._failures.popitem(last=False)
-        return len(times) >= self.limit
-
-
-def link_throttle(context: Context) -> LinkThrottle:
+def link_throttle(context: Context) -> LinkThrottle[int]:
     bot_data = context.application.bot_data
     throttle = bot_data.get(LINK_THROTTLE_KEY)
     if not isinstance(throttle, LinkThrottle):
         settings = runtime(context).settings
-        throttle = bot_data[LINK_THROTTLE_KEY] = LinkThrottle(
+        throttle = bot_data[LINK_THROTTLE_KEY] = LinkThrottle[int](
             settings.start_link_attempts, settings.start_link_window_minutes * 60
         )
     return throttle
@@ -417,7 +364,11 @@ async def privacy_delete(
         )
         return
     if pressed.answer == "yes":
-        await delete_person(turn.rt.sessions, turn.person.telegram_user_id)
+        await delete_person(
+            turn.rt.sessions,
+            turn.person.telegram_user_id,
+            retention_days=turn.rt.settings.retention_days,
+        )
         log.info("a person deleted their data")
         await edit_or_reply(
             update,

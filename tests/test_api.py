@@ -416,7 +416,9 @@ async def test_a_body_that_is_not_json_is_refused_and_nothing_stored(
 # --- a dispatch ----------------------------------------------------------------------------
 
 
-async def test_a_dispatch_gives_a_link_and_an_sms_text_that_fits_one_sms(api: Api) -> None:
+async def test_a_dispatch_gives_the_page_link_and_an_sms_that_names_the_clinic_and_113(
+    api: Api, bot: RunningBot
+) -> None:
     before = utcnow()
     status, created = await api.post(
         "/api/v1/dispatches",
@@ -438,9 +440,17 @@ async def test_a_dispatch_gives_a_link_and_an_sms_text_that_fits_one_sms(api: Ap
     expires = dt.datetime.fromisoformat(created["expires_at"])
     assert created["expires_at"].endswith("Z")
     assert abs(expires - (before + dt.timedelta(hours=72))) < dt.timedelta(minutes=1)
+    page = re.fullmatch(r"(http://127\.0\.0\.1:\d+)/r/([A-Za-z0-9_-]{23})", created["advice_url"])
+    assert page, created["advice_url"]
+    assert page.group(1) == bot.rt.public_url  # in the demo: the bot's own server
+    assert page.group(2) != token
     text = created["sms_text"]
-    assert created["deep_link"] in text
-    assert len(text) <= 160 and is_gsm7(text) and gsm7_septets(text) <= 160
+    # The clinic (the key's), the page's link, how long it is open, and the 113 line.
+    assert text == (
+        f"Råd fra Testlegevakt etter samtalen: {created['advice_url']} Siden er åpen i 72 timer. "
+        "Ved fare for liv: ring 113."
+    )
+    assert is_gsm7(text) and gsm7_septets(text) <= 306
     assert created["topic"] == "fever-child" and created["topic_version"] == 2
     assert created["locale"] == "nb" and created["sms"] == "none"
     assert created["checkin_hours"] == 6
@@ -452,16 +462,18 @@ async def test_the_phone_number_and_the_link_token_are_stored_only_as_hashes(
 ) -> None:
     created = await api.dispatch(**FEVER, phone="+47 912 34 567", send_sms=True, checkin_hours=6)
     token = link_token(created["deep_link"])
+    page_token = created["advice_url"].rsplit("/", 1)[1]
 
     row = await dispatch_row(bot, created["id"])
     assert row.phone_hash == phone_hash(settings.secret(), PHONE)
     assert row.phone_hash != PHONE
     assert row.token_hash == hashlib.sha256(token.encode()).hexdigest()
+    assert row.page_token_hash == hashlib.sha256(page_token.encode()).hexdigest()
     sms = await sms_row(bot, created["id"])
     for stored_row in (row, sms):
         for column, value in stored_row.model_dump().items():
             text = str(value)
-            for secret in ("91234567", "912 34 567", token):
+            for secret in ("91234567", "912 34 567", token, page_token):
                 assert secret not in text, f"{type(stored_row).__name__}.{column} holds {secret}"
 
 
@@ -473,7 +485,8 @@ async def test_two_dispatches_never_share_a_link(api: Api) -> None:
 
 async def test_nynorsk_gets_a_nynorsk_sms(api: Api) -> None:
     created = await api.dispatch(topic="head-injury", locale="nn")
-    assert created["sms_text"].startswith("Råd frå legevakta")
+    assert created["sms_text"].startswith("Råd frå Testlegevakt etter samtalen: http")
+    assert created["sms_text"].endswith(" Sida er open i 72 timar. Ved fare for liv: ring 113.")
     assert is_gsm7(created["sms_text"]) and len(created["sms_text"]) <= 160
 
 
@@ -543,7 +556,7 @@ async def test_the_demo_prints_the_sms_masked_says_not_sent_and_erases_it(
     status, seen = await api.get(f"/api/v1/dispatches/{created['id']}")
     assert status == 200 and seen["sms"] == "not_sent"
     out = capsys.readouterr().out
-    token = link_token(created["deep_link"])
+    token = created["advice_url"].rsplit("/", 1)[1]
     assert token not in out  # the link is a credential: never printed in full
     assert created["sms_text"].replace(token, token[:3] + "…") in out
     for number in ("91234567", "912 34 567", "+47"):

@@ -26,6 +26,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignor
         "SMS_HTTP_URL",
         "SMS_COUNTRIES",
         "SECRET_KEY_FALLBACKS",
+        "PUBLIC_URL",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env
@@ -82,8 +83,10 @@ def test_valid_production_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://bot:pw@localhost/bot")
     monkeypatch.setenv("SMS_PROVIDER", "http")
     monkeypatch.setenv("SMS_HTTP_URL", "https://sms.example.no/send")
+    monkeypatch.setenv("PUBLIC_URL", "https://rad.legevakt.example.no/")
     settings = load_settings()
     assert not settings.demo
+    assert settings.page_base == "https://rad.legevakt.example.no"
     assert settings.admin_user_ids == [111, 222]
     assert settings.async_database_url == "postgresql+psycopg://bot:pw@localhost/bot"
     assert settings.bind_host == "0.0.0.0"
@@ -96,6 +99,7 @@ PRODUCTION = {
     "SECRET_KEY": "x" * 40,
     "DATABASE_URL": "postgresql://bot:pw@localhost/bot",
     "ADMIN_USER_IDS": "111",
+    "PUBLIC_URL": "https://rad.legevakt.example.no",
 }
 
 
@@ -196,6 +200,30 @@ def test_new_settings_are_checked(
     assert name in str(caught.value) and words in str(caught.value)
     if name == "SECRET_KEY_FALLBACKS":
         assert value not in str(caught.value).split(":", 1)[1].replace("at least", "")
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("rad.legevakt.no", "scheme and host only"),
+        ("https://rad.legevakt.no/advice", "scheme and host only"),
+        ("https://rad.legevakt.no/?x=1", "scheme and host only"),
+        ("http://rad.legevakt.no", "must start with https://"),
+        ("https://" + "r" * 93 + ".no", "at most 100 characters"),
+    ],
+)
+def test_public_url_is_checked(monkeypatch: pytest.MonkeyPatch, value: str, words: str) -> None:
+    monkeypatch.setenv("PUBLIC_URL", value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "PUBLIC_URL" in str(caught.value) and words in str(caught.value)
+
+
+def test_the_demo_serves_advice_pages_on_its_own_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "8089")
+    assert load_settings().page_base == "http://127.0.0.1:8089"
+    monkeypatch.setenv("PUBLIC_URL", "http://localhost:8089/")  # this machine: http is fine
+    assert load_settings().page_base == "http://localhost:8089"
 
 
 def test_secret_key_fallbacks_read_after_the_key(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,7 +25,12 @@ from bot.content.loader import ContentError, load_content, localize
 from bot.render import TELEGRAM_LIMIT
 
 REPO = Path(__file__).resolve().parents[1]
-SMS_MSGID = "Advice from the legevakt after your call: {link} The link works for {hours} hours."
+SMS_MSGID = "Advice from the legevakt after your call: {link} The page is open for {hours} hours."
+CLINIC_SMS_MSGID = (
+    "Advice from {clinic} after your call: {link} The page is open for {hours} hours."
+)
+NB_SMS = "Råd fra legevakten etter samtalen: {link} Siden er åpen i {hours} timer."
+NN_SMS = "Råd frå legevakta etter samtalen: {link} Sida er open i {hours} timar."
 CHECKIN_MSGID = "We will ask you how it is going {when}."
 NEW_KINDS = ("placeholder", "not concrete", "characters", "SMS", "LIX", "cannot be put together")
 
@@ -147,7 +152,7 @@ def test_ui_translation_with_a_wrong_placeholder(root: Path) -> None:
 
 def test_po_file_line_of_a_bokmal_ui_translation(root: Path) -> None:
     po = po_path(root, "nb", "messages")
-    replace_in(po, "Lenken virker i {hours} timer.", "Lenken virker i {timer} timer.")
+    replace_in(po, NB_SMS, NB_SMS.replace("{hours} timer", "{timer} timer"))
     finding = only(run_check(root), "has placeholder {timer}")
     assert (finding.file, finding.line) == (
         "locales/nb/LC_MESSAGES/messages.po",
@@ -233,22 +238,34 @@ def test_advice_longer_than_one_message_in_nynorsk(root: Path, over: int) -> Non
 
 
 def test_longest_link() -> None:
-    assert len(LONGEST_LINK.split("?start=a_")[1]) == 23
-    assert len(LONGEST_LINK.split("/")[-1].split("?")[0]) == 32
+    """The longest PUBLIC_URL the settings take, /r/ and a 23-character token."""
+    from bot.config import PUBLIC_URL_MAX
+
+    base, token = LONGEST_LINK.rsplit("/r/", 1)
+    assert len(base) == PUBLIC_URL_MAX and len(token) == 23
 
 
-def test_link_sms_longer_than_one_sms(root: Path) -> None:
+def test_the_shipped_sms_fits_two_segments_with_a_32_character_clinic() -> None:
+    """Both languages, with a clinic's longest name and the longest link: within two GSM-7
+    segments (306 septets), naming the clinic and 113."""
+    from bot.i18n import Catalogs
+    from bot.render import sms_text
+    from bot.sms import gsm7_septets, is_gsm7
+
+    catalogs = Catalogs(REPO / "locales")
+    clinic = "Legevakten i Nordre Follo og Ås!"
+    assert len(clinic) == 32
+    for locale, starts in (("nb", "Råd fra "), ("nn", "Råd frå ")):
+        text = sms_text(catalogs.gettext(locale), LONGEST_LINK, 720, clinic)
+        assert text.startswith(starts + clinic + " etter samtalen: " + LONGEST_LINK)
+        assert text.endswith(" Ved fare for liv: ring 113.")
+        assert is_gsm7(text) and 153 < gsm7_septets(text) <= 306, (locale, gsm7_septets(text))
+
+
+def test_link_sms_longer_than_two_segments(root: Path) -> None:
     po = po_path(root, "nn", "messages")
-    longer = (
-        "Råd frå legevakta etter samtalen du nettopp hadde med oss: {link} "
-        "Lenkja verkar i {hours} timar."
-    )
-    replace_in(
-        po,
-        'msgstr "Råd frå legevakta etter samtalen: {link} Lenkja verkar i {hours} timar."',
-        f'msgstr "{longer}"',
-    )
-    assert len(longer.format(link=LONGEST_LINK, hours=72)) == 162
+    longer = NN_SMS.replace("etter samtalen", "etter samtalen du nettopp hadde med oss " * 4)
+    replace_in(po, f'msgstr "{NN_SMS}"', f'msgstr "{longer}"')
     finding = only(run_check(root), "SMS")
     assert (finding.file, finding.line, finding.severity) == (
         "locales/nn/LC_MESSAGES/messages.po",
@@ -256,14 +273,14 @@ def test_link_sms_longer_than_one_sms(root: Path) -> None:
         "error",
     )
     assert finding.message == (
-        "the Nynorsk link SMS is 162 characters with the longest link; one SMS holds at most "
-        "160 — shorten the translation"
+        "the Nynorsk link SMS is 360 characters without a clinic name and the longest link; "
+        "two SMS segments hold at most 306 — shorten the translation"
     )
 
 
 def test_link_sms_with_characters_outside_gsm7(root: Path) -> None:
     po = po_path(root, "nb", "messages")
-    replace_in(po, "Råd fra legevakten etter samtalen:", "Råd fra legevakten – etter samtalen:")
+    replace_in(po, NB_SMS, NB_SMS.replace("Råd fra legevakten etter", "Råd fra legevakten – etter"))
     finding = only(run_check(root), "SMS")
     assert (finding.file, finding.line) == (
         "locales/nb/LC_MESSAGES/messages.po",
@@ -321,7 +338,7 @@ def test_lix_limit_is_a_parameter(root: Path) -> None:
 
 def test_json_lists_an_error_and_exits_1(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     po = po_path(root, "nn", "messages")
-    replace_in(po, "Lenkja verkar i {hours} timar.", "Lenkja verkar i {timar} timar.")
+    replace_in(po, NN_SMS, NN_SMS.replace("{hours} timar", "{timar} timar"))
     result = invoke(root, monkeypatch, "--format", "json")
     assert result.exit_code == 1, result.output
     report = json.loads(result.stdout)

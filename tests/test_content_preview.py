@@ -72,11 +72,13 @@ def test_advice_in_nynorsk_as_the_caller_reads_it(locales: Path) -> None:
     assert "Nedsett immunforsvar" not in out and "Nedsatt immunforsvar" not in out
     assert re.search(r"Vi spør deg korleis det går (i dag|i morgon) kl\. \d\d:\d\d\.", out)
     assert "\n[Barnet blir verre] [Vis på Bokmål] [Slett dataa mine]\n" in out
-    sms = re.search(r"^SMS \((\d+) of 160 characters\): (.*)$", out, re.MULTILINE)
+    sms = re.search(r"^SMS \((\d+) of 306 characters\): (.*)$", out, re.MULTILINE)
     assert sms is not None
-    assert sms.group(2).startswith("Råd frå legevakta etter samtalen: https://t.me/")
-    assert "Lenkja verkar i 72 timar." in sms.group(2)
-    assert int(sms.group(1)) <= 160
+    assert sms.group(2).startswith("Råd frå legevakta etter samtalen: http://127.0.0.1:")
+    assert sms.group(2).endswith(
+        "/r/xxxxxxxxxxxxxxxxxxxxxxx Sida er open i 72 timar. Ved fare for liv: ring 113."
+    )
+    assert int(sms.group(1)) <= 306
     assert "<b>" not in out and "&lt;" not in out and "&amp;" not in out
     # What to do when it gets worse comes before the buttons, and the buttons before the SMS.
     assert out.index("Ring 113") < out.index("[Barnet blir verre]") < out.index("SMS (")
@@ -126,7 +128,7 @@ def test_the_preview_is_what_the_bot_sends(locales: Path) -> None:
         "nn",
         note=NOTE,
         risk_groups=["weak-immune-system"],
-        bot_username="sikkerhetsnett_bot",
+        page_base="https://rad.legevakt.example.no",
         link_hours=72,
         zone=settings.zone,
     )

@@ -44,7 +44,7 @@ EMPTIED_CONTENT = {
     "advice/head-injury:self_care[0]": "ein annan",
     "reflection/systemperspektiv:roles[unit-leader].title": "",
 }
-SMS = "Advice from the legevakt after your call: {link} The link works for {hours} hours."
+SMS = "Advice from the legevakt after your call: {link} The page is open for {hours} hours."
 TAGGED = "<b>What you can do here</b>"
 CHECKIN = "We will ask you how it is going {when}."
 EMPTIED_MESSAGES = (SMS, TAGGED, CHECKIN)
@@ -198,7 +198,7 @@ def test_placeholders_and_tags_come_through_unchanged(locales: Path) -> None:
     assert "3 drafts written to" in output
     drafts = {m.id: m for m in read(locales / MESSAGES_PO) if m.id in EMPTIED_MESSAGES}
     sms = drafts[SMS].string
-    assert "{link}" in sms and "{hours}" in sms and "legevakta" in sms and "timar" in sms
+    assert "{link}" in sms and "{hours}" in sms and "legevakta" in sms and "tima" in sms
     assert drafts[TAGGED].string.startswith("<b>") and drafts[TAGGED].string.endswith("</b>")
     assert "{when}" in drafts[CHECKIN].string
     for message in drafts.values():
@@ -305,7 +305,7 @@ def test_drafts_with_a_stand_in_translator(locales: Path) -> None:
     # The Bokmål catalog is the source of UI texts, whose msgids are English.
     assert (
         after[SMS].string
-        == "Råd fra legevakta etter samtalen: {link} Lenken virker i {hours} timer."
+        == "Råd fra legevakta etter samtalen: {link} Siden er åpen i {hours} timer."
     )
     assert after[TAGGED].string == "<b>Dette kan du gjøre her</b>"
     assert all(after[msgid].fuzzy for msgid in EMPTIED_MESSAGES)

@@ -76,6 +76,7 @@ def bot_env(api: LocalBotApi, tmp_path: Path, **extra: str) -> dict[str, str]:
         SECRET_KEY="crash-test-secret-" + "k" * 32,
         DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
         SMS_PROVIDER="none",  # production must choose; these bots send no SMS
+        PUBLIC_URL="https://rad.example.no",
         VAR_DIR=str(tmp_path / "var"),
         HOST="127.0.0.1",
         PORT=str(free_port()),

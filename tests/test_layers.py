@@ -21,7 +21,7 @@ def test_the_import_contracts_hold() -> None:
         [str(lint)], cwd=PROJECT, capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    assert "3 kept, 0 broken" in done.stdout
+    assert "4 kept, 0 broken" in done.stdout
 
 
 def test_no_service_writes_a_bot_api_payload() -> None:
@@ -29,7 +29,8 @@ def test_no_service_writes_a_bot_api_payload() -> None:
         f"{path.relative_to(PROJECT)}:{number}"
         for path in sorted((PROJECT / "bot" / "services").glob("*.py"))
         for number, line in enumerate(path.read_text().splitlines(), 1)
-        if re.search(r"parse_mode|reply_markup|inline_keyboard|\btelegram\b", line)
+        # The channel's name as a value (``via="telegram"``) is domain data, not a payload.
+        if re.search(r"parse_mode|reply_markup|inline_keyboard|(?<![\"'])\btelegram\b", line)
     ]
     assert offenders == [], "services must return domain data, not Telegram payloads"
 

@@ -103,12 +103,14 @@ def test_worse_says_116_117_when_no_sign_calls_for_113() -> None:
 
 
 @pytest.mark.parametrize("locale", LOCALES)
-def test_the_sms_fits_one_gsm7_segment_with_the_longest_bot_name(locale: Locale) -> None:
-    link = "https://t.me/" + "B" * 32 + "?start=a_" + "x" * 23
-    text = render.sms_text(CATALOGS.gettext(locale), link, 72)
-    assert link in text
-    assert is_gsm7(text)
-    assert gsm7_septets(text) <= 160
+def test_the_sms_fits_two_gsm7_segments_with_the_longest_link_and_clinic(locale: Locale) -> None:
+    link = "https://" + "p" * 92 + "/r/" + "x" * 23  # the longest PUBLIC_URL: 100 characters
+    for clinic in ("C" * 32, None):
+        text = render.sms_text(CATALOGS.gettext(locale), link, 720, clinic)
+        assert link in text and (clinic is None or clinic in text)
+        assert text.endswith(" Ved fare for liv: ring 113.")
+        assert is_gsm7(text)
+        assert gsm7_septets(text) <= 306
 
 
 def test_the_checkin_time_reads_today_tomorrow_or_a_day_in_oslo_time() -> None:

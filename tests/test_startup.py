@@ -80,6 +80,23 @@ async def test_run_with_a_token_and_no_sms_provider_refuses_naming_it_and_the_ch
     assert api.calls_to("getMe") == []  # refused before anything was started
 
 
+async def test_run_with_a_token_and_no_public_url_refuses_naming_it(
+    api: LocalBotApi, tmp_path: Path
+) -> None:
+    """The SMS links to the advice page: without the address it lives at, nothing starts."""
+    env = bot_env(api, tmp_path)
+    env.pop("PUBLIC_URL", None)
+
+    code, err = await run_to_the_end(env, tmp_path)
+
+    assert code != 0
+    assert "Traceback" not in err
+    [line] = err.strip().splitlines()
+    assert line.startswith("The environment variable PUBLIC_URL is missing")
+    assert "https address callers' phones reach this server on" in line
+    assert api.calls_to("getMe") == []
+
+
 async def test_run_with_console_sms_starts_serves_and_warns_that_nothing_is_sent(
     api: LocalBotApi, tmp_path: Path
 ) -> None:

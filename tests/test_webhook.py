@@ -323,7 +323,11 @@ async def test_webhook_mode_needs_the_web_server_and_a_secret(
 # --- settings ------------------------------------------------------------------------------
 
 TOKEN = "123456789:" + "A" * 35
-PRODUCTION = {"database_url": "postgresql://bot@localhost/bot", "sms_provider": "none"}
+PRODUCTION = {
+    "database_url": "postgresql://bot@localhost/bot",
+    "sms_provider": "none",
+    "public_url": "https://rad.example.no",
+}
 
 
 def test_the_webhook_secret_is_derived_from_secret_key_unless_given(tmp_path: Any) -> None:

@@ -18,7 +18,8 @@ rendered text. Every finding carries file:line, the field and one plain sentence
   explained in the topic (a warning, see ``bot.content.plainwords``);
 - the advice, with the longest tailoring a nurse can choose, fits one Telegram message in both
   languages;
-- the SMS that carries the link fits one GSM-7 segment in both languages;
+- the SMS that carries the link fits two GSM-7 segments in both languages, with a 32-character
+  clinic name and the longest PUBLIC_URL;
 - readability: the LIX of each advice section at most ``lix_limit`` (a warning, see ``lix``).
 
 The catalogs are read from the ``.po`` files, so the check works before they are compiled.
@@ -37,6 +38,7 @@ from typing import Any
 from babel.messages.catalog import Catalog, Message
 from babel.messages.pofile import read_po
 
+from bot.config import PUBLIC_URL_MAX
 from bot.content.loader import (
     ContentBundle,
     ContentError,
@@ -49,14 +51,16 @@ from bot.content.loader import (
 from bot.content.schema import AdviceTopic, translatable_strings
 from bot.content.schema import Path as FieldPath
 from bot.i18n import LANGUAGE_NAMES, LOCALES, Locale
+from bot.models import DISPLAY_NAME_MAX
 
 DEFAULT_LIX_LIMIT = 40.0
 NOTE_MAX = 500  # the longest note a nurse may add (bot/services/dispatches.py)
-LINK_HOURS = 72  # the default lifetime of an advice link (LINK_TTL_HOURS)
-# The longest link the SMS can carry: a 32-character bot username (Telegram's maximum) and the
-# "a_" payload with a 23-character token (bot/privacy.py: 17 random bytes).
-LONGEST_LINK = "https://t.me/" + "B" * 32 + "?start=a_" + "t" * 23
-SMS_SEPTETS = 160  # one GSM-7 SMS segment
+LINK_HOURS = 720  # the longest lifetime of an advice page (LINK_TTL_HOURS's maximum)
+# The longest link the SMS can carry: the longest PUBLIC_URL the settings allow, /r/ and a
+# 23-character token (bot/privacy.py: 17 random bytes).
+LONGEST_LINK = "https://" + "p" * (PUBLIC_URL_MAX - len("https://")) + "/r/" + "t" * 23
+LONGEST_CLINIC = "C" * DISPLAY_NAME_MAX  # a clinic's display name, at its longest
+SMS_SEPTETS = 306  # two GSM-7 segments of a concatenated SMS (153 septets each)
 
 
 @dataclass
@@ -826,40 +830,46 @@ def _advice_length(bundle: ContentBundle, po: _PoFiles) -> list[ContentError]:
 
 
 def _sms_length(po: _PoFiles) -> list[ContentError]:
+    """The link SMS, with and without a clinic's name, at its longest, in each language: only
+    GSM-7 characters, and at most two segments."""
     from bot.render import sms_text
     from bot.sms import gsm7_septets, is_gsm7
 
     findings: list[ContentError] = []
     for locale in LOCALES:
-        used: list[str] = []
-        recording = _recording(po.gettext(locale), used)
-        sms = sms_text(recording, LONGEST_LINK, LINK_HOURS)
-        catalog = po.messages[locale]
-        message = catalog.get(used[0]) if catalog is not None and used else None
-        line = (message.lineno if message is not None else None) or 1
-        display = po.display(locale, "messages")
-        language = LANGUAGE_NAMES[locale]
-        if not is_gsm7(sms):
-            odd = "".join(sorted({c for c in sms if not is_gsm7(c)}))
-            findings.append(
-                ContentError(
-                    display,
-                    line,
-                    "",
-                    f"the {language} link SMS has characters an ordinary SMS cannot carry "
-                    f"({odd}); it would be split into several SMS — use other characters",
+        for clinic in (LONGEST_CLINIC, None):
+            used: list[str] = []
+            recording = _recording(po.gettext(locale), used)
+            sms = sms_text(recording, LONGEST_LINK, LINK_HOURS, clinic)
+            catalog = po.messages[locale]
+            message = catalog.get(used[0]) if catalog is not None and used else None
+            line = (message.lineno if message is not None else None) or 1
+            display = po.display(locale, "messages")
+            language = LANGUAGE_NAMES[locale]
+            which = "with a 32-character clinic name" if clinic else "without a clinic name"
+            if not is_gsm7(sms):
+                odd = "".join(sorted({c for c in sms if not is_gsm7(c)}))
+                findings.append(
+                    ContentError(
+                        display,
+                        line,
+                        "",
+                        f"the {language} link SMS has characters an ordinary SMS cannot carry "
+                        f"({odd}); it would be sent as Unicode, in up to three times as many "
+                        "parts — use other characters",
+                    )
                 )
-            )
-        elif (septets := gsm7_septets(sms)) > SMS_SEPTETS:
-            findings.append(
-                ContentError(
-                    display,
-                    line,
-                    "",
-                    f"the {language} link SMS is {septets} characters with the longest link; one "
-                    f"SMS holds at most {SMS_SEPTETS} — shorten the translation",
+            elif (septets := gsm7_septets(sms)) > SMS_SEPTETS:
+                findings.append(
+                    ContentError(
+                        display,
+                        line,
+                        "",
+                        f"the {language} link SMS is {septets} characters {which} and the "
+                        f"longest link; two SMS segments hold at most {SMS_SEPTETS} — shorten "
+                        "the translation",
+                    )
                 )
-            )
     return findings
 
 

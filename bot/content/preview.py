@@ -22,6 +22,7 @@ from bot.i18n import Catalogs, Locale
 from bot.messages import Buttons
 
 NEXT_MESSAGE = "──── next message ────"
+SMS_SEPTETS = 306  # two GSM-7 segments (bot/services/dispatches.py, bot/content/check.py)
 NOTE_MAX = 500  # as for a dispatch
 _TAG = re.compile(r"<[^<>]+>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -92,11 +93,11 @@ def check_tailoring(
     return note
 
 
-def example_link(bot_username: str) -> str:
-    """A deep link as long as a real one (the token is 23 characters)."""
+def example_link(page_base: str) -> str:
+    """An advice page's link as long as a real one (the token is 23 characters)."""
     from bot.privacy import new_token
 
-    return f"https://t.me/{bot_username}?start=a_{'x' * len(new_token())}"
+    return f"{page_base}/r/{'x' * len(new_token())}"
 
 
 def advice_preview(
@@ -108,7 +109,7 @@ def advice_preview(
     note: str | None = None,
     risk_groups: Sequence[str] = (),
     checkin_hours: int | None = None,
-    bot_username: str,
+    page_base: str,
     link_hours: int,
     zone: dt.tzinfo,
     now: dt.datetime | None = None,
@@ -137,15 +138,15 @@ def advice_preview(
         checkin_when=when,
     )
     messages = [plain(message) for message in render.split_messages(sections)]
-    sms = render.sms_text(_, example_link(bot_username), link_hours)
-    fits = is_gsm7(sms) and gsm7_septets(sms) <= 160
-    size = f"{gsm7_septets(sms)} of 160 characters" if is_gsm7(sms) else "not GSM-7"
+    sms = render.sms_text(_, example_link(page_base), link_hours)
+    fits = is_gsm7(sms) and gsm7_septets(sms) <= SMS_SEPTETS
+    size = f"{gsm7_septets(sms)} of {SMS_SEPTETS} characters" if is_gsm7(sms) else "not GSM-7"
     lines = [f"\n{NEXT_MESSAGE}\n\n".join(messages), ""]
     lines.append(
         buttons_line(render.advice_buttons(_, EXAMPLE_DISPATCH, locale, localized.audience))
     )
     lines.append("")
-    lines.append(f"SMS ({size}{'' if fits else ', DOES NOT FIT ONE SMS'}): {sms}")
+    lines.append(f"SMS ({size}{'' if fits else ', DOES NOT FIT TWO SEGMENTS'}): {sms}")
     lines.append("")
     lines.append("After “" + urgency.worse_button(_, localized.audience) + "”:")
     lines.append(plain(render.worse_text(localized, _, list(dict.fromkeys(risk_groups)))))

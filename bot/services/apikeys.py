@@ -15,7 +15,7 @@ from sqlalchemy import or_, update
 from sqlmodel import col, select
 
 from bot.db import Sessions
-from bot.models import ApiKey, Organisation, utcnow
+from bot.models import DISPLAY_NAME_MAX, ApiKey, Organisation, utcnow
 from bot.privacy import new_api_key
 from bot.services.invites import find_organisation, normalise_org_name
 
@@ -28,9 +28,12 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-async def create(sessions: Sessions, name: str, organisation: str) -> tuple[ApiKey, str]:
+async def create(
+    sessions: Sessions, name: str, organisation: str, *, display_name: str | None = None
+) -> tuple[ApiKey, str]:
     """A new key for ``name`` (the system) of the clinic ``organisation`` (made if new); the
-    plaintext is returned once and never stored."""
+    plaintext is returned once and never stored. ``display_name`` (checked with
+    ``display_name_problem`` first) sets the name callers read."""
     key = new_api_key()
     async with sessions() as session:
         org = await find_organisation(session, organisation)
@@ -38,6 +41,9 @@ async def create(sessions: Sessions, name: str, organisation: str) -> tuple[ApiK
             org = Organisation(name=normalise_org_name(organisation)[:200])
             session.add(org)
             await session.flush()
+        if display_name is not None:
+            org.display_name = normalise_org_name(display_name)
+            session.add(org)
         assert org.id is not None
         row = ApiKey(name=name.strip()[:100], organisation_id=org.id, key_hash=_hash(key))
         session.add(row)
@@ -101,6 +107,11 @@ async def revoke(sessions: Sessions, key_id: int) -> bool:
         return True
 
 
+async def organisation(sessions: Sessions, organisation_id: int) -> Organisation | None:
+    async with sessions() as session:
+        return await session.get(Organisation, organisation_id)
+
+
 async def visible_organisations(sessions: Sessions, organisation_id: int) -> list[int]:
     """The clinics whose dispatches a clinic's look-ups see: itself, and its region's."""
     async with sessions() as session:
@@ -136,3 +147,54 @@ async def organisations(sessions: Sessions) -> list[tuple[Organisation, int]]:
     for key in keys:
         counts[key.organisation_id] = counts.get(key.organisation_id, 0) + 1
     return [(org, counts.get(org.id or 0, 0)) for org in orgs]
+
+
+# --- the name callers read -------------------------------------------------------------------
+
+
+def display_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a clinic's display name (it goes in every SMS), or None."""
+    from bot.sms import is_gsm7
+
+    cleaned = normalise_org_name(name)
+    if not cleaned:
+        return "it must not be empty"
+    if len(cleaned) > DISPLAY_NAME_MAX:
+        return (
+            f"it is {len(cleaned)} characters; at most {DISPLAY_NAME_MAX} fit the SMS "
+            "(e.g. 'Bergen legevakt')"
+        )
+    if not is_gsm7(cleaned):
+        odd = "".join(sorted({c for c in cleaned if not is_gsm7(c)}))
+        return f"it has characters an ordinary SMS cannot carry ({odd})"
+    return None
+
+
+def shown_name(org: Organisation | None) -> str | None:
+    """The clinic's name as callers read it: its display name, else its own name if that fits
+    an SMS; None (the SMS then says "the legevakt") otherwise."""
+    if org is None:
+        return None
+    if org.display_name:
+        return org.display_name
+    return org.name if display_name_problem(org.name) is None else None
+
+
+async def set_display_name(
+    sessions: Sessions, organisation: str, display_name: str | None
+) -> Organisation:
+    """Set (or with None, clear) the name callers read for a clinic. Raises LookupError if there
+    is no such organisation and ValueError (the reason) if the name does not fit an SMS."""
+    if display_name is not None:
+        problem = display_name_problem(display_name)
+        if problem is not None:
+            raise ValueError(problem)
+    async with sessions() as session:
+        org = await find_organisation(session, organisation)
+        if org is None:
+            raise LookupError(organisation)
+        org.display_name = normalise_org_name(display_name) if display_name else None
+        session.add(org)
+        await session.commit()
+        await session.refresh(org)
+        return org

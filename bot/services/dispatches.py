@@ -1,10 +1,12 @@
-"""Advice after a call: create a dispatch, open its one-time link, "worse", check-in, re-contacts,
-retention.
+"""Advice after a call: create a dispatch, show its advice page, open its Telegram link, "worse",
+check-in, deletion, re-contacts, retention.
 
 A dispatch is the advice one caller got after one call. The clinic creates it (HTTP API or CLI)
-and gets back a deep link to send by SMS; the caller opens the link in Telegram, which binds the
-dispatch to that chat for good. Everything the caller then does is recorded on the dispatch, so
-the next nurse can see a re-contact.
+and gets back the advice page's URL (``PUBLIC_URL/r/<token>``) to send by SMS, and a Telegram
+deep link. The page shows the advice to whoever has the link, in any browser, until
+``LINK_TTL_HOURS``; opening the deep link in Telegram binds the dispatch to that chat for good,
+for the check-in. Everything the caller does, on the page or in Telegram (``Via``), is recorded
+on the dispatch, so the next nurse can see a re-contact.
 
 No Telegram types here: callers of these functions render and send.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
+import hmac
 import json
 import logging
 import re
@@ -35,9 +38,11 @@ from bot.i18n import LOCALES, Locale, as_locale
 from bot.models import (
     CheckinStatus,
     Dispatch,
+    GoneLink,
     IdempotentRequest,
     Leader,
     MessageKind,
+    Organisation,
     Person,
     SmsStatus,
     utcnow,
@@ -50,15 +55,19 @@ from bot.privacy import (
     normalise_phone,
     phone_hash,
     sms_reachable,
+    telegram_token,
     token_hash,
 )
 from bot.problems import N_, Gettext, Problem, problem, texts
 from bot.runtime import Runtime
-from bot.services import audit
+from bot.services import apikeys, audit
 
 log = logging.getLogger(__name__)
 
 PREFIX = "a"  # deep-link payloads for advice start with "a_"
+PAGE_PATH = "/r/"  # the advice page: PUBLIC_URL + PAGE_PATH + token
+SMS_SEPTETS = 306  # two GSM-7 segments of 153 (a concatenated SMS)
+Via = Literal["telegram", "web"]  # where the caller did something: in the chat, or on the page
 NOTE_MAX = 500
 MIN_CHECKIN_AFTER_OPEN = dt.timedelta(hours=1)
 
@@ -414,6 +423,7 @@ def tailoring_of(rt: Runtime, dispatch: Dispatch) -> Tailoring:
 class Created:
     dispatch: Dispatch
     deep_link: str
+    advice_url: str
     sms_text: str
     risk_groups: tuple[str, ...] = ()
     earlier: int = 0  # dispatches to the same number in the last RECONTACT_HOURS
@@ -425,6 +435,7 @@ class Created:
             "topic": d.topic_id,
             "topic_version": d.topic_version,
             "locale": d.locale,
+            "advice_url": self.advice_url,
             "deep_link": self.deep_link,
             "expires_at": _iso(d.expires_at),
             "sms_text": self.sms_text,
@@ -457,15 +468,14 @@ async def create(
 
     now = now or utcnow()
     request = valid.request
-    token = new_token()
-    payload = f"{PREFIX}_{token}"
-    deep_link = f"https://t.me/{rt.bot_username}?start={payload}"
+    if not rt.public_url:  # production settings refuse to start without PUBLIC_URL
+        raise RuntimeError("no PUBLIC_URL: the advice page has no address")
+    page_token = new_token()
+    token = telegram_token(page_token)  # the deep link's, derived one way from the page's
+    deep_link = f"https://t.me/{rt.bot_username}?start={PREFIX}_{token}"
+    advice_url = f"{rt.public_url}{PAGE_PATH}{page_token}"
     locale = as_locale(request.locale)
     hours = rt.settings.link_ttl_hours
-    text = render.sms_text(rt.catalogs.gettext(locale), deep_link, hours)
-    if not is_gsm7(text) or gsm7_septets(text) > 160:
-        # Only a translation or a very long bot name can cause this; the check catches it.
-        raise RuntimeError("the SMS text does not fit one GSM-7 segment; check the translations")
     tailoring = Tailoring(valid.note, tuple(dict.fromkeys(request.risk_groups)))
     dispatch = Dispatch(
         id=secrets.token_hex(16),
@@ -481,6 +491,7 @@ async def create(
         checkin_hours=request.checkin_hours,
         phone_hash=phone_hash(rt.settings.secret(), valid.phone) if valid.phone else None,
         token_hash=token_hash(token),
+        page_token_hash=token_hash(page_token),
         created_at=now,
         expires_at=now + dt.timedelta(hours=hours),
         checkin_status=CheckinStatus.WAITING if request.checkin_hours else CheckinStatus.NONE,
@@ -488,6 +499,14 @@ async def create(
     )
     earlier = 0
     async with rt.sessions() as session:
+        clinic = None
+        if organisation_id is not None:
+            clinic = apikeys.shown_name(await session.get(Organisation, organisation_id))
+        text = render.sms_text(rt.catalogs.gettext(locale), advice_url, hours, clinic)
+        if not is_gsm7(text) or gsm7_septets(text) > SMS_SEPTETS:
+            # Only a translation can cause this (PUBLIC_URL and the clinic's name are held to
+            # lengths that fit); the content check catches it first.
+            raise RuntimeError("the SMS text does not fit two GSM-7 segments; check translations")
         if valid.phone is not None:
             since = now - dt.timedelta(hours=rt.settings.recontact_hours)
             earlier = len(list(await session.exec(_same_number(rt, valid.phone, since, visible))))
@@ -507,6 +526,7 @@ async def create(
         created = Created(
             dispatch=dispatch,
             deep_link=deep_link,
+            advice_url=advice_url,
             sms_text=text,
             risk_groups=tailoring.risk_groups,
             earlier=earlier,
@@ -597,9 +617,123 @@ async def open_link(
         if checkin is not None:
             await outbox.enqueue(session, MessageKind.CHECKIN, **checkin)
         await session.commit()
-    log.info("dispatch %s opened", dispatch.id)
+    log.info("dispatch %s opened (via %s)", dispatch.id, "telegram")
     # No sender wake-up: the check-in just queued is hours away, and the tick finds it then.
     return OpenResult(Opened.FIRST, dispatch)
+
+
+# --- the advice page -----------------------------------------------------------------------
+
+
+class Page(enum.Enum):
+    SHOWN = "shown"  # the advice can be read
+    EXPIRED = "expired"  # more than LINK_TTL_HOURS after the call
+    GONE = "gone"  # deleted (by the caller on the page, or with their data in Telegram)
+    UNKNOWN = "unknown"  # no such page (never made, mistyped, or past retention)
+
+
+@dataclass(frozen=True)
+class PageResult:
+    state: Page
+    dispatch: Dispatch | None = None
+    clinic: str | None = None  # the clinic's name as callers read it
+    locale: str | None = None  # the advice's language (also for an expired or deleted one)
+
+
+async def find_page(rt: Runtime, page_token: str, *, now: dt.datetime | None = None) -> PageResult:
+    """What the advice page behind a token shows. Only reads: a GET of the page (a link
+    preview's included) binds, consumes and records nothing."""
+    now = now or utcnow()
+    digest = token_hash(page_token)
+    async with rt.sessions() as session:
+        dispatch = (
+            await session.exec(select(Dispatch).where(col(Dispatch.page_token_hash) == digest))
+        ).one_or_none()
+        if dispatch is None:
+            gone = await session.get(GoneLink, digest)
+            if gone is None:
+                return PageResult(Page.UNKNOWN)
+            return PageResult(Page.GONE, locale=gone.locale)
+        if now > dispatch.expires_at:
+            return PageResult(Page.EXPIRED, locale=dispatch.locale)
+        org = None
+        if dispatch.organisation_id is not None:
+            org = await session.get(Organisation, dispatch.organisation_id)
+    return PageResult(Page.SHOWN, dispatch, apikeys.shown_name(org), dispatch.locale)
+
+
+async def record_page_opened(
+    rt: Runtime, dispatch_id: str, *, now: dt.datetime | None = None
+) -> bool:
+    """The advice page was seen in a browser (``via="web"``); True the first time. The
+    Telegram chat's opening is ``open_link`` (``via="telegram"``)."""
+    now = now or utcnow()
+    async with rt.sessions() as session:
+        result: Any = await session.exec(
+            update(Dispatch)
+            .where(col(Dispatch.id) == dispatch_id, col(Dispatch.page_opened_at).is_(None))
+            .values(page_opened_at=now)
+        )
+        await session.commit()
+    first = bool(result.rowcount)
+    if first:
+        log.info("dispatch %s opened (via web)", dispatch_id)
+    return first
+
+
+def telegram_link(rt: Runtime, page_token: str) -> str:
+    """The deep link of the dispatch whose page token this is (the token is derived from it)."""
+    return f"https://t.me/{rt.bot_username}?start={PREFIX}_{telegram_token(page_token)}"
+
+
+def form_token(rt: Runtime, dispatch: Dispatch) -> str:
+    """The advice page's forms carry this: an HMAC (SECRET_KEY) bound to the dispatch's page,
+    so a form posted from anywhere but a page that showed this advice is refused."""
+    return _form_mac(rt.settings.secret(), dispatch)
+
+
+def form_token_valid(rt: Runtime, dispatch: Dispatch, presented: str) -> bool:
+    """Whether a form's token is this dispatch's (with SECRET_KEY or a fallback)."""
+    given = presented.encode("ascii", "replace")
+    return any(
+        hmac.compare_digest(given, _form_mac(secret, dispatch).encode())
+        for secret in rt.settings.secrets()
+    )
+
+
+def _form_mac(secret: bytes, dispatch: Dispatch) -> str:
+    message = f"sikkerhetsnett:advice-page-form:{dispatch.id}:{dispatch.page_token_hash}"
+    return hmac.new(secret, message.encode(), "sha256").hexdigest()[:40]
+
+
+async def delete_dispatch(
+    rt: Runtime, dispatch_id: str, *, via: Via, now: dt.datetime | None = None
+) -> bool:
+    """The caller deleted their advice: the dispatch and everything that refers to it (queued
+    SMS and check-in, the idempotent answer) go at once; its page's URL answers 410 from now on
+    (only the token's hash is kept, until the dispatch's retention would have ended)."""
+    now = now or utcnow()
+    async with rt.sessions() as session:
+        dispatch = await session.get(Dispatch, dispatch_id)
+        if dispatch is None:
+            return False
+        gone_links(session, [dispatch], rt.settings.retention_days)
+        await session.exec(delete(Dispatch).where(col(Dispatch.id) == dispatch_id))
+        await session.commit()
+    log.info("dispatch %s deleted by the caller (via %s)", dispatch_id, via)
+    return True
+
+
+def gone_links(session: AsyncSession, found: Sequence[Dispatch], retention_days: int) -> None:
+    """Remember deleted dispatches' page tokens (hashes), so their URLs answer 410."""
+    for dispatch in found:
+        if dispatch.page_token_hash is not None:
+            forget = dispatch.created_at + dt.timedelta(days=retention_days)
+            session.add(
+                GoneLink(
+                    token_hash=dispatch.page_token_hash, locale=dispatch.locale, forget_at=forget
+                )
+            )
 
 
 def checkin_due(dispatch: Dispatch, opened_at: dt.datetime) -> dt.datetime:
@@ -673,20 +807,36 @@ async def for_person(rt: Runtime, dispatch_id: str, person: Person) -> Dispatch 
 
 
 async def record_worse(
-    rt: Runtime, dispatch_id: str, person: Person, *, now: dt.datetime | None = None
+    rt: Runtime,
+    dispatch_id: str,
+    person: Person | None,
+    *,
+    via: Via = "telegram",
+    now: dt.datetime | None = None,
 ) -> Dispatch | None:
-    """The caller pressed "I am getting worse": count it, remember the first time."""
+    """The caller pressed "I am getting worse": count it, remember the first time.
+
+    In Telegram only the chat the dispatch is bound to may (``person``); on the page
+    (``via="web"``, no person) the page's token was the caller's proof, and pressing it also
+    means the page was seen.
+    """
     now = now or utcnow()
     async with rt.sessions() as session:
         dispatch = await session.get(Dispatch, dispatch_id)
-        if dispatch is None or dispatch.person_id != person.id:
+        if dispatch is None:
+            return None
+        if via == "telegram" and (person is None or dispatch.person_id != person.id):
             return None
         dispatch.worse_count += 1
         dispatch.worse_at = dispatch.worse_at or now
+        if via == "web":
+            dispatch.page_opened_at = dispatch.page_opened_at or now
         session.add(dispatch)
         await session.commit()
         await session.refresh(dispatch)
-    log.info("dispatch %s: caller getting worse (%d)", dispatch.id, dispatch.worse_count)
+    log.info(
+        "dispatch %s: caller getting worse (%d, via %s)", dispatch.id, dispatch.worse_count, via
+    )
     return dispatch
 
 
@@ -808,8 +958,10 @@ def recontact_json(dispatch: Dispatch, rt: Runtime) -> dict[str, Any]:
         "topic_version": dispatch.topic_version,
         "locale": dispatch.locale,
         "created_at": _iso(dispatch.created_at),
-        "link_opened": dispatch.opened_at is not None,
-        "opened_at": _iso(dispatch.opened_at),
+        "link_opened": dispatch.opened_at is not None or dispatch.page_opened_at is not None,
+        "opened_at": _iso(_first(dispatch.opened_at, dispatch.page_opened_at)),
+        "page_opened_at": _iso(dispatch.page_opened_at),
+        "telegram_opened_at": _iso(dispatch.opened_at),
         "worse_pressed": dispatch.worse_count > 0,
         "worse_count": dispatch.worse_count,
         "first_worse_at": _iso(dispatch.worse_at),
@@ -836,6 +988,7 @@ async def purge_old(rt: Runtime, *, now: dt.datetime | None = None) -> tuple[int
     cutoff = now - dt.timedelta(days=rt.settings.retention_days)
     async with rt.sessions() as session:
         gone: Any = await session.exec(delete(Dispatch).where(col(Dispatch.created_at) < cutoff))
+        await session.exec(delete(GoneLink).where(col(GoneLink.forget_at) < now))
         await session.exec(
             delete(IdempotentRequest).where(
                 col(IdempotentRequest.created_at) < now - dt.timedelta(hours=IDEMPOTENCY_HOURS)
@@ -850,6 +1003,11 @@ async def purge_old(rt: Runtime, *, now: dt.datetime | None = None) -> tuple[int
         )
         await session.commit()
     return int(gone.rowcount or 0), int(people.rowcount or 0)
+
+
+def _first(*times: dt.datetime | None) -> dt.datetime | None:
+    found = [t for t in times if t is not None]
+    return min(found) if found else None
 
 
 def _iso(value: dt.datetime | None) -> str | None:

@@ -10,7 +10,7 @@ from sqlmodel import col, select
 
 from bot.db import Sessions, upsert_insert
 from bot.i18n import Locale, as_locale
-from bot.models import Person, utcnow
+from bot.models import Dispatch, Person, utcnow
 
 
 async def ensure_person(sessions: Sessions, telegram_user_id: int, guessed: Locale) -> Person:
@@ -71,19 +71,29 @@ async def guess_locale_once(sessions: Sessions, telegram_user_id: int, locale: L
         await session.commit()
 
 
-async def delete_person(sessions: Sessions, telegram_user_id: int) -> bool:
-    """Delete a person and, through the foreign keys, everything stored about them.
-
-    #Råbra stories they shared anonymously stay, with no link to them (``raabra.forget_author``).
-    """
+async def delete_person(
+    sessions: Sessions, telegram_user_id: int, *, retention_days: int = 30
+) -> bool:
+    """Delete a person and, through the foreign keys, everything stored about them. Their
+    advice pages answer 410 from now on (``dispatches.gone_links``); #Råbra stories they shared
+    anonymously stay, with no link to them (``raabra.forget_author``)."""
     from bot.services import raabra
+    from bot.services.dispatches import gone_links
 
     async with sessions() as session:
         person_id = (
-            await session.exec(select(Person.id).where(Person.telegram_user_id == telegram_user_id))
+            await session.exec(
+                select(Person.id).where(col(Person.telegram_user_id) == telegram_user_id)
+            )
         ).first()
         if person_id is not None:
             await raabra.forget_author(session, person_id)
+        theirs = await session.exec(
+            select(Dispatch)
+            .join(Person, col(Dispatch.person_id) == col(Person.id))
+            .where(col(Person.telegram_user_id) == telegram_user_id)
+        )
+        gone_links(session, list(theirs), retention_days)
         result = await session.exec(
             delete(Person).where(col(Person.telegram_user_id) == telegram_user_id)
         )

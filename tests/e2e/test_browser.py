@@ -300,7 +300,9 @@ def nurse_caller_worse(base_url: str) -> list[Path]:
         link = page.one("#deep-link").text
         assert re.fullmatch(r"https://t\.me/\w+\?start=a_[A-Za-z0-9_-]+", link), link
         sms = page.one("#sms-text").text
-        assert link in sms and sms.startswith("Råd fra legevakten"), sms
+        page_link = page.one("#advice-url").text
+        assert sms.startswith("Råd fra Demo legevakt etter samtalen: " + page_link), sms
+        assert link not in sms  # the SMS carries the page; the page offers Telegram
         page.check_layout("nurse")
         page.shot("nurse-link-and-sms", result)
 

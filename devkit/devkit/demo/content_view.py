@@ -94,7 +94,7 @@ def _topic(
             ],
             "worse": render.worse_text(localized, _, groups),
             "sms": render.sms_text(
-                _, example_link(rt.bot_username or "bot"), rt.settings.link_ttl_hours
+                _, example_link(rt.public_url or rt.settings.page_base), rt.settings.link_ttl_hours
             ),
         }
     return {

@@ -396,10 +396,13 @@ async function createDispatch(event) {
       minutes: minutes === "" ? null : Number(minutes), hours: data.checkin_hours,
     };
     $("deep-link").textContent = data.deep_link;
+    $("advice-url").textContent = data.advice_url;
+    $("advice-url").href = data.advice_url;
     $("sms-text").textContent = data.sms_text;
-    $("sms-size").textContent = `${data.sms_text.length} tegn – én SMS. Lenken virker i ${linkHours(data)} timer.`;
+    const parts = data.sms_text.length <= 160 ? "én SMS" : "to SMS-deler (sendes som én SMS)";
+    $("sms-size").textContent = `${data.sms_text.length} tegn – ${parts}. Siden er åpen i ${linkHours(data)} timer.`;
     $("dispatch-result").hidden = false;
-    $("caller-link").value = data.deep_link;
+    $("caller-link").value = data.advice_url;
     $("result-title").focus();
   } finally {
     $("create").disabled = false;
@@ -415,9 +418,26 @@ function linkHours(data) {
 
 let caller;
 
+// The advice page, in the caller's "phone" (an iframe of the bot's own page) and in a new tab.
+function openPage(url) {
+  show("caller", { focus: false });
+  $("caller-web").hidden = false;
+  $("caller-page").src = url;
+  $("caller-web-tab").href = url;
+  $("caller-page").focus();
+}
+
+function isPageLink(link) {
+  try {
+    const url = new URL(link, location.href);
+    return url.origin === location.origin && /^\/r\/[A-Za-z0-9_-]+$/.test(url.pathname);
+  } catch (error) { return false; }
+}
+
 function openLink(link) {
+  if (isPageLink(link.trim())) { openPage(link.trim()); return; }
   const payload = startPayload(link);
-  if (!payload) { toast("Det er ikke en lenke til denne boten (t.me/…?start=…)."); return; }
+  if (!payload) { toast("Det er ikke en lenke fra SMS-en (…/r/… eller t.me/…?start=…)."); return; }
   show("caller", { focus: false });
   caller.send(`/start ${payload}`);
   caller.input.focus();
@@ -596,6 +616,7 @@ async function main() {
 
   $("topic").addEventListener("change", topicChosen);
   $("dispatch-form").addEventListener("submit", createDispatch);
+  $("open-page-as-caller").addEventListener("click", () => openPage($("advice-url").href));
   $("open-as-caller").addEventListener("click", () => {
     if (demo.pending) demo.pending.opening = true;
     openLink($("deep-link").textContent);
