@@ -19,12 +19,15 @@ from sqlalchemy import select, update
 from bot.models import metadata
 from bot.runtime import Runtime
 
-# Every encrypted column: (table, its key's purpose, column). Purposes as ``Runtime.cipher``.
-ENCRYPTED = [
-    ("dispatch", "dispatch", "tailoring"),
-    ("prompt", "answer", "answer_ciphertext"),
-    ("outbox", "sms", "secret"),  # the queue's secrets: an SMS's number and text
-    ("idempotent_request", "idempotency", "response"),
+# Every encrypted column: (table, its key's purpose, column, the rows of that purpose, as
+# {column: values}, or all). Purposes as ``Runtime.cipher``.
+ENCRYPTED: list[tuple[str, str, str, dict[str, tuple[str, ...]] | None]] = [
+    ("dispatch", "dispatch", "tailoring", None),
+    ("prompt", "answer", "answer_ciphertext", None),
+    # the queue's secrets: an SMS's number and text; a shared answer waiting for its group
+    ("outbox", "sms", "secret", {"kind": ("sms_link",)}),
+    ("outbox", "group", "secret", {"kind": ("group_answer",)}),
+    ("idempotent_request", "idempotency", "response", None),
 ]
 BATCH = 500
 
@@ -40,14 +43,16 @@ class Rotation:
 async def rotate(rt: Runtime) -> list[Rotation]:
     """Re-encrypt every encrypted value with the current key; what was done, per table."""
     done = []
-    for name, purpose, column_name in ENCRYPTED:
+    for name, purpose, column_name, only in ENCRYPTED:
         table: Any = metadata.tables[name]
         column = table.c[column_name]
         cipher = rt.cipher(purpose)
-        result = Rotation(name)
+        result = Rotation(name if only is None else f"{name} ({purpose})")
         last: Any = None
         while True:
             query = select(table.c.id, column).where(column.is_not(None)).order_by(table.c.id)
+            for key, values in (only or {}).items():
+                query = query.where(table.c[key].in_(values))
             if last is not None:
                 query = query.where(table.c.id > last)
             async with rt.sessions() as session:
