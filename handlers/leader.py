@@ -24,6 +24,7 @@ from bot.services import enrolment, leaders, reports
 from bot.services.enrolment import Choice, State
 from bot.services.leaders import Joined, Saved
 from bot.services.people import choose_locale
+from handlers import groups as group_handlers
 from handlers.base import (
     Context,
     Turn,
@@ -399,7 +400,13 @@ async def share_keyboard(turn: Turn, leader: Leader, prompt: Prompt) -> InlineKe
     organisation = await leaders.organisation_of(turn.rt, leader)
     name = organisation.name if organisation else ""
     share = callbacks.PromptButton("share", prompt.id)
-    return keyboard([[(_("Share with {organisation}").format(organisation=name), share)]])
+    buttons: list[list[tuple[str, callbacks.CallbackData]]] = [
+        [(_("Share with {organisation}").format(organisation=name), share)]
+    ]
+    in_group = await group_handlers.share_row(turn, leader, prompt)
+    if in_group:
+        buttons.append(list(in_group))
+    return keyboard(buttons)
 
 
 async def leader_edit(update: Update, context: Context) -> None:

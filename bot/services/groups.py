@@ -654,9 +654,7 @@ async def post_now(rt: Runtime, group: TeamGroup, *, now: dt.datetime | None = N
         async with rt.sessions() as session:
             row = await session.get(TeamGroup, group.id)
             if row is not None and row.next_due_at is not None and row.next_due_at <= now:
-                row.next_due_at = next_due(
-                    now, row.weekday, row.minute_of_day, zone_of(rt, row)
-                )
+                row.next_due_at = next_due(now, row.weekday, row.minute_of_day, zone_of(rt, row))
                 session.add(row)
                 await session.commit()
     return counts["sent"] > 0
