@@ -16,6 +16,10 @@ Gettext = Callable[[str], str]
 ANSWER_MAX = 3500  # characters of a shared answer in one post (Telegram allows 4096 in all)
 
 
+def bold(text: str) -> str:
+    return f"<b>{esc(text)}</b>"
+
+
 def _question_block(question: Question, role: str | None = None) -> str:
     head = f"<b>{esc(question.text)}</b>"
     if role:
@@ -33,7 +37,7 @@ def group_question_text(
 ) -> str:
     """The week's question for discussion in a leader group, from localised content: a role's
     question, or (``question`` None) every role's questions of the theme."""
-    parts = [f"<b>{esc(_('This week’s question for discussion'))}</b>"]
+    parts = [bold(_("This week’s question for discussion"))]
     head = f"<b>{esc(theme.title)}</b>"
     if theme.intro:
         head += "\n" + esc(theme.intro)

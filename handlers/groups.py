@@ -25,7 +25,7 @@ from bot.models import Leader, Prompt, TeamGroup
 from bot.ptb import BotApplication
 from bot.runtime import Runtime, runtime
 from bot.services import groups, leaders
-from handlers.base import Context, Turn, begin, button, esc, keyboard, reply
+from handlers.base import Context, Turn, begin, bold, button, esc, keyboard, reply
 from handlers.common import button_gone, link_throttle
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,8 @@ async def group_help(update: Update, context: Context) -> None:
         )
     await reply(
         update,
-        f"<b>{esc(_('Sikkerhetsnett in this group'))}</b>\n\n"
+        bold(_("Sikkerhetsnett in this group"))
+        + "\n\n"
         + about
         + "\n\n"
         + esc(_what_i_do(rt, locale)),
@@ -177,7 +178,8 @@ async def group_privacy(update: Update, context: Context) -> None:
     _ = rt.catalogs.gettext(_group_locale(update, context, group))
     await reply(
         update,
-        f"<b>{esc(_('What Sikkerhetsnett stores about this group'))}</b>\n\n"
+        bold(_("What Sikkerhetsnett stores about this group"))
+        + "\n\n"
         + esc(
             _(
                 "Only what it needs to post here: the group’s Telegram number and title, the "
@@ -361,8 +363,7 @@ async def _preview(
     else:
         who = _("Everyone in the Telegram group {group} will read it.").format(group=title)
     return (
-        f"<b>{esc(_('This is what will be posted in {group}:').format(group=group.title or '–'))}"
-        "</b>\n\n"
+        bold(_("This is what will be posted in {group}:").format(group=group.title or "–")) + "\n\n"
         f"<blockquote>{posted}</blockquote>\n\n"
         + who
         + " "
