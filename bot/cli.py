@@ -1077,30 +1077,18 @@ def group_link(
     """
     from bot.services import groups
 
-    errors: dict[str, str] = {}
-    day, minute = 0, 540
-    try:
-        day = groups.parse_weekday(weekday)
-    except ValueError as exc:
-        errors["weekday"] = str(exc)
-    try:
-        minute = groups.parse_time(time_)
-    except ValueError as exc:
-        errors["time"] = str(exc)
     settings = _settings()
     rt = _runtime(settings)
 
     async def go() -> dict[str, Any]:
         try:
-            if errors:
-                raise groups.InvalidGroupLink(errors)
             created = await groups.create_link(
                 rt,
                 org,
                 role_id=role,
                 programme_id=programme,
-                weekday=day,
-                minute_of_day=minute,
+                weekday=weekday,
+                minute_of_day=time_,
                 locale=language,
                 expires=expires,
             )

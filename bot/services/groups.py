@@ -205,18 +205,29 @@ async def create_link(
     *,
     role_id: str | None = None,
     programme_id: str | None = None,
-    weekday: int = 0,
-    minute_of_day: int = 9 * 60,
+    weekday: int | str = 0,
+    minute_of_day: int | str = 9 * 60,
     locale: str | None = None,
     expires: dt.timedelta | str | None = None,
     now: dt.datetime | None = None,
 ) -> CreatedGroupLink:
     """A single-use ``startgroup`` link that links a group to ``org_name`` (made if new).
+    ``weekday`` and ``minute_of_day`` may be given as typed ("tue", "08:30").
 
-    Raises InvalidGroupLink (nothing stored) on bad input.
+    Raises InvalidGroupLink (nothing stored) on bad input, naming every bad field.
     """
     now = now or utcnow()
     errors: dict[str, str] = {}
+    if isinstance(weekday, str):
+        try:
+            weekday = parse_weekday(weekday)
+        except ValueError as exc:
+            errors["weekday"], weekday = str(exc), 0
+    if isinstance(minute_of_day, str):
+        try:
+            minute_of_day = parse_time(minute_of_day)
+        except ValueError as exc:
+            errors["time"], minute_of_day = str(exc), 0
     name = normalise_org_name(org_name)
     if not name:
         errors["org"] = "give the organisation's name, e.g. 'Legevakten i Bergen'"
@@ -227,9 +238,9 @@ async def create_link(
         programme = _programme_for(rt, role_id, programme_id)
     except ValueError as exc:
         errors["role" if role_id is not None else "programme"] = str(exc)
-    if not 0 <= weekday <= 6:
+    if "weekday" not in errors and not 0 <= weekday <= 6:
         errors["weekday"] = "must be 0 (Monday) to 6 (Sunday)"
-    if not 0 <= minute_of_day < 24 * 60:
+    if "time" not in errors and not 0 <= minute_of_day < 24 * 60:
         errors["time"] = "must be a time of day, 00:00 to 23:59"
     if locale is not None and locale not in LOCALES:
         errors["language"] = f"must be one of {', '.join(LOCALES)}"
