@@ -653,6 +653,8 @@ class LocalBotApi:
         chat = self._chat(chat_id, {"id": chat_id, "type": "group", "title": title})
         if chat.private:
             raise UserSideError(400, f"chat {chat_id} is not a group")
+        if not chat.known:  # only read so far (a page showing the empty group)
+            chat.info = {**chat.info, "title": title}
         if chat.migrated_to is not None:
             raise UserSideError(400, "the group became a supergroup; use its new chat id")
         chat.members.add(user_id)
