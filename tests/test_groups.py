@@ -329,3 +329,27 @@ async def test_only_groups_of_the_leaders_organisation_and_role_are_offered(
     assert refused.text == "Du kan ikke dele i den gruppa."
     async with bot.rt.sessions() as session:
         assert (await session.exec(select(func.count()).select_from(GroupPost))).one() == 0
+
+
+async def test_a_message_sent_just_after_the_upgrade_goes_to_the_supergroup(
+    local_api: LocalBotApi,
+) -> None:
+    """Before the migration's update is handled, a send to the old id still arrives: Telegram
+    names the new id in its refusal, and the adapter sends it there once."""
+    from bot.app import telegram_bot
+    from bot.budget import TelegramBudget
+    from bot.channels.telegram import TelegramAdapter
+    from bot.messages import Sent
+
+    local_api.group_add_bot(7001, GROUP_ID, "Ledergruppa")
+    new_id = local_api.group_migrate(7001, GROUP_ID)
+    bot = telegram_bot(local_api.token, local_api.base_url, 4)
+    async with bot:
+        adapter = TelegramAdapter(bot, TelegramBudget(100, 100))
+        row = OutboxMessage(
+            id=1, channel="telegram", kind="group_question", chat_id=GROUP_ID, expires_at=utcnow()
+        )
+        outcome = await adapter.send(row, Message("Ukens spørsmål"))
+    assert isinstance(outcome, Sent)
+    assert [m.text for m in local_api.deliveries(new_id)] == ["Ukens spørsmål"]
+    assert local_api.deliveries(GROUP_ID) == []
