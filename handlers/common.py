@@ -305,7 +305,7 @@ async def help_command(update: Update, context: Context) -> None:
     _ = turn.gettext
     rt, person = turn.rt, turn.person
     leader = await leader_of(rt, person, stopped_too=True)
-    sections = [bold(_("What you can do here"))]
+    sections = [_("<b>What you can do here</b>")]
     if leader is not None and leader.status == LeaderStatus.ENROLLING:
         sections.append(
             bold(_("Weekly reflection"))

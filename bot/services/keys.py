@@ -47,7 +47,7 @@ async def rotate(rt: Runtime) -> list[Rotation]:
         table: Any = metadata.tables[name]
         column = table.c[column_name]
         cipher = rt.cipher(purpose)
-        result = Rotation(name if only is None else f"{name} ({purpose})")
+        result = Rotation(name if only is None else f"{name}:{purpose}")
         last: Any = None
         while True:
             query = select(table.c.id, column).where(column.is_not(None)).order_by(table.c.id)
