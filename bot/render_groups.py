@@ -13,7 +13,7 @@ from bot.render import esc
 
 Gettext = Callable[[str], str]
 
-ANSWER_MAX = 3500  # characters of a shared answer in one post (Telegram allows 4096 in all)
+ANSWER_MAX = 3000  # characters of a shared answer in one post: the preview around it fits 4096
 
 
 def bold(text: str) -> str:

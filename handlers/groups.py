@@ -422,7 +422,10 @@ def register(app: BotApplication, rt: Runtime) -> None:
         ("help", group_help),
         ("privacy", group_privacy),
     ):
-        app.add_handler(CommandHandler(name, callback, filters=GROUP_CHATS))
+        # New messages only: an edited command is not asked again.
+        app.add_handler(
+            CommandHandler(name, callback, filters=GROUP_CHATS & filters.UpdateType.MESSAGE)
+        )
     app.add_handler(ChatMemberHandler(member_changed, ChatMemberHandler.MY_CHAT_MEMBER))
     app.add_handler(MessageHandler(GROUP_CHATS & filters.StatusUpdate.MIGRATE, migrated))
     app.add_handler(MessageHandler(GROUP_CHATS & filters.StatusUpdate.NEW_CHAT_TITLE, retitled))
