@@ -44,7 +44,7 @@ from bot.reload import reload_and_tell_admins
 from bot.renderers import Renderers
 from bot.runtime import RUNTIME_KEY, Runtime
 from bot.sender import Sender
-from bot.services import audit, dispatches, raabra, weekly
+from bot.services import audit, dispatches, groups, raabra, weekly
 from bot.sms import SmsAdapter, SmsProvider, make_provider
 from bot.startup import StartupTasks, until_it_answers
 from bot.web import build_web_app
@@ -52,7 +52,13 @@ from bot.webhook import WebhookReceiver
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
+# my_chat_member: the bot added to or removed from a leader group (and a person blocking it).
+ALLOWED_UPDATES = [
+    Update.MESSAGE,
+    Update.EDITED_MESSAGE,
+    Update.CALLBACK_QUERY,
+    Update.MY_CHAT_MEMBER,
+]
 PURGE_EVERY = dt.timedelta(hours=1)
 DIGESTS_EVERY = dt.timedelta(minutes=1)  # monthly #Råbra digests: due to the minute is enough
 
@@ -242,6 +248,7 @@ async def _tick(context: ContextTypes.DEFAULT_TYPE) -> None:
     try:
         await weekly.send_due_prompts(rt)
         await weekly.send_due_reminders(rt)
+        await groups.send_due_group_questions(rt)
     except Exception:  # a database hiccup must not stop the rest of the tick
         log.exception("weekly: tick failed")
     job_data = context.job.data if context.job is not None else None

@@ -371,3 +371,38 @@ class RaabraDelete(CallbackData):
 
     def valid(self) -> bool:
         return self.story > 0
+
+
+# --- leader groups and exports ---------------------------------------------------------------
+
+GroupShareStep = Literal["pick", "to", "post", "cancel"]
+ShownName = Literal["full", "first", "none"]
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupShare(CallbackData):
+    """Sharing an answer to a leader group: "g:pick:<prompt>:0:full" ("Share in the group"),
+    "g:to:<prompt>:<group>:<name>" (the preview, with the name shown so), "g:post:…" (post
+    it), "g:cancel:…"."""
+
+    prefix: ClassVar[str] = "g"
+
+    step: GroupShareStep
+    prompt: int
+    group: int
+    name: ShownName
+
+    def valid(self) -> bool:
+        return self.prompt >= 0 and self.group >= 0
+
+
+ExportFormat = Literal["csv", "md"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Export(CallbackData):
+    """/export in another format: "r:export:csv"."""
+
+    prefix: ClassVar[str] = "r:export"
+
+    format: ExportFormat

@@ -1,4 +1,4 @@
-"""The command line: ``python -m bot run | db | content | apikey | dispatch | invite | report | …``.
+"""The command line: ``python -m bot run | db | content | apikey | dispatch | invite | group | …``.
 
 Commands parse arguments, call the application or services, and print; errors become one plain
 sentence and a non-zero exit code, never a traceback.
@@ -1094,6 +1094,151 @@ def invite_revoke(invite_id: int) -> None:
     if not asyncio.run(go()):
         _fail(f"There is no active invite {invite_id}; see `python -m bot invite list`.", 1)
     click.echo(f"Invite {invite_id} revoked.")
+
+
+# --- leader groups ---------------------------------------------------------------------------
+
+
+@main.group()
+def group() -> None:
+    """Telegram groups where leaders discuss the week's question (linked with a link)."""
+
+
+@group.command("link")
+@click.option("--org", "org", required=True, help="The organisation; made if it is new.")
+@click.option("--role", "role", default=None, help="Only this role's leaders (and questions).")
+@click.option(
+    "--programme", default=None, help="For a group of every role: the programme whose themes."
+)
+@click.option(
+    "--weekday", default="mon", show_default=True, help="Day of the question: mon … sun, 1-7."
+)
+@click.option("--time", "time_", default="09:00", show_default=True, help="Time of day, HH:MM.")
+@click.option(
+    "--language",
+    type=click.Choice(["nb", "nn"]),
+    default=None,
+    help="The group's language  [default: DEFAULT_LOCALE]",
+)
+@click.option(
+    "--expires", default=None, help="How long the link works: 12h, 7d, 2w  [default: INVITE_DAYS]"
+)
+def group_link(
+    org: str,
+    role: str | None,
+    programme: str | None,
+    weekday: str,
+    time_: str,
+    language: str | None,
+    expires: str | None,
+) -> None:
+    """Make a link that adds the bot to a Telegram group and links the group, and print it as
+    JSON. Single use; only a hash is stored, so the link is shown once.
+
+    Send the link to someone in the group who may add members; opening it lets them pick the
+    group. Every week on WEEKDAY at TIME (the bot's time zone) the bot posts the week's
+    question there for discussion: the role's questions in order with --role, otherwise one
+    theme of the programme a week with every role's questions. The bot needs no admin rights
+    and never reads the discussion.
+
+    \b
+    Example:
+        python -m bot group link --org "Helse Vest HF" --role unit-leader \\
+            --weekday tue --time 08:30 --language nn
+    """
+    from bot.services import groups
+
+    settings = _settings()
+    rt = _runtime(settings)
+
+    async def go() -> dict[str, Any]:
+        try:
+            created = await groups.create_link(
+                rt,
+                org,
+                role_id=role,
+                programme_id=programme,
+                weekday=weekday,
+                minute_of_day=time_,
+                locale=language,
+                expires=expires,
+            )
+            return created.as_json()
+        finally:
+            await rt.engine.dispose()
+
+    rt.bot_username = _bot_username(settings)
+    try:
+        result = asyncio.run(go())
+    except groups.InvalidGroupLink as exc:
+        error = {"error": "invalid", "message": "the link was not made"}
+        click.echo(json.dumps({**error, "fields": exc.fields}, ensure_ascii=False, indent=2))
+        sys.exit(1)
+    click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+@group.command("list")
+@click.option("--org", "org", default=None, help="Only this organisation's groups.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def group_list(org: str | None, fmt: str) -> None:
+    """List linked groups: id, title, organisation, role, day and time, the next question.
+
+    \b
+    Example:
+        python -m bot group list --org "Helse Vest HF"
+    """
+    from bot.services import groups
+
+    rt = _runtime(_settings())
+
+    async def fetch() -> list[Any]:
+        try:
+            return await groups.list_groups(rt, org)
+        finally:
+            await rt.engine.dispose()
+
+    found = asyncio.run(fetch())
+    if fmt == "json":
+        click.echo(json.dumps([g.as_json() for g in found], ensure_ascii=False, indent=2))
+        return
+    if not found:
+        click.echo("No linked groups" + (f" for '{org}'." if org else " yet."))
+    days = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+    for info in found:
+        row = info.group
+        who = info.organisation.name + (f" — {row.role_id}" if row.role_id else " — every role")
+        when = f"{days[row.weekday]} {groups.hhmm(row.minute_of_day)}"
+        following = row.next_due_at.isoformat(timespec="minutes") if row.next_due_at else "-"
+        click.echo(f"{row.id:>4}  {row.title or '-':<30} {who}  {when}  next {following}")
+
+
+@group.command("unlink")
+@click.argument("group_id", type=int)
+def group_unlink(group_id: int) -> None:
+    """Stop posting to a group (GROUP_ID from `group list`), at once; what was queued for it
+    is dropped. The bot stays a member until someone removes it from the group.
+
+    \b
+    Example:
+        python -m bot group unlink 2
+    """
+    from bot.services import groups
+
+    rt = _runtime(_settings())
+
+    async def go() -> Any:
+        try:
+            return await groups.unlink(rt, group_id)
+        finally:
+            await rt.engine.dispose()
+
+    gone = asyncio.run(go())
+    if gone is None:
+        _fail(f"There is no linked group {group_id}; see `python -m bot group list`.", 1)
+    click.echo(
+        f"Group {group_id} ({gone.title or 'untitled'}) unlinked: nothing more is posted there. "
+        "Remove the bot from the group in Telegram as well."
+    )
 
 
 @main.group()

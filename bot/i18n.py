@@ -114,6 +114,11 @@ def format_day(value: dt.date, locale: Locale) -> str:
     return format_date(value, "EEEE d. MMMM", locale=locale)
 
 
+def format_full_day(value: dt.date, locale: Locale) -> str:
+    """ "måndag 1. desember 2026" — with the year, for what is kept beyond this year (exports)."""
+    return format_date(value, "EEEE d. MMMM y", locale=locale)
+
+
 def format_when(value: dt.datetime, locale: Locale, zone: dt.tzinfo) -> str:
     """ "måndag 1. desember kl. 09:00" in the person's time zone."""
     local = value.astimezone(zone)

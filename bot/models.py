@@ -94,6 +94,10 @@ class MessageKind(StrEnum):
     SMS_LINK = "sms_link"  # the SMS with the advice link (dispatch_id; number and text in secret)
     # A leader's monthly digest of #Råbra stories (payload: {"organisation_id": …, "month": …})
     RAABRA_DIGEST = "raabra_digest"
+    GROUP_QUESTION = "group_question"  # the week's question to a leader group (group_post_id)
+    # A leader's answer shared to a leader group (group_post_id, prompt_id; the text and the
+    # name as the leader chose to show it wait in secret)
+    GROUP_ANSWER = "group_answer"
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -120,6 +124,9 @@ class OutboxMessage(SQLModel, table=True):
     )
     prompt_id: int | None = Field(
         default=None, foreign_key="prompt.id", ondelete="CASCADE", index=True
+    )
+    group_post_id: int | None = Field(
+        default=None, foreign_key="group_post.id", ondelete="CASCADE", index=True
     )
     chat_id: int | None = Field(default=None, sa_type=BigInteger)  # Telegram's address
     secret: str | None = Field(default=None, max_length=2000)  # Fernet; None once final
@@ -455,4 +462,84 @@ class RaabraDigest(SQLModel, table=True):
     leader_id: int = Field(foreign_key="leader.id", ondelete="CASCADE")
     organisation_id: int = Field(foreign_key="organisation.id", ondelete="CASCADE")
     month: str = Field(max_length=7)  # the month it is about: "2026-04"
+
+
+# --- leader groups: the week's question for discussion -------------------------------------
+
+
+class GroupLink(SQLModel, table=True):
+    """A ``startgroup`` link that links one Telegram group to an organisation (and perhaps a
+    role), with the day and time of its weekly question. Single use; only its SHA-256 is kept."""
+
+    __tablename__ = "group_link"
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", ondelete="CASCADE", index=True)
+    role_id: str | None = Field(default=None, max_length=40)  # None: every role's leaders
+    programme_id: str = Field(max_length=40)
+    weekday: int  # 0 = Monday, in the group's zone
+    minute_of_day: int  # 540 = 09:00, local time
+    locale: str | None = Field(default=None, max_length=8)  # None: the bot's default language
+    token_hash: str = Field(max_length=64, unique=True)
+    expires_at: dt.datetime = Field(sa_type=UTCDateTime)
+    used_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class TeamGroup(SQLModel, table=True):
+    """A Telegram group linked to an organisation (and perhaps one role): it gets the week's
+    question for discussion, and leaders of the organisation may share their answers there.
+
+    Nothing of the group's discussion is stored: its chat id (the address), its title (so a
+    leader knows where a shared answer goes) and its schedule.
+    """
+
+    __tablename__ = "team_group"
+    __table_args__ = (Index("ix_team_group_next_due_at", "next_due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    chat_id: int = Field(sa_type=BigInteger, unique=True)
+    organisation_id: int = Field(foreign_key="organisation.id", ondelete="CASCADE", index=True)
+    role_id: str | None = Field(default=None, max_length=40)
+    programme_id: str = Field(max_length=40)
+    title: str = Field(default="", max_length=128)
+    weekday: int
+    minute_of_day: int
+    timezone: str = Field(default="Europe/Oslo", max_length=64)
+    locale: str | None = Field(default=None, max_length=8)
+    position: int = 0  # the next question (a role's group) or theme (a group for all roles)
+    cycle: int = 0
+    next_due_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    link_id: int | None = Field(default=None, foreign_key="group_link.id", ondelete="SET NULL")
+    linked_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class GroupPostKind:
+    QUESTION = "question"  # the week's question (or theme) for discussion
+    ANSWER = "answer"  # a leader's own answer, shared by them
+
+
+class GroupPost(SQLModel, table=True):
+    """Something the bot posts to a leader group: the week's question (one per ISO week), or
+    a leader's answer they chose to share (once per group). Holds ids, never text: the text
+    of a shared answer waits encrypted in its queued message and is gone once it is posted."""
+
+    __tablename__ = "group_post"
+    __table_args__ = (
+        UniqueConstraint("group_id", "week", name="uq_group_post_group_id_week"),
+        UniqueConstraint("group_id", "prompt_id", name="uq_group_post_group_id_prompt_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="team_group.id", ondelete="CASCADE", index=True)
+    kind: str = Field(max_length=16)  # a GroupPostKind
+    week: str | None = Field(default=None, max_length=10)  # a question's ISO week
+    programme_id: str = Field(max_length=40)
+    theme_id: str = Field(max_length=40)
+    question_id: str | None = Field(default=None, max_length=40)  # None: the whole theme
+    prompt_id: int | None = Field(
+        default=None, foreign_key="prompt.id", ondelete="CASCADE", index=True
+    )
+    due_at: dt.datetime = Field(sa_type=UTCDateTime)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

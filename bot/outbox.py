@@ -46,6 +46,8 @@ KINDS: dict[MessageKind, KindSpec] = {
     MessageKind.ADMIN_NOTICE: KindSpec(Channel.TELEGRAM, dt.timedelta(hours=24)),
     MessageKind.SMS_LINK: KindSpec(Channel.SMS, dt.timedelta(hours=6)),
     MessageKind.RAABRA_DIGEST: KindSpec(Channel.TELEGRAM, dt.timedelta(days=7)),
+    MessageKind.GROUP_QUESTION: KindSpec(Channel.TELEGRAM, dt.timedelta(hours=12)),
+    MessageKind.GROUP_ANSWER: KindSpec(Channel.TELEGRAM, dt.timedelta(hours=24)),
 }
 
 
@@ -58,6 +60,7 @@ async def enqueue(
     chat_id: int | None = None,
     dispatch_id: str | None = None,
     prompt_id: int | None = None,
+    group_post_id: int | None = None,
     secret: str | None = None,
     payload: dict[str, Any] | None = None,
     due_at: dt.datetime | None = None,
@@ -85,6 +88,7 @@ async def enqueue(
         "chat_id": chat_id,
         "dispatch_id": dispatch_id,
         "prompt_id": prompt_id,
+        "group_post_id": group_post_id,
         "secret": secret,
         "payload": payload,
         "status": OutboxStatus.PENDING,

@@ -16,17 +16,27 @@ from typing import Any, TypeVar
 
 from sqlmodel import col, select
 
-from bot import render, render_raabra
+from bot import render, render_groups, render_raabra
+from bot.content.schema import Programme, Question, Theme
 from bot.i18n import Locale, as_locale, format_date_with_year
 from bot.messages import Message, Permanent
-from bot.models import Dispatch, MessageKind, OutboxMessage, Person, Prompt, PromptStatus
+from bot.models import (
+    Dispatch,
+    GroupPost,
+    MessageKind,
+    OutboxMessage,
+    Person,
+    Prompt,
+    PromptStatus,
+    TeamGroup,
+)
 from bot.privacy import Cipher
 from bot.runtime import Runtime
-from bot.services import dispatches, leaders, raabra, weekly
+from bot.services import dispatches, groups, leaders, raabra, weekly
 from bot.sms import open_secret, sms_cipher
 
 log = logging.getLogger(__name__)
-M = TypeVar("M", Person, Dispatch, Prompt)
+M = TypeVar("M", Person, Dispatch, Prompt, GroupPost, TeamGroup)
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,8 @@ class Subject:
     cipher: Cipher | None = None
     earlier: Prompt | None = None  # the leader's last answer to the same question, if any
     digest: raabra.Month | None = None  # a #Råbra digest's month, as it may be shown now
+    group_post: GroupPost | None = None
+    group: TeamGroup | None = None
 
 
 Renderer = Callable[[Runtime, Subject, Locale], Message | None]
@@ -134,6 +146,48 @@ def sms_link(rt: Runtime, subject: Subject, locale: Locale) -> Message | None:
     return Message(text, html=False, recipient=to)
 
 
+def _group_content(
+    rt: Runtime, post: GroupPost, locale: Locale
+) -> tuple[Programme, Theme, Question | None] | None:
+    """The post's programme, theme and question, localised; None if the content is gone."""
+    source = rt.content.programmes.get(post.programme_id)
+    if source is None:
+        return None
+    programme = rt.localized(source, "reflection", locale)
+    theme = next((t for t in programme.themes if t.id == post.theme_id), None)
+    if theme is None:
+        return None
+    question = next((q for q in theme.questions if q.id == post.question_id), None)
+    if post.question_id is not None and question is None:
+        return None
+    return programme, theme, question
+
+
+def group_question(rt: Runtime, subject: Subject, locale: Locale) -> Message | None:
+    """The week's question for discussion in a leader group, in the group's language."""
+    if subject.group_post is None or subject.group is None:
+        return None
+    found = _group_content(rt, subject.group_post, locale)
+    if found is None:
+        return None
+    programme, theme, question = found
+    _ = rt.catalogs.gettext(locale)
+    return Message(render_groups.group_question_text(programme, theme, question, _))
+
+
+def group_answer(rt: Runtime, subject: Subject, locale: Locale) -> Message | None:
+    """A leader's shared answer, as they saw it in the preview (the text waits encrypted)."""
+    if subject.group_post is None or subject.group is None:
+        return None
+    post = groups.AnswerPost.open(groups.group_cipher(rt), subject.row.secret)
+    found = _group_content(rt, subject.group_post, locale)
+    if post is None:
+        return None
+    _ = rt.catalogs.gettext(locale)
+    question = found[2] if found is not None else None
+    return Message(render_groups.group_answer_text(question, post.name, post.text, _))
+
+
 RENDERERS: dict[MessageKind, Renderer] = {
     MessageKind.CHECKIN: checkin,
     MessageKind.WEEKLY_QUESTION: weekly_question,
@@ -141,6 +195,8 @@ RENDERERS: dict[MessageKind, Renderer] = {
     MessageKind.ADMIN_NOTICE: admin_notice,
     MessageKind.SMS_LINK: sms_link,
     MessageKind.RAABRA_DIGEST: raabra_digest,
+    MessageKind.GROUP_QUESTION: group_question,
+    MessageKind.GROUP_ANSWER: group_answer,
 }
 
 
@@ -158,6 +214,7 @@ class Renderers:
         chat_ids = {r.chat_id for r in rows if r.person_id is None and r.chat_id is not None}
         dispatch_ids = {r.dispatch_id for r in rows if r.dispatch_id is not None}
         prompt_ids = {r.prompt_id for r in rows if r.prompt_id is not None}
+        post_ids = {r.group_post_id for r in rows if r.group_post_id is not None}
         async with self.rt.sessions() as session:
             people = await _where_in(session, Person, Person.id, person_ids)
             # An admin notice has only a chat: the admin's language, if they ever wrote to us.
@@ -172,6 +229,9 @@ class Renderers:
                 for r in rows
                 if r.kind == MessageKind.RAABRA_DIGEST
             }
+            posts = {p.id: p for p in await _where_in(session, GroupPost, GroupPost.id, post_ids)}
+            group_ids = {p.group_id for p in posts.values()}
+            teams = {g.id: g for g in await _where_in(session, TeamGroup, TeamGroup.id, group_ids)}
         by_id = {p.id: p for p in people}
         by_chat = {p.telegram_user_id: p for p in people}
         default = self.rt.settings.default_locale
@@ -182,6 +242,10 @@ class Renderers:
             if person is None and row.chat_id is not None:
                 person = by_chat.get(row.chat_id)
             locale = as_locale(person.locale, default) if person is not None else default
+            post = posts.get(row.group_post_id) if row.group_post_id is not None else None
+            group = teams.get(post.group_id) if post is not None else None
+            if group is not None:  # a group reads its own language, not a person's
+                person, locale = None, groups.locale_of(self.rt, group)
             subject = Subject(
                 row,
                 person,
@@ -190,6 +254,8 @@ class Renderers:
                 self._cipher,
                 earlier.get(row.prompt_id) if row.prompt_id is not None else None,
                 digests.get(row.id),
+                post,
+                group,
             )
             out[row.id] = self._one(subject, locale)
         return out

@@ -11,10 +11,11 @@ from bot.runtime import Runtime
 
 
 def register_all(app: BotApplication, rt: Runtime) -> None:
-    from handlers import admin, caller, common, leader, raabra
+    from handlers import admin, caller, common, groups, leader, raabra
 
     caller.register(app, rt)
     leader.register(app, rt)
     raabra.register(app, rt)
+    groups.register(app, rt)  # group chats: their own commands and service messages only
     admin.register(app, rt)  # before common, whose catch-all answers unknown commands
     common.register(app)

@@ -59,6 +59,11 @@ def esc(text: str) -> str:
     return html.escape(text, quote=False)
 
 
+def bold(text: str) -> str:
+    """Text in bold, escaped for Telegram's HTML parse mode."""
+    return f"<b>{esc(text)}</b>"
+
+
 def keyboard(
     buttons: Buttons | Sequence[Sequence[tuple[str, CallbackData]]],
 ) -> InlineKeyboardMarkup:

@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import logging
 import re
+from collections.abc import Callable
 
 from telegram import BotCommand, BotCommandScopeChat, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
@@ -23,7 +24,7 @@ from bot.ptb import BotApplication
 from bot.runtime import runtime
 from bot.services.people import choose_locale, delete_person
 from bot.throttle import LinkThrottle
-from handlers.base import Context, Turn, begin, button, edit_or_reply, keyboard, reply
+from handlers.base import Context, Turn, begin, bold, button, edit_or_reply, keyboard, reply
 
 log = logging.getLogger(__name__)
 
@@ -215,28 +216,98 @@ async def invalid_link(update: Update, turn: Turn) -> None:
     )
 
 
+def registered(context: Context, command: str) -> bool:
+    """Whether this bot answers ``/command`` (in private chats): /help names only those."""
+    for handlers in context.application.handlers.values():
+        for handler in handlers:
+            if isinstance(handler, CommandHandler) and command in handler.commands:
+                return True
+    return False
+
+
+def _help_lines(
+    context: Context, _: Callable[[str], str], lines: list[tuple[str, str]]
+) -> list[str]:
+    return [_(text) for command, text in lines if registered(context, command)]
+
+
+# What each audience can use, in the order /help lists it: (command, "/command – what it does").
+LEADER_HELP = [
+    ("settings", _("/settings – day, time and language for your weekly question")),
+    ("answers", _("/answers – read your own answers")),
+    ("export", _("/export – download your answers (/export csv for a spreadsheet)")),
+    ("raabra", _("/raabra – tell about good work or good colleagueship (#Råbra)")),
+    ("pause", _("/pause – pause the weekly questions")),
+    ("resume", _("/resume – start the weekly questions again")),
+    ("stop", _("/stop – leave the weekly reflection")),
+]
+FORMER_LEADER_HELP = [
+    ("answers", _("/answers – read your own answers")),
+    ("export", _("/export – download your answers (/export csv for a spreadsheet)")),
+]
+ADMIN_HELP = [
+    ("status", _("/status – the bot’s state: versions, queue, counters")),
+    ("stats", _("/stats – chart of leaders’ response rate and dispatches")),
+    ("reload", _("/reload – reload content and translations")),
+]
+EVERYONE_HELP = [
+    ("language", _("/language – choose Bokmål or Nynorsk")),
+    ("privacy", _("/privacy – what we store about you, and how to delete it")),
+    ("start", _("/start – what this bot is for")),
+]
+
+
 async def help_command(update: Update, context: Context) -> None:
-    """List what the person can do, and the numbers to call."""
+    """List what this person can use (as a leader, a caller, an admin), and the numbers."""
     turn = await begin(update, context)
     if turn is None:
         return
+    from bot.models import LeaderStatus
+    from bot.services.leaders import leader_of
+    from bot.services.people import has_advice
+
     _ = turn.gettext
-    await reply(
-        update,
-        _("<b>What you can do here</b>")
-        + "\n"
-        + _("/language – choose Bokmål or Nynorsk")
-        + "\n"
-        + _("/privacy – what we store about you, and how to delete it")
-        + "\n"
-        + _("/start – what this bot is for")
-        + "\n\n"
-        + _(
-            "Advice and invitations come as links; open the link you got and the rest happens here."
+    rt, person = turn.rt, turn.person
+    leader = await leader_of(rt, person, stopped_too=True)
+    sections = [_("<b>What you can do here</b>")]
+    if leader is not None and leader.status == LeaderStatus.ENROLLING:
+        sections.append(
+            bold(_("Weekly reflection"))
+            + "\n"
+            + _("/settings – choose your day and time, to finish joining")
         )
-        + "\n\n"
-        + urgency.numbers_line(_),
-    )
+    elif leader is not None and leader.status == LeaderStatus.STOPPED:
+        lines = _help_lines(context, _, FORMER_LEADER_HELP)
+        sections.append(
+            bold(_("Your answers from the weekly reflection")) + "\n" + "\n".join(lines)
+        )
+    elif leader is not None:
+        lines = _help_lines(context, _, LEADER_HELP)
+        sections.append(bold(_("Weekly reflection")) + "\n" + "\n".join(lines))
+    assert person.id is not None
+    caller = await has_advice(rt.sessions, person.id)
+    if caller:
+        sections.append(
+            bold(_("Your advice from the legevakt"))
+            + "\n"
+            + _(
+                "Open the link from the SMS again to read your advice. The buttons under it "
+                "work here: to say you are getting worse, to read it in the other language, or "
+                "to delete it."
+            )
+        )
+    if person.telegram_user_id in rt.settings.admin_user_ids:
+        lines = _help_lines(context, _, ADMIN_HELP)
+        sections.append(bold(_("For admins")) + "\n" + "\n".join(lines))
+    sections.append("\n".join(_help_lines(context, _, EVERYONE_HELP)))
+    if leader is None and not caller:
+        sections.append(
+            _(
+                "Advice and invitations come as links; open the link you got and the rest "
+                "happens here."
+            )
+        )
+    await reply(update, "\n\n".join(sections) + "\n\n" + urgency.numbers_line(_))
 
 
 def language_keyboard() -> InlineKeyboardMarkup:
@@ -311,6 +382,13 @@ async def privacy(update: Update, context: Context) -> None:
         + _(
             "• If you tell #Råbra stories: each story, its theme, who may read it, and the name "
             "a story told with your name is signed with. Private stories only you can read."
+        )
+        + "\n"
+        + _(
+            "• If your organisation has a leader group in Telegram: the bot posts the week’s "
+            "question there and stores nothing of what is written in the group. If you share "
+            "an answer there, you see first exactly what will be posted and with which name; "
+            "everyone in the group can read it then, and the bot keeps no copy of the post."
         )
         + "\n\n"
         + _(

@@ -7,7 +7,6 @@ from people who are not leaders goes on to the common "I can't read messages her
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 
@@ -24,6 +23,7 @@ from bot.services import enrolment, leaders, reports
 from bot.services.enrolment import Choice, State
 from bot.services.leaders import Joined, Saved
 from bot.services.people import choose_locale
+from handlers import groups as group_handlers
 from handlers.base import (
     Context,
     Turn,
@@ -399,7 +399,13 @@ async def share_keyboard(turn: Turn, leader: Leader, prompt: Prompt) -> InlineKe
     organisation = await leaders.organisation_of(turn.rt, leader)
     name = organisation.name if organisation else ""
     share = callbacks.PromptButton("share", prompt.id)
-    return keyboard([[(_("Share with {organisation}").format(organisation=name), share)]])
+    buttons: list[list[tuple[str, callbacks.CallbackData]]] = [
+        [(_("Share with {organisation}").format(organisation=name), share)]
+    ]
+    in_group = await group_handlers.share_row(turn, leader, prompt)
+    if in_group:
+        buttons.append(list(in_group))
+    return keyboard(buttons)
 
 
 async def leader_edit(update: Update, context: Context) -> None:
@@ -788,37 +794,6 @@ def answer_block(turn: Turn, leader: Leader, prompt: Prompt, limit: int = 600) -
     return f"<b>{esc(day)}</b>{esc(shared)}\n<i>{esc(question)}</i>\n{esc(answer)}"
 
 
-async def export_command(update: Update, context: Context) -> None:
-    """All of the leader's answers as a Markdown file."""
-    turn = await begin(update, context)
-    if turn is None or update.effective_chat is None:
-        return
-    _ = turn.gettext
-    leader = await leaders.leader_of(turn.rt, turn.person, stopped_too=True)
-    if leader is None:
-        await not_a_leader(update, turn)
-        return
-    rows, total = await leaders.answers(turn.rt, leader)
-    if not total:
-        await reply(update, _("You have no saved answers yet."))
-        return
-    title = _("My answers in the weekly reflection")
-    lines = [f"# {title}", ""]
-    for row in rows:
-        theme, question = question_text(turn.rt, row, turn.locale)
-        day = format_day(row.due_at.astimezone(leaders.zone_of(leader)).date(), turn.locale)
-        answer = leaders.answer_text(turn.rt, row)
-        if answer is None:
-            answer = _("(This answer cannot be read: the encryption key has changed.)")
-        lines += [f"## {day}: {theme}", "", f"**{question}**", "", answer, ""]
-    stamp = dt.date.today().isoformat()
-    await update.effective_chat.send_document(
-        document="\n".join(lines).encode(),
-        filename=f"refleksjon-{stamp}.md",
-        caption=_("Your answers, {count} in all.").format(count=total),
-    )
-
-
 async def _leader_command(
     update: Update, context: Context, *, enrolled: bool = False
 ) -> tuple[Turn, Leader] | None:
@@ -847,6 +822,8 @@ async def not_a_leader(update: Update, turn: Turn) -> None:
 
 
 def register(app: BotApplication, rt: Runtime) -> None:
+    from handlers import exports
+
     rt.start_routes[PREFIX] = open_invite_link
     private = filters.ChatType.PRIVATE
     for name, callback in (
@@ -854,7 +831,7 @@ def register(app: BotApplication, rt: Runtime) -> None:
         ("pause", pause_command),
         ("resume", resume_command),
         ("answers", answers_command),
-        ("export", export_command),
+        ("export", exports.export_command),
         ("stop", stop_command),
     ):
         app.add_handler(CommandHandler(name, callback, filters=private))
@@ -869,6 +846,7 @@ def register(app: BotApplication, rt: Runtime) -> None:
     app.add_handler(button(callbacks.AnswersPage, answers_button))
     app.add_handler(button(callbacks.AnswersQuestions, answers_by_question_button))
     app.add_handler(button(callbacks.AnswersByQuestion, answers_by_question_button))
+    app.add_handler(button(callbacks.Export, exports.export_button))
     # Leaders' typed text (not commands); for anyone else it goes on to the common answer.
     app.add_handler(
         MessageHandler(

@@ -208,14 +208,16 @@ async def test_skip_with_a_reason_and_remind_me_tomorrow(bot: RunningBot, people
     lise = await enrolled(bot, people)
     await question_arrives(bot, lise)
 
+    pressed_at = utcnow()
     [later] = await lise.presses(callback_data=await button_data(lise, "r:later:"))
-    assert later.text == "Greit, jeg minner deg på det i morgen kl. " + later.text[-6:-1] + "."
+    # At the time she chose (Tuesdays at 09:00), the next day: not 24 hours on.
+    assert later.text == "Greit, jeg minner deg på det i morgen kl. 09:00."
     async with bot.rt.sessions() as session:
         [prompt] = (await session.exec(select(Prompt))).all()
     assert prompt.reminder_due_at is not None
-    assert abs(prompt.reminder_due_at - (utcnow() + dt.timedelta(hours=24))) < dt.timedelta(
-        minutes=1
-    )
+    reminder = prompt.reminder_due_at.astimezone(OSLO)
+    assert (reminder.hour, reminder.minute) == (9, 0)
+    assert reminder.date() == pressed_at.astimezone(OSLO).date() + dt.timedelta(days=1)
 
     [why] = await lise.presses(callback_data=await button_data(lise, "r:skip:"))
     assert why.text == "Hoppet over. Vil du si hvorfor? (Du trenger ikke.)"

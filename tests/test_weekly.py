@@ -39,6 +39,7 @@ from bot.services.weekly import (
     question_at,
     send_due_prompts,
     send_due_reminders,
+    tomorrow_at,
 )
 from tests.conftest import People
 
@@ -113,6 +114,17 @@ def test_a_time_that_happens_twice_is_used_once() -> None:
     assert next_due(first + dt.timedelta(minutes=1), SUNDAY, 150, OSLO) == following
     # Even between the two 02:30s, the second one is not another occurrence.
     assert next_due(utc(2026, 10, 25, 1, 29), SUNDAY, 150, OSLO) == following
+
+
+def test_remind_me_tomorrow_is_the_leaders_time_the_next_day_across_daylight_saving() -> None:
+    # Pressed on Saturday 28 March 2026 at 23:30 in Oslo (22:30 UTC): Sunday is the 29th, when
+    # the clocks go forward, so 09:00 is 07:00 UTC, not 24 hours on (08:30 local).
+    pressed = utc(2026, 3, 28, 22, 30)
+    assert tomorrow_at(pressed, NINE, OSLO) == utc(2026, 3, 29, 7, 0)
+    # 00:10 on Monday in Oslo is still Sunday in UTC: tomorrow is Tuesday, by the local date.
+    assert tomorrow_at(utc(2026, 12, 6, 23, 10), NINE, OSLO) == utc(2026, 12, 8, 8, 0)
+    # A time in the spring-forward gap moves to the end of the gap.
+    assert local(tomorrow_at(utc(2026, 3, 28, 12, 0), 150, OSLO)).strftime("%H:%M") == "03:00"
 
 
 def test_iso_week_of_the_local_date_at_year_boundaries() -> None:

@@ -2,7 +2,8 @@
 direct replies on the same budget, and inline keyboards from typed buttons.
 
 The adapter sends and classifies, nothing more: success → ``Sent``; 429 → ``Throttled``;
-403 (blocked, deactivated, kicked) → ``Stopped``; 400 and a migrated chat → ``Permanent``;
+403 (blocked, deactivated, kicked) → ``Stopped``; 400 → ``Permanent``; a group that became a
+supergroup → sent once more to the new chat id Telegram names;
 5xx, timeouts, network errors and anything unexpected → ``Transient``; a refused token →
 ``Throttled`` for a minute (an operator must act; messages wait, they are not lost).
 """
@@ -77,10 +78,22 @@ class TelegramAdapter:
     async def send(self, row: OutboxMessage, message: Message) -> Outcome:
         if row.chat_id is None:
             return Permanent("NoChat")
+        return await self._send(row, row.chat_id, message, follow_migration=True)
+
+    async def _send(
+        self, row: OutboxMessage, chat_id: int, message: Message, *, follow_migration: bool
+    ) -> Outcome:
         try:
             sent = await self.bot.send_message(
-                row.chat_id, message.text, reply_markup=keyboard(message.buttons)
+                chat_id, message.text, reply_markup=keyboard(message.buttons)
             )
+        except ChatMigrated as exc:
+            # A group became a supergroup; Telegram names its new id. The message goes there
+            # (once); the group's link moves when the migration's own update arrives.
+            if not follow_migration:
+                return Permanent("ChatMigrated")
+            await self.budget.queued(exc.new_chat_id)
+            return await self._send(row, exc.new_chat_id, message, follow_migration=False)
         except RetryAfter as exc:
             wait = seconds(exc.retry_after)
             self.budget.pause(wait)
@@ -90,8 +103,6 @@ class TelegramAdapter:
         except BadRequest as exc:  # before NetworkError, its base class
             log.warning("telegram: message %s refused (400): %s", row.id, exc.message[:80])
             return Permanent("BadRequest")
-        except ChatMigrated:  # a group became a supergroup; its new id is not ours to guess
-            return Permanent("ChatMigrated")
         except InvalidToken:
             log.error("telegram: the Bot API refused the token; sending paused")
             return Throttled(INVALID_TOKEN_PAUSE)

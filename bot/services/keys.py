@@ -19,14 +19,17 @@ from sqlalchemy import select, update
 from bot.models import metadata
 from bot.runtime import Runtime
 
-# Every encrypted column: (table, its key's purpose, column). Purposes as ``Runtime.cipher``.
-ENCRYPTED = [
-    ("dispatch", "dispatch", "tailoring"),
-    ("prompt", "answer", "answer_ciphertext"),
-    ("outbox", "sms", "secret"),  # the queue's secrets: an SMS's number and text
-    ("idempotent_request", "idempotency", "response"),
-    ("raabra_story", "raabra", "text_ciphertext"),  # a #Råbra story
-    ("raabra_story", "raabra", "name_ciphertext"),  # a named story's signature
+# Every encrypted column: (table, its key's purpose, column, the rows of that purpose, as
+# {column: values}, or all). Purposes as ``Runtime.cipher``.
+ENCRYPTED: list[tuple[str, str, str, dict[str, tuple[str, ...]] | None]] = [
+    ("dispatch", "dispatch", "tailoring", None),
+    ("prompt", "answer", "answer_ciphertext", None),
+    # the queue's secrets: an SMS's number and text; a shared answer waiting for its group
+    ("outbox", "sms", "secret", {"kind": ("sms_link",)}),
+    ("outbox", "group", "secret", {"kind": ("group_answer",)}),
+    ("idempotent_request", "idempotency", "response", None),
+    ("raabra_story", "raabra", "text_ciphertext", None),  # a #Råbra story
+    ("raabra_story", "raabra", "name_ciphertext", None),  # a named story's signature
 ]
 BATCH = 500
 
@@ -42,15 +45,20 @@ class Rotation:
 async def rotate(rt: Runtime) -> list[Rotation]:
     """Re-encrypt every encrypted value with the current key; what was done, per table."""
     done = []
-    for name, purpose, column_name in ENCRYPTED:
+    for name, purpose, column_name, only in ENCRYPTED:
         table: Any = metadata.tables[name]
         column = table.c[column_name]
         cipher = rt.cipher(purpose)
-        twice = sum(1 for other, _p, _c in ENCRYPTED if other == name) > 1
-        result = Rotation(f"{name}.{column_name}" if twice else name)
+        # A label per line of output: "outbox:sms" for a purpose's rows of a shared column,
+        # "raabra_story.name_ciphertext" where one table has several encrypted columns.
+        twice = sum(1 for other, _p, _c, _o in ENCRYPTED if other == name and _o is None) > 1
+        label = f"{name}.{column_name}" if twice else name
+        result = Rotation(label if only is None else f"{name}:{purpose}")
         last: Any = None
         while True:
             query = select(table.c.id, column).where(column.is_not(None)).order_by(table.c.id)
+            for key, values in (only or {}).items():
+                query = query.where(table.c[key].in_(values))
             if last is not None:
                 query = query.where(table.c.id > last)
             async with rt.sessions() as session:

@@ -28,7 +28,7 @@ from bot.models import (
 )
 from bot.privacy import contains_national_id, token_hash
 from bot.runtime import Runtime
-from bot.services.weekly import next_due
+from bot.services.weekly import leader_zone, next_due, tomorrow_at
 
 log = logging.getLogger(__name__)
 
@@ -278,13 +278,17 @@ async def skip_reason(rt: Runtime, leader: Leader, prompt_id: int, reason: str) 
 async def remind_tomorrow(
     rt: Runtime, leader: Leader, prompt_id: int, *, now: dt.datetime | None = None
 ) -> Prompt | None:
-    """Ask again in 24 hours (the tick sends it through the outbox)."""
+    """Ask again tomorrow at the leader's own time of day, in their zone (24 hours on if they
+    have none); the tick sends it through the outbox."""
     now = now or utcnow()
     async with rt.sessions() as session:
         row = await session.get(Prompt, prompt_id)
         if row is None or row.leader_id != leader.id or row.status != PromptStatus.SENT:
             return None
-        row.reminder_due_at = now + dt.timedelta(hours=24)
+        if leader.minute_of_day is None:
+            row.reminder_due_at = now + dt.timedelta(hours=24)
+        else:
+            row.reminder_due_at = tomorrow_at(now, leader.minute_of_day, leader_zone(rt, leader))
         session.add(row)
         await session.commit()
         await session.refresh(row)

@@ -99,3 +99,14 @@ async def delete_person(
         )
         await session.commit()
         return bool(getattr(result, "rowcount", 0))
+
+
+async def has_advice(sessions: Sessions, person_id: int) -> bool:
+    """Whether the person has advice from a legevakt that is still kept (they opened a link)."""
+    from bot.models import Dispatch
+
+    async with sessions() as session:
+        found = await session.exec(
+            select(Dispatch.id).where(col(Dispatch.person_id) == person_id).limit(1)
+        )
+        return found.first() is not None

@@ -122,6 +122,13 @@ def first_due_at_or_after(
     return next_due(moment - dt.timedelta(microseconds=1), weekday, minute_of_day, zone)
 
 
+def tomorrow_at(now: dt.datetime, minute_of_day: int, zone: ZoneInfo) -> dt.datetime:
+    """``minute_of_day`` (local) on the day after ``now``'s local date, as aware UTC: "remind
+    me tomorrow" at the leader's own time, whatever the clocks do that night."""
+    tomorrow = now.astimezone(zone).date() + dt.timedelta(days=1)
+    return local_occurrence(tomorrow, minute_of_day, zone)
+
+
 # --- which question ----------------------------------------------------------------------
 
 

@@ -3,7 +3,8 @@ Debian's chromedriver (nothing downloaded), at a phone's 360×740.
 
 The real bot runs in demo mode as in ``make run``; the page plays the people. Paths: the nurse
 makes advice → the caller opens the link, reads it, presses "Jeg blir verre" and answers the
-check-in; a leader opens a demo invite, enrols and answers this week's question; the admin sees
+check-in; a leader opens a demo invite, enrols, links her "Ledergruppe" and answers this week's
+question (posted to the group too); the admin sees
 every text in Bokmål and Nynorsk. Along the way: no request leaves 127.0.0.1, nothing overflows
 360 px, text contrast is at least 4.5:1, and the page can be worked by keyboard. Screenshots go
 to ``tests/e2e/artifacts/`` (not committed).
@@ -389,11 +390,18 @@ def leader_enrols(base_url: str) -> list[Path]:
         page.check_layout("leader")
         page.shot("leader-enrolled", phone)
 
+        # Her leader group: the bot added with a group link, in a "Ledergruppe" chat.
+        page.press(page.one("#link-group"))
+        page.bot_message("group-phone", "Ferdig: gruppa er koblet til.")
+
         page.press(page.one("#send-now"))
         page.wait(
             "the send-now status",
             lambda: "Ukens spørsmål er sendt" in page.one("#leader-status").text,
         )
+        page.bot_message("group-phone", "Ukens spørsmål til diskusjon")
+        page.check_layout("leader")
+        page.shot("leader-group", page.one("#group-phone"))
         question = page.wait(
             "this week's question",
             lambda: next(

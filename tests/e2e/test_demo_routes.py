@@ -16,7 +16,7 @@ from bot.app import RunningBot, build_runtime
 from bot.config import Settings
 from bot.models import Dispatch, OutboxMessage, utcnow
 from bot.web import build_web_app
-from devkit.localapi import LocalUser
+from devkit.localapi import LocalGroup, LocalUser
 
 STATIC = Path(__file__).resolve().parents[2] / "devkit" / "devkit" / "demo" / "static"
 
@@ -256,3 +256,43 @@ def test_findings_sit_next_to_their_item(settings: Settings) -> None:
     with_finding = [q["id"] for r in shown["roles"] for q in r["questions"] if q["findings"]]
     assert with_finding == [question.id]
     assert [f["file"] for f in view["general"]] == ["locales/nn/LC_MESSAGES/messages.po"]
+
+
+async def test_the_leaders_ledergruppe_is_linked_and_gets_the_weeks_question(
+    http: tuple[aiohttp.ClientSession, str], demo_user: LocalUser, bot: RunningBot
+) -> None:
+    session, base = http
+    async with session.post(base + "/demo/api/invite", json={"role": "unit-leader"}) as resp:
+        invite = await resp.json()
+    await demo_user.says(f"/start {invite['deep_link'].split('?start=')[1]}")
+    await demo_user.presses("Bokmål")
+    await demo_user.presses("Tirsdag")
+    await demo_user.presses("09:00")
+
+    async with session.post(base + "/demo/api/group-link", json={"role": "nobody"}) as resp:
+        assert resp.status == 422
+    async with session.post(base + "/demo/api/group-link", json={"role": "unit-leader"}) as resp:
+        assert resp.status == 201
+        link = await resp.json()
+    assert link["organisation"] == "Demo HF" and "?startgroup=g_" in link["deep_link"]
+    # The page adds the bot to its group through the forwarded user side, as Lise.
+    assert bot.web_url is not None
+    async with LocalGroup(
+        bot.web_url + "demo",
+        -4000123456,
+        "Ledergruppe",
+        demo_user.user_id,
+        member_name="Lise",
+    ) as group:
+        [linked] = await group.adds_bot(link["deep_link"].split("?startgroup=")[1])
+        assert linked.text.startswith("Ferdig: gruppa er koblet til.")
+        async with session.post(f"{base}/demo/api/leader/{demo_user.user_id}/send-now") as resp:
+            sent = await resp.json()
+        assert (sent["sent"], sent["groups"], sent["groups_sent"]) == (True, 1, 1)
+        [question] = await group.replies(timeout=10)
+        assert question.text.startswith("Ukens spørsmål til diskusjon")
+        await demo_user.replies(timeout=10)
+        async with session.post(f"{base}/demo/api/leader/{demo_user.user_id}/send-now") as resp:
+            again = await resp.json()
+        assert (again["sent"], again["groups_sent"]) == (False, 0)  # once a week, both
+        await group.says("Godt spørsmål!", expect_silence=True)

@@ -39,7 +39,7 @@ async def test_get_me_describes_the_local_bot(ptb_bot: telegram.Bot) -> None:
     assert me.id == 123456789
     assert me.is_bot
     assert me.username == "sikkerhetsnett_local_bot"
-    assert me.can_join_groups is False
+    assert me.can_join_groups is True
     assert me.can_read_all_group_messages is False
     assert me.supports_inline_queries is False
 

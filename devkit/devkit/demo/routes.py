@@ -8,7 +8,10 @@
                                        (the API offers hours; a demo cannot wait that long)
 ``GET  /demo/api/roles``               leader roles, for the invite
 ``POST /demo/api/invite``              ``{"role": …}``: an invite link for "Demo HF"
-``POST /demo/api/leader/{user}/send-now``  this week's question to that leader now
+``POST /demo/api/leader/{user}/send-now``  this week's question to that leader now (and to
+                                       the demo's leader groups, if their week is not posted)
+``POST /demo/api/group-link``          ``{"role": …}``: a group link for "Demo HF", as
+                                       ``group link`` makes one (the page adds the bot with it)
 ``GET  /demo/api/content``             every topic and question in nb and nn, with the findings
 ``/demo/user/{user}/…``                the local Bot API's user side, forwarded (one origin)
 
@@ -46,7 +49,7 @@ from bot.models import (
     utcnow,
 )
 from bot.runtime import Runtime
-from bot.services import apikeys, invites, leaders, weekly
+from bot.services import apikeys, groups, invites, leaders, weekly
 from devkit.demo.content_view import content_view
 
 log = logging.getLogger(__name__)
@@ -66,9 +69,12 @@ CSP = (
     "frame-ancestors 'none'"
 )
 # The user-side routes the page may use (not /user/updates or /control/…).
+# A group's chat id is negative (reading the "Ledergruppe" chat); a person adds the bot to a
+# group and writes in it through /user/<person>/groups/….
 USER_ROUTE = (
-    r"/user/{user_id:[1-9][0-9]{0,14}}/"
-    r"{tail:messages|wait|callbacks|callback_answers|commands|edits|files/[0-9]{1,12}}"
+    r"/user/{user_id:-?[1-9][0-9]{0,14}}/"
+    r"{tail:messages|wait|callbacks|callback_answers|commands|edits|files/[0-9]{1,12}"
+    r"|groups|groups/-[1-9][0-9]{0,14}/messages}"
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -107,6 +113,7 @@ def add_demo_routes(app: web.Application, rt: Runtime) -> None:
     demo.router.add_get("/api/roles", list_roles)
     demo.router.add_post("/api/invite", make_invite)
     demo.router.add_post("/api/leader/{user_id:[1-9][0-9]{0,14}}/send-now", send_now)
+    demo.router.add_post("/api/group-link", make_group_link)
     demo.router.add_get("/api/content", get_content)
     demo.router.add_get(USER_ROUTE, user_side)
     demo.router.add_post(USER_ROUTE, user_side)
@@ -315,17 +322,38 @@ async def send_now(request: web.Request) -> web.Response:
     await weekly.send_due_prompts(rt, now)
     prompt = await leaders.latest_prompt(rt, leader)
     sent = prompt is not None and prompt.created_at >= now
+    # The leader's groups get theirs too (once a week, as the tick would post it).
+    group_sent = [
+        await groups.post_now(rt, group, now=now) for group in await groups.groups_for(rt, leader)
+    ]
     if rt.sender is not None:
         rt.sender.wake()
     return web.json_response(
         {
             "sent": sent,
             "week": prompt.week if prompt is not None else None,
+            "groups": len(group_sent),
+            "groups_sent": sum(group_sent),
             "message": "sent"
             if sent
             else "this week's question was sent before: one question a week",
         }
     )
+
+
+async def make_group_link(request: web.Request) -> web.Response:
+    """A group link for "Demo HF" (one role's group), as `group link` makes one: the page then
+    adds the bot to its "Ledergruppe" with it. Tuesdays at 09:00, like the demo's leader."""
+    rt = request.app[STATE].rt
+    body = await _json_object(request)
+    role = body.get("role") or (DEFAULT_ROLE if DEFAULT_ROLE in rt.content.roles else None)
+    try:
+        created = await groups.create_link(
+            rt, DEMO_ORG, role_id=str(role), weekday=1, minute_of_day=9 * 60, expires="1d"
+        )
+    except groups.InvalidGroupLink as exc:
+        return _error(422, "invalid", "the group link was not made", fields=exc.fields)
+    return web.json_response(created.as_json(), status=201)
 
 
 # --- the admin -----------------------------------------------------------------------------

@@ -4,7 +4,14 @@ Used by end-to-end tests, benchmarks and the demo mode; the bot reaches it throu
 ``base_url``. Nothing here may be imported by the production bot's handlers or services.
 """
 
-from devkit.localapi.client import BotMessage, Button, CallbackAnswer, LocalUser, UserActionError
+from devkit.localapi.client import (
+    BotMessage,
+    Button,
+    CallbackAnswer,
+    LocalGroup,
+    LocalUser,
+    UserActionError,
+)
 from devkit.localapi.entities import EntityParseError, parse_html
 from devkit.localapi.records import ApiError, Call, FileRecord, SentMessage, UserSideError
 from devkit.localapi.server import (
@@ -26,6 +33,7 @@ __all__ = [
     "EntityParseError",
     "FileRecord",
     "LocalBotApi",
+    "LocalGroup",
     "LocalUser",
     "SentMessage",
     "UserActionError",

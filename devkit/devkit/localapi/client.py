@@ -448,3 +448,106 @@ class LocalUser:
         if not isinstance(data, dict):
             raise UserActionError(f"unexpected answer from the local Bot API: {data!r}")
         return data
+
+
+class LocalGroup(LocalUser):
+    """A group chat with the bot in it, as its members act in it: adding the bot (with a
+    ``startgroup`` link's payload), writing, replying to the bot, removing it, and the group
+    becoming a supergroup. Reading (``replies``, ``inbox``, ``silence``) is the group's chat.
+
+    ``member`` is the person who acts unless another ``by`` is given.
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        chat_id: int,
+        title: str,
+        member: int,
+        *,
+        member_name: str = "Kari",
+        timeout: float = 5.0,
+        quiet: float = 0.25,
+        session: aiohttp.ClientSession | None = None,
+        settle: Settle | None = None,
+    ) -> None:
+        if chat_id >= 0:
+            raise ValueError("a group's chat id is negative")
+        super().__init__(
+            api_url,
+            chat_id,
+            member_name,
+            None,
+            timeout=timeout,
+            quiet=quiet,
+            session=session,
+            settle=settle,
+        )
+        self.title = title
+        self.member = member
+
+    @property
+    def chat_id(self) -> int:
+        return self.user_id
+
+    async def adds_bot(
+        self, start: str | None = None, *, by: int | None = None, expect_silence: bool = False
+    ) -> list[BotMessage]:
+        """A member adds the bot to the group, with a ``startgroup`` payload if given; what the
+        bot said in the group in answer."""
+        body: dict[str, Any] = {
+            "chat_id": self.chat_id,
+            "title": self.title,
+            "first_name": self.first_name,
+        }
+        if start is not None:
+            body["start"] = start
+        data = await self._post(f"/user/{by or self.member}/groups", body)
+        update_id = data.get("start_update_id") or data["update_id"]
+        if self.settle is not None:  # the member update first, then the /start
+            await asyncio.wait_for(self.settle(int(data["update_id"])), self.timeout)
+        self.last_update_id = int(update_id)
+        return await self._answer_to(
+            "the bot being added", expect_silence, None, None, update_id=self.last_update_id
+        )
+
+    async def says(
+        self,
+        text: str,
+        *,
+        by: int | None = None,
+        reply_to: int | None = None,
+        expect_silence: bool = False,
+        timeout: float | None = None,
+        quiet: float | None = None,
+    ) -> list[BotMessage]:
+        """A member writes in the group (``by``, else ``member``); the bot's answer, if any."""
+        body: dict[str, Any] = {"text": text, "first_name": self.first_name}
+        if reply_to is not None:
+            body["reply_to_message_id"] = reply_to
+        data = await self._post(f"/user/{by or self.member}/groups/{self.chat_id}/messages", body)
+        self.last_message_id = int(data["message_id"])
+        delivered = data.get("update_id")
+        self.last_update_id = int(delivered) if delivered is not None else None
+        return await self._answer_to(
+            repr(text), expect_silence, timeout, quiet, update_id=self.last_update_id
+        )
+
+    async def removes_bot(self, *, by: int | None = None, kicked: bool = False) -> None:
+        """A member removes the bot from the group (and bans it, with ``kicked``); returns once
+        the bot has handled it."""
+        data = await self._post(
+            f"/user/{by or self.member}/groups/{self.chat_id}/remove", {"kicked": kicked}
+        )
+        self.last_update_id = int(data["update_id"])
+        if self.settle is not None:
+            await asyncio.wait_for(self.settle(self.last_update_id), self.timeout)
+
+    async def becomes_supergroup(self, *, by: int | None = None) -> int:
+        """The group is upgraded to a supergroup; this object follows it to its new chat id."""
+        data = await self._post(f"/user/{by or self.member}/groups/{self.chat_id}/migrate", {})
+        self.user_id = int(data["chat_id"])
+        await self.open()
+        if self.settle is not None:
+            await asyncio.wait_for(self.settle(None), self.timeout)
+        return self.user_id

@@ -112,6 +112,8 @@ _METHOD_LIST = [
     ),
     BotMethod("editMessageReplyMarkup", dict(_EDIT)),
     BotMethod("deleteMessage", {"chat_id": "chat", "message_id": "int"}),
+    BotMethod("getChatMemberCount", {"chat_id": "chat"}),
+    BotMethod("leaveChat", {"chat_id": "chat"}),
     BotMethod(
         "answerCallbackQuery",
         {

@@ -142,6 +142,10 @@ class _Chat:
         self.user: dict[str, Any] | None = None
         self.known = False  #: the bot may write here (a private chat: the user started the bot)
         self.blocked = False
+        #: a group the bot is no longer in: "left" or "kicked" (sends answer 403)
+        self.removed: str | None = None
+        self.migrated_to: int | None = None  #: a group that became this supergroup
+        self.members: set[int] = set()  #: people in a group (the bot not counted)
         self.next_message_id = 1
         self.seq = 0
         self.sent: dict[int, SentMessage] = {}
@@ -214,6 +218,7 @@ class LocalBotApi:
         webhook_max_retry_delay: float = 2.0,
         webhook_timeout: float = 10.0,
         max_recorded_calls: int = 50_000,
+        group_privacy: bool = True,
     ) -> None:
         match = _TOKEN.match(token)
         if match is None:
@@ -230,6 +235,9 @@ class LocalBotApi:
         self.webhook_retry_delay = webhook_retry_delay
         self.webhook_max_retry_delay = webhook_max_retry_delay
         self.webhook_timeout = webhook_timeout
+        #: Telegram's privacy mode for groups (on unless the bot's owner turns it off): the
+        #: bot gets only commands, replies to its own messages and service messages
+        self.group_privacy = group_privacy
 
         #: every bot-side call, newest last (bounded by ``max_recorded_calls``)
         self.calls: deque[Call] = deque(maxlen=max_recorded_calls)
@@ -622,6 +630,165 @@ class LocalBotApi:
         if chat.known:
             self._push_member_change(chat, "kicked", "member")
 
+    # -- groups, as their members act in them ---------------------------------------------------
+
+    def group_add_bot(
+        self,
+        user_id: int,
+        chat_id: int,
+        title: str,
+        start: str | None = None,
+        *,
+        first_name: str | None = None,
+        language_code: str | None = None,
+    ) -> tuple[int, int | None]:
+        """A person adds the bot to a group, as a ``startgroup`` link does: the bot gets a
+        ``my_chat_member`` update (left → member) and, with ``start``, the message ``/start@bot
+        <start>`` the person's app sends in the group. Returns the two update_ids."""
+        if chat_id >= 0:
+            raise UserSideError(400, "a group's chat id is a negative integer")
+        if not isinstance(title, str) or not title.strip():
+            raise UserSideError(400, "a group needs a title")
+        person = self._person(user_id, first_name, language_code)
+        chat = self._chat(chat_id, {"id": chat_id, "type": "group", "title": title})
+        if chat.private:
+            raise UserSideError(400, f"chat {chat_id} is not a group")
+        if not chat.known:  # only read so far (a page showing the empty group)
+            chat.info = {**chat.info, "title": title}
+        if chat.migrated_to is not None:
+            raise UserSideError(400, "the group became a supergroup; use its new chat id")
+        chat.members.add(user_id)
+        was = chat.removed or ("left" if not chat.known else "member")
+        chat.known = True
+        chat.removed = None
+        update_id = self._push_group_member_change(chat, person, was, "member")
+        start_id = None
+        if start is not None:
+            start_id, _message_id = self.group_message(
+                user_id, chat_id, f"/start@{self.username} {start}".rstrip()
+            )
+        return update_id, start_id
+
+    def group_message(
+        self,
+        user_id: int,
+        chat_id: int,
+        text: str,
+        *,
+        reply_to_message_id: int | None = None,
+        first_name: str | None = None,
+        language_code: str | None = None,
+    ) -> tuple[int | None, int]:
+        """A member writes in a group. Returns ``(update_id, message_id)``; the update_id is
+        None when Telegram would not give the bot the message (privacy mode: not a command,
+        and not a reply to one of the bot's own messages)."""
+        if not isinstance(text, str) or not text:
+            raise UserSideError(400, "text must be a non-empty string")
+        chat = self._chats.get(chat_id)
+        if chat is None or chat.private:
+            raise UserSideError(400, f"there is no group {chat_id}")
+        if chat.migrated_to is not None:
+            raise UserSideError(400, "the group became a supergroup; use its new chat id")
+        person = self._person(user_id, first_name, language_code)
+        chat.members.add(user_id)
+        message_id = chat.take_message_id()
+        message: dict[str, Any] = {
+            "message_id": message_id,
+            "from": person,
+            "chat": chat.info,
+            "date": int(time.time()),
+            "text": text,
+        }
+        command = _BOT_COMMAND.match(text)
+        if command:
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": command.end()}]
+        to_bot = False
+        if reply_to_message_id is not None:
+            message["reply_to_message"] = self._user_reply_target(chat, reply_to_message_id)
+            to_bot = reply_to_message_id in chat.sent
+        chat.user_messages[message_id] = message
+        if chat.removed is not None:  # the bot is not in the group: it sees nothing
+            return None, message_id
+        if self.group_privacy and not (command or to_bot):
+            return None, message_id
+        return self._push("message", message), message_id
+
+    def group_remove_bot(self, user_id: int, chat_id: int, *, kicked: bool = False) -> int:
+        """A member removes the bot from the group (``kicked``: and bans it): the bot gets a
+        ``my_chat_member`` update, and its sends there fail with 403 from now on."""
+        chat = self._chats.get(chat_id)
+        if chat is None or chat.private or not chat.known:
+            raise UserSideError(400, f"the bot is not in a group {chat_id}")
+        person = self._person(user_id)
+        old = chat.removed or "member"
+        chat.removed = "kicked" if kicked else "left"
+        return self._push_group_member_change(chat, person, old, chat.removed)
+
+    def group_migrate(self, user_id: int, chat_id: int) -> int:
+        """The group becomes a supergroup (a new chat id, as Telegram does when a group grows
+        or gets some settings): the bot gets the two service messages, and sends to the old
+        id fail with "group chat was upgraded" naming the new one. Returns the new chat id."""
+        old = self._chats.get(chat_id)
+        if old is None or old.private or old.migrated_to is not None:
+            raise UserSideError(400, f"there is no group {chat_id} to upgrade")
+        new_id = -(10**12) + chat_id  # Telegram's supergroup ids start with -100…
+        info = {"id": new_id, "type": "supergroup", "title": old.info.get("title", "")}
+        new = self._chat(new_id, info)
+        new.known, new.removed, new.members = old.known, old.removed, set(old.members)
+        old.migrated_to = new_id
+        person = self._person(user_id)
+        if old.removed is None:
+            for chat, field, value in (
+                (old, "migrate_to_chat_id", new_id),
+                (new, "migrate_from_chat_id", chat_id),
+            ):
+                self._push(
+                    "message",
+                    {
+                        "message_id": chat.take_message_id(),
+                        "from": person,
+                        "chat": chat.info,
+                        "date": int(time.time()),
+                        field: value,
+                    },
+                )
+        return new_id
+
+    def _person(
+        self, user_id: int, first_name: str | None = None, language_code: str | None = None
+    ) -> dict[str, Any]:
+        """The ``User`` of a person acting in a group (their private chat is not touched)."""
+        if user_id <= 0:
+            raise UserSideError(400, "a user id is a positive integer")
+        known = self._chats.get(user_id)
+        user = dict(known.user) if known is not None and known.user else {}
+        user = {"id": user_id, "is_bot": False, "first_name": f"User {user_id}", **user}
+        if first_name:
+            user["first_name"] = first_name
+        if language_code:
+            user["language_code"] = language_code
+        return user
+
+    def _push_group_member_change(
+        self, chat: _Chat, person: dict[str, Any], old: str, new: str
+    ) -> int:
+        def member(status: str) -> dict[str, Any]:
+            state: dict[str, Any] = {"user": self.bot_user, "status": status}
+            if status == "kicked":
+                state["until_date"] = 0
+            return state
+
+        return self._push(
+            "my_chat_member",
+            {
+                "chat": chat.info,
+                "from": person,
+                "date": int(time.time()),
+                "old_chat_member": member(old),
+                "new_chat_member": member(new),
+            },
+        )
+
     def file_of(self, chat_id: int, message_id: int) -> FileRecord | None:
         chat = self._chats.get(chat_id)
         message = chat.sent.get(message_id) if chat else None
@@ -874,7 +1041,22 @@ class LocalBotApi:
             raise ApiError(400, "Bad Request: chat not found")
         if chat.blocked:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
+        self._check_group(chat)
         return chat
+
+    @staticmethod
+    def _check_group(chat: _Chat) -> None:
+        """Telegram's answers for a group the bot left or that became a supergroup."""
+        if chat.migrated_to is not None:
+            raise ApiError(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                {"migrate_to_chat_id": chat.migrated_to},
+            )
+        if chat.removed == "kicked":
+            raise ApiError(403, "Forbidden: bot was kicked from the group chat")
+        if chat.removed is not None:
+            raise ApiError(403, "Forbidden: bot is not a member of the group chat")
 
     def _check_flood(self, chat_id: int) -> None:
         if not self.flood_limits:
@@ -1011,12 +1193,26 @@ class LocalBotApi:
     async def _m_getme(self, params: dict[str, Any]) -> Any:
         return {
             **self.bot_user,
-            "can_join_groups": False,
+            "can_join_groups": True,
             "can_read_all_group_messages": False,
             "supports_inline_queries": False,
             "can_connect_to_business": False,
             "has_main_web_app": False,
         }
+
+    async def _m_getchatmembercount(self, params: dict[str, Any]) -> Any:
+        chat = self._writable_chat(params)
+        if chat.private:
+            return 2
+        return len(chat.members) + 1  # and the bot
+
+    async def _m_leavechat(self, params: dict[str, Any]) -> Any:
+        chat = self._writable_chat(params)
+        if chat.private:
+            raise ApiError(400, "Bad Request: chat member status can't be changed in private chats")
+        chat.removed = "left"
+        chat.notify()
+        return True
 
     async def _m_close(self, params: dict[str, Any]) -> Any:
         return True

@@ -52,6 +52,14 @@ class UserSideRoutes:
             web.post(r"/user/{user_id:-?\d+}/unblock", guard(self._u_unblock)),
             web.get(r"/user/{user_id:-?\d+}/files/{message_id:\d+}", guard(self._u_file)),
             web.get(r"/user/{user_id:-?\d+}/commands", guard(self._u_commands)),
+            web.post(r"/user/{user_id:\d+}/groups", guard(self._u_add_bot)),
+            web.post(
+                r"/user/{user_id:\d+}/groups/{chat_id:-\d+}/messages", guard(self._u_group_says)
+            ),
+            web.post(
+                r"/user/{user_id:\d+}/groups/{chat_id:-\d+}/remove", guard(self._u_remove_bot)
+            ),
+            web.post(r"/user/{user_id:\d+}/groups/{chat_id:-\d+}/migrate", guard(self._u_migrate)),
         ]
 
     def _guarded(self, handler: Handler) -> Handler:
@@ -123,6 +131,55 @@ class UserSideRoutes:
             return {"update_id": update_id, "callback_query_id": query_id}
 
         return await _user_answer(act)
+
+    async def _u_add_bot(self, request: web.Request) -> web.Response:
+        user_id = int(request.match_info["user_id"])
+        body = await _json_body(request)
+
+        def act() -> dict[str, Any]:
+            update_id, start_id = self.api.group_add_bot(
+                user_id,
+                _int_field(body, "chat_id"),
+                _str_field(body, "title"),
+                _opt_str(body, "start"),
+                first_name=_opt_str(body, "first_name"),
+                language_code=_opt_str(body, "language_code"),
+            )
+            return {"update_id": update_id, "start_update_id": start_id}
+
+        return await _user_answer(act)
+
+    async def _u_group_says(self, request: web.Request) -> web.Response:
+        user_id, chat_id = int(request.match_info["user_id"]), int(request.match_info["chat_id"])
+        body = await _json_body(request)
+
+        def act() -> dict[str, Any]:
+            reply_to = body.get("reply_to_message_id")
+            update_id, message_id = self.api.group_message(
+                user_id,
+                chat_id,
+                _str_field(body, "text"),
+                reply_to_message_id=int(reply_to) if reply_to is not None else None,
+                first_name=_opt_str(body, "first_name"),
+                language_code=_opt_str(body, "language_code"),
+            )
+            return {"update_id": update_id, "message_id": message_id}
+
+        return await _user_answer(act)
+
+    async def _u_remove_bot(self, request: web.Request) -> web.Response:
+        user_id, chat_id = int(request.match_info["user_id"]), int(request.match_info["chat_id"])
+        body = await _json_body(request)
+
+        def act() -> dict[str, Any]:
+            kicked = bool(body.get("kicked", False))
+            return {"update_id": self.api.group_remove_bot(user_id, chat_id, kicked=kicked)}
+
+        return await _user_answer(act)
+
+    async def _u_migrate(self, request: web.Request) -> web.Response:
+        user_id, chat_id = int(request.match_info["user_id"]), int(request.match_info["chat_id"])
+        return await _user_answer(lambda: {"chat_id": self.api.group_migrate(user_id, chat_id)})
 
     async def _u_messages(self, request: web.Request) -> web.Response:
         user_id = int(request.match_info["user_id"])

@@ -105,7 +105,7 @@ class Chat {
     this.firstName = firstName;
     this.language = language;
     this.label = label;
-    this.userId = Number(sessionStorage.getItem(`demo-user-${key}`)) || Chat.newId();
+    this.userId = Number(sessionStorage.getItem(`demo-user-${key}`)) || this.constructor.newId();
     sessionStorage.setItem(`demo-user-${key}`, String(this.userId));
     this.seq = 0;
     this.items = new Map();
@@ -296,6 +296,62 @@ class Chat {
   }
 }
 
+/** The leader's "Ledergruppe": a Telegram group with the bot in it. What the group reads comes
+ * from the group's chat; what Lise writes there goes in as a member of the group. */
+class GroupChat extends Chat {
+  constructor(root, member) {
+    super(root, { key: "group", firstName: member.firstName, label: "Ledergruppe" });
+    this.member = member;
+  }
+
+  static newId() {
+    return -(4000000000 + Math.floor(Math.random() * 900000000));
+  }
+
+  build() {
+    super.build();
+    this.root.querySelector(".avatar").textContent = "L";
+    this.root.querySelector(".who strong").textContent = "Ledergruppe";
+    const reset = this.root.querySelector(".phone-top button");
+    reset.textContent = "Ny gruppe";
+    reset.title = "Start på nytt med en ny gruppe uten boten";
+  }
+
+  reset() {
+    this.userId = GroupChat.newId();
+    sessionStorage.setItem(`demo-user-${this.key}`, String(this.userId));
+    this.items.clear();
+    this.log.replaceChildren();
+    this.keyboard.replaceChildren();
+    this.updateWho();
+    this.start();
+    this.note("Ny gruppe: boten er ikke med.");
+  }
+
+  updateWho() {
+    this.who.textContent = `gruppe i lokal demo · du skriver som ${this.firstName}`;
+  }
+
+  async addBot(payload) {
+    const { ok, data } = await request(`demo/user/${this.member.userId}/groups`, {
+      method: "POST",
+      body: { chat_id: this.userId, title: "Ledergruppe", start: payload, first_name: this.member.firstName },
+    });
+    if (!ok) this.note(`Boten ble ikke lagt til: ${data.error || "ukjent feil"}`);
+    return ok;
+  }
+
+  async send(text) {
+    this.log.append(el("li", { class: "msg me", text: `${this.member.firstName}: ${text}` }));
+    this.scroll();
+    const { ok, data } = await request(`demo/user/${this.member.userId}/groups/${this.userId}/messages`, {
+      method: "POST", body: { text, first_name: this.member.firstName },
+    });
+    if (!ok) this.note(`Ikke sendt: ${data.error || "ukjent feil"}`);
+    else if (data.update_id === null) this.note("Boten får ikke denne meldingen (personvernmodus i grupper).");
+  }
+}
+
 // --- personas -----------------------------------------------------------------------------
 
 const PERSONAS = ["nurse", "caller", "leader", "admin"];
@@ -466,6 +522,7 @@ async function moveCheckin(fresh) {
 // --- the leader ---------------------------------------------------------------------------
 
 let leader;
+let group;
 
 async function loadRoles() {
   const { ok, data } = await request("demo/api/roles");
@@ -491,6 +548,21 @@ async function sendNow() {
   $("leader-status").textContent = data.sent
     ? `Ukens spørsmål er sendt (uke ${data.week}). Svar i chatten.`
     : "Denne uken har allerede fått spørsmålet sitt: det kommer ett i uken.";
+  if (data.groups) {
+    $("group-status").textContent = data.groups_sent
+      ? "Ukens spørsmål er lagt ut i Ledergruppe."
+      : "Ledergruppe har allerede fått ukens spørsmål: det kommer ett i uken.";
+  }
+}
+
+async function linkGroup() {
+  const { ok, data } = await request("demo/api/group-link", { method: "POST", body: { role: $("role").value } });
+  if (!ok) { $("group-status").textContent = `Ingen gruppelenke: ${data.message || "feil"}`; return; }
+  const payload = data.deep_link.split("?startgroup=")[1];
+  if (await group.addBot(payload)) {
+    $("group-status").textContent = "Boten er lagt til i Ledergruppe med en gruppelenke for «Demo HF» "
+      + "(samme rolle). Ukens spørsmål kommer tirsdager kl. 09:00, eller nå med «Send ukens spørsmål nå».";
+  }
 }
 
 // --- the admin ----------------------------------------------------------------------------
@@ -613,6 +685,7 @@ async function main() {
   caller = new Chat($("caller-phone"), { key: "caller", firstName: "Kari", label: "innringeren" });
   caller.onMessages((fresh) => moveCheckin(fresh));
   leader = new Chat($("leader-phone"), { key: "leader", firstName: "Lise", label: "lederen" });
+  group = new GroupChat($("group-phone"), leader);
 
   $("topic").addEventListener("change", topicChosen);
   $("dispatch-form").addEventListener("submit", createDispatch);
@@ -633,6 +706,7 @@ async function main() {
     if (payload) { leader.send(`/start ${payload}`); leader.input.focus(); }
   });
   $("send-now").addEventListener("click", sendNow);
+  $("link-group").addEventListener("click", linkGroup);
 
   show(location.hash.slice(1) || "nurse", { focus: false });
   await Promise.all([loadTopics(), loadRoles()]);
