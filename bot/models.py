@@ -462,6 +462,7 @@ class RaabraDigest(SQLModel, table=True):
     leader_id: int = Field(foreign_key="leader.id", ondelete="CASCADE")
     organisation_id: int = Field(foreign_key="organisation.id", ondelete="CASCADE")
     month: str = Field(max_length=7)  # the month it is about: "2026-04"
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 # --- leader groups: the week's question for discussion -------------------------------------
