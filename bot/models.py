@@ -544,3 +544,39 @@ class GroupPost(SQLModel, table=True):
     )
     due_at: dt.datetime = Field(sa_type=UTCDateTime)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+# --- the clinic's events: what happened to its dispatches -----------------------------------
+
+
+class ClinicEvent(SQLModel, table=True):
+    """Something that happened to a dispatch, told to the clinic that made it: by the events
+    feed (``GET /api/v1/events``) and, where its key has one, by a signed webhook.
+
+    ``public_id`` is the stable id a receiver deduplicates by; ``seq`` orders one clinic's
+    events without gaps or reordering between commits (``bot.services.clinic_events.emit``).
+    No foreign key to the dispatch: ``dispatch.deleted`` outlives the dispatch it tells of.
+    Carries no phone number, no note, no name (``data`` holds only whitelisted keys); deleted
+    with the dispatches' retention.
+    """
+
+    __tablename__ = "clinic_event"
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "seq", name="uq_clinic_event_organisation_id_seq"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    public_id: str = Field(max_length=32, unique=True)  # "evt_" + 24 hex
+    organisation_id: int | None = Field(
+        default=None, foreign_key="organisation.id", ondelete="CASCADE"
+    )
+    seq: int  # 1, 2, 3 … within the organisation (None organisation: its own sequence)
+    # The key that made the dispatch: its webhook, if any, is told. None for a dispatch made on
+    # the command line, or once the key is deleted.
+    api_key_id: int | None = Field(
+        default=None, foreign_key="api_key.id", ondelete="SET NULL", index=True
+    )
+    dispatch_id: str = Field(max_length=32, index=True)
+    type: str = Field(max_length=32)  # an EventType
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
