@@ -5,7 +5,7 @@ Takes Telegram user ids as plain ints; returns ``Person`` rows. No Telegram type
 
 from __future__ import annotations
 
-from sqlalchemy import delete, update
+from sqlalchemy import Update, delete, update
 from sqlmodel import col, select
 
 from bot.db import Sessions, upsert_insert
@@ -59,16 +59,21 @@ async def choose_locale(sessions: Sessions, telegram_user_id: int, locale: Local
 async def guess_locale_once(sessions: Sessions, telegram_user_id: int, locale: Locale) -> None:
     """A better guess (e.g. the language a nurse chose); an explicit choice is kept."""
     async with sessions() as session:
-        await session.exec(
-            update(Person)
-            .where(
-                col(Person.telegram_user_id) == telegram_user_id,
-                col(Person.locale_chosen).is_(False),
-                col(Person.locale) != locale,
-            )
-            .values(locale=locale)
-        )
+        await session.exec(guessed_locale(telegram_user_id, locale))
         await session.commit()
+
+
+def guessed_locale(telegram_user_id: int, locale: Locale) -> Update:
+    """The statement of ``guess_locale_once``, for a caller's own transaction."""
+    return (
+        update(Person)
+        .where(
+            col(Person.telegram_user_id) == telegram_user_id,
+            col(Person.locale_chosen).is_(False),
+            col(Person.locale) != locale,
+        )
+        .values(locale=locale)
+    )
 
 
 async def delete_person(
