@@ -153,7 +153,8 @@ async def test_a_production_start_loads_no_migrations_chart_demo_or_content_chec
         assert await bot.wait(20) == 0
     finally:
         await bot.kill()
-    imported = set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \| +(\S+)", bot.log(), re.M))
+    log = bot.log_path.read_text(errors="replace")
+    imported = set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \| +(\S+)", log, re.M))
     assert {"bot.app", "handlers", "telegram.ext", "sqlalchemy", "aiohttp.web"} <= imported
     packages = {name.split(".")[0] for name in imported}
     assert packages.isdisjoint({"alembic", "mako", "matplotlib", "wordfreq", "devkit"})
