@@ -8,22 +8,25 @@ from __future__ import annotations
 from sqlalchemy import Update, delete, update
 from sqlmodel import col, select
 
-from bot.db import Sessions, upsert_insert
+from bot.db import Sessions, table_of, upsert_insert
 from bot.i18n import Locale, as_locale
 from bot.models import Dispatch, Person, utcnow
+
+_PERSON = table_of(Person)
 
 
 async def ensure_person(sessions: Sessions, telegram_user_id: int, guessed: Locale) -> Person:
     """The person for a Telegram user, created with a guessed language on first contact.
 
-    Writing to the bot again also means they have not blocked it (any more). One statement
-    (an upsert with RETURNING), since this runs for every update.
+    Writing to the bot again also means they have not blocked it (any more). One Core statement
+    (an upsert with RETURNING), since this runs for every update; the row becomes a ``Person``
+    without an ORM load.
     """
     now = utcnow()
     async with sessions() as session:
         insert = upsert_insert(session)
         stmt = (
-            insert(Person)
+            insert(_PERSON)
             .values(
                 telegram_user_id=telegram_user_id,
                 locale=guessed,
@@ -35,10 +38,11 @@ async def ensure_person(sessions: Sessions, telegram_user_id: int, guessed: Loca
                 index_elements=["telegram_user_id"],
                 set_={"last_seen_at": now, "blocked_at": None},
             )
-            .returning(Person)
+            .returning(*_PERSON.c)
         )
-        person = (await session.exec(stmt)).scalar_one()
+        row = (await (await session.connection()).execute(stmt)).one()
         await session.commit()
+    person = Person(**row._asdict())
     person.locale = as_locale(person.locale)
     return person
 
