@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import hashlib
 import hmac
 import json
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
-from sqlalchemy import delete, exists, update
+from sqlalchemy import Update, bindparam, delete, exists, update
 from sqlalchemy import select as select_rows
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -579,6 +580,24 @@ class OpenResult:
     dispatch: Dispatch | None = None
 
 
+_DISPATCH = table_of(Dispatch)
+# The opening's statements, built once: building and cache-keying them anew cost more than
+# running them.
+_BY_TOKEN = select_rows(_DISPATCH).where(_DISPATCH.c.token_hash == bindparam("digest"))
+
+
+@functools.cache
+def _claim_dispatch(columns: tuple[str, ...]) -> Update:
+    """``UPDATE dispatch SET <columns> WHERE id = :dispatch_id AND person_id IS NULL RETURNING
+    id``; the values are bound at each execution as ``new_<column>``."""
+    return (
+        update(_DISPATCH)
+        .where(_DISPATCH.c.id == bindparam("dispatch_id"), _DISPATCH.c.person_id.is_(None))
+        .values({name: bindparam(f"new_{name}", type_=_DISPATCH.c[name].type) for name in columns})
+        .returning(_DISPATCH.c.id)
+    )
+
+
 async def open_link(
     rt: Runtime, token: str, person: Person, *, now: dt.datetime | None = None
 ) -> OpenResult:
@@ -591,14 +610,9 @@ async def open_link(
     only when it would change something.
     """
     now = now or utcnow()
-    table = table_of(Dispatch)
     async with rt.sessions() as session:
         connection = await session.connection()  # the session's transaction, without the ORM
-        row = (
-            await connection.execute(
-                select_rows(table).where(table.c.token_hash == token_hash(token))
-            )
-        ).first()
+        row = (await connection.execute(_BY_TOKEN, {"digest": token_hash(token)})).first()
         if row is None:
             return OpenResult(Opened.UNKNOWN)
         dispatch = Dispatch(**row._asdict())
@@ -617,10 +631,9 @@ async def open_link(
             }
         claimed = (
             await connection.execute(
-                update(table)
-                .where(table.c.id == dispatch.id, table.c.person_id.is_(None))
-                .values(**values)
-                .returning(table.c.id)
+                _claim_dispatch(tuple(values)),
+                {f"new_{name}": value for name, value in values.items()}
+                | {"dispatch_id": dispatch.id},
             )
         ).first()
         if claimed is None:

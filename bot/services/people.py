@@ -5,10 +5,13 @@ Takes Telegram user ids as plain ints; returns ``Person`` rows. No Telegram type
 
 from __future__ import annotations
 
-from sqlalchemy import Update, delete, update
+import functools
+
+from sqlalchemy import Insert, Update, bindparam, delete, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 
-from bot.db import Sessions, table_of, upsert_insert
+from bot.db import Sessions, table_of
 from bot.i18n import Locale, as_locale
 from bot.models import Dispatch, Person, utcnow
 
@@ -24,27 +27,36 @@ async def ensure_person(sessions: Sessions, telegram_user_id: int, guessed: Loca
     """
     now = utcnow()
     async with sessions() as session:
-        insert = upsert_insert(session)
-        stmt = (
-            insert(_PERSON)
-            .values(
-                telegram_user_id=telegram_user_id,
-                locale=guessed,
-                locale_chosen=False,
-                created_at=now,
-                last_seen_at=now,
-            )
-            .on_conflict_do_update(
-                index_elements=["telegram_user_id"],
-                set_={"last_seen_at": now, "blocked_at": None},
-            )
-            .returning(*_PERSON.c)
-        )
-        row = (await (await session.connection()).execute(stmt)).one()
+        connection = await session.connection()
+        params = {"telegram_user_id": telegram_user_id, "locale": guessed, "now": now}
+        row = (await connection.execute(_upsert_person(connection.dialect.name), params)).one()
         await session.commit()
     person = Person(**row._asdict())
     person.locale = as_locale(person.locale)
     return person
+
+
+@functools.cache
+def _upsert_person(dialect: str) -> Insert:
+    """``ensure_person``'s statement, built once per dialect (values bound at each execution):
+    building and cache-keying it anew cost more than running it."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = bindparam("now", type_=_PERSON.c.last_seen_at.type)  # UTCDateTime, as the columns
+    return (
+        insert(_PERSON)
+        .values(
+            telegram_user_id=bindparam("telegram_user_id"),
+            locale=bindparam("locale"),
+            locale_chosen=False,
+            created_at=now,
+            last_seen_at=now,
+        )
+        .on_conflict_do_update(
+            index_elements=["telegram_user_id"],
+            set_={"last_seen_at": now, "blocked_at": None},
+        )
+        .returning(*_PERSON.c)
+    )
 
 
 async def choose_locale(sessions: Sessions, telegram_user_id: int, locale: Locale) -> Person:
