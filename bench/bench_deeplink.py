@@ -15,7 +15,9 @@ A second, diagnostic phase opens N/5 more links at 25 per second: a load just un
 that the bot's Telegram budget allows (Telegram's limit for a bot's messages, replies and queued
 sends together), to separate the processing time from the queue that 50 replies a second must form.
 
-Diagnosis only: ``--no-reply-limit`` gives the bot's Telegram budget a limit of 1,000/s, to show
+Diagnosis only: ``--profile`` runs the bot's side of the first phase under cProfile and prints
+where its CPU goes, by library and by function (the profiler slows it: read shares, not times).
+``--no-reply-limit`` gives the bot's Telegram budget a limit of 1,000/s, to show
 how much of the latency is that limit's queue.
 
 The local Bot API and the simulated callers run in a child process (as Telegram and its users
@@ -26,10 +28,13 @@ reported. Both processes share the machine's cores with whatever else is running
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import multiprocessing
+import pstats
 import sys
 import tempfile
 import time
+from collections import Counter
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -176,13 +181,25 @@ def describe(prefix: str, complete: list[float], first: list[float]) -> None:
 
 
 async def phase(
-    conn: Connection, payloads: list[str], first_user: int, rate: float, sql: SqlCounter
+    conn: Connection,
+    payloads: list[str],
+    first_user: int,
+    rate: float,
+    sql: SqlCounter,
+    profile: bool = False,
 ) -> tuple[list[float], list[float], int]:
     """One round of openings by the child; prints the figures and the bot's CPU per opening."""
     sql.take()
+    # The event loop's thread's CPU time: waiting in epoll is not counted, and neither is the
+    # database driver's thread (aiosqlite), which the bot's total CPU above includes.
+    profiler = cProfile.Profile(time.thread_time) if profile else None
     cpu0 = time.process_time()
+    if profiler is not None:
+        profiler.enable()
     conn.send(("open", payloads, first_user, rate))
     complete, first, failures, achieved, user_cpu = await asyncio.to_thread(conn.recv)
+    if profiler is not None:
+        profiler.disable()
     cpu = time.process_time() - cpu0
     out(f"at {rate:g}/s: openings sent at {achieved:.1f}/s, failures {failures}")
     out(
@@ -196,7 +213,43 @@ async def phase(
         + SqlCounter.describe(counts, per)
     )
     describe(f"at {rate:g}/s", complete, first)
+    if profiler is not None:
+        print_profile(profiler, per)
     return complete, first, failures
+
+
+def _library(filename: str) -> str:
+    """``telegram``, ``sqlalchemy``, ``bot``, ``asyncio`` … for a profiled function's file."""
+    path = filename.replace("\\", "/")
+    if "site-packages/" in path:
+        return path.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
+    for own in ("/bot/", "/handlers/", "/devkit/"):
+        if own in path:
+            return own.strip("/")
+    if path.startswith("~") or path.startswith("<"):
+        return "builtins"
+    if "/lib/python" in path:
+        folder = path.rsplit("/", 2)[-2]
+        return "stdlib" if folder.startswith("python3") else folder
+    return "other"
+
+
+def print_profile(profiler: cProfile.Profile, per: int) -> None:
+    """Own time by library, then the functions with the most own time (per opening)."""
+    stats = pstats.Stats(profiler)
+    raw: dict[Any, Any] = vars(stats)["stats"]
+    by_library: Counter[str] = Counter()
+    rows = []
+    for (filename, line, name), (_cc, _nc, own, cumulative, _callers) in raw.items():
+        by_library[_library(filename)] += own
+        rows.append((own, cumulative, f"{filename.rsplit('/', 1)[-1]}:{line}({name})"))
+    total = sum(by_library.values()) or 1.0
+    out(f"profile (cProfile, event loop thread CPU: {1000 * total / per:.1f} ms per opening):")
+    for library, own in by_library.most_common(12):
+        out(f"  {1000 * own / per:6.2f} ms {100 * own / total:5.1f} %  {library}")
+    out("  functions with the most own time (ms per opening, own / cumulative):")
+    for own, cumulative, where in sorted(rows, reverse=True)[:15]:
+        out(f"  {1000 * own / per:6.3f} / {1000 * cumulative / per:6.3f}  {where}")
 
 
 async def main() -> int:
@@ -232,7 +285,9 @@ async def main() -> int:
                     f"({made / len(payloads) * 1000:.1f} ms each)"
                 )
                 sql = SqlCounter(rt.engine)
-                complete, _first, failures = await phase(conn, payloads[:n], USER_BASE, RATE, sql)
+                complete, _first, failures = await phase(
+                    conn, payloads[:n], USER_BASE, RATE, sql, profile="--profile" in sys.argv
+                )
                 slow, _slow_first, slow_failures = await phase(
                     conn, payloads[n:], USER_BASE + n, SLOW_RATE, sql
                 )

@@ -153,11 +153,7 @@ def verdict(ok: bool) -> str:
 
 def bot_env(directory: Path, database_url: str, port: int, api_port: int) -> dict[str, str]:
     """Environment for ``python -m bot run`` in demo mode on its own files and ports."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TELEGRAM_", "DATABASE_", "SMS_", "SECRET_"))
-    }
+    env = child_env()
     env.update(
         DATABASE_URL=database_url,
         VAR_DIR=str(directory / "var"),
@@ -166,6 +162,20 @@ def bot_env(directory: Path, database_url: str, port: int, api_port: int) -> dic
         LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
     )
+    return env
+
+
+def child_env() -> dict[str, str]:
+    """The environment for a child Python: none of the bot's settings, this checkout's code first
+    (``PYTHONPATH``: the editable install may point at another worktree), and bytecode cached as
+    on a deployed host (``PYTHONDONTWRITEBYTECODE`` would time compiling every module)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TELEGRAM_", "DATABASE_", "SMS_", "SECRET_", "PUBLIC_URL"))
+        and k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")
+    }
+    env["PYTHONPATH"] = str(PROJECT_ROOT)
     return env
 
 

@@ -55,6 +55,48 @@ def head_revision() -> str | None:
     return script_directory().get_current_head()
 
 
+_REVISION_LINE = re.compile(
+    r"^(down_revision|revision)\b[^=\n]*=\s*(?:\"([^\"\n]*)\"|'([^'\n]*)'|(None))\s*$", re.M
+)
+
+
+def declared_head() -> str | None:
+    """The newest revision, read from the scripts' own ``revision`` / ``down_revision`` lines
+    without importing Alembic (~0.1 s of every start): the one revision no script names as its
+    parent. None when the scripts are not one plain chain (a merge, an unreadable line): then
+    ``head_revision`` decides."""
+    parents: dict[str, str | None] = {}
+    for script in (MIGRATIONS / "versions").glob("*.py"):
+        found: dict[str, str | None] = {}
+        for match in _REVISION_LINE.finditer(script.read_text(encoding="utf-8")):
+            name, double, single, _none = match.groups()
+            if name in found:
+                return None
+            found[name] = double if double is not None else single
+        revision = found.get("revision")
+        if revision is None or "down_revision" not in found or revision in parents:
+            return None
+        parents[revision] = found["down_revision"]
+    heads = set(parents) - set(parents.values())
+    roots = [r for r, parent in parents.items() if parent is None]
+    if (
+        len(heads) != 1
+        or len(roots) != 1
+        or any(parent is not None and parent not in parents for parent in parents.values())
+    ):
+        return None
+    return heads.pop()
+
+
+def _is_current(current: str | None) -> bool:
+    """True if ``current`` is the newest revision; Alembic is imported only to be sure of a
+    "no" (or when the scripts' lines cannot be read plainly)."""
+    head = declared_head()
+    if head is not None and current == head:
+        return True
+    return current == head_revision()
+
+
 def revisions() -> list[str]:
     """All revisions, oldest first."""
     return [r.revision for r in reversed(list(script_directory().walk_revisions()))]
@@ -89,7 +131,7 @@ def downgrade(async_url: str, revision: str, *, secrets: Sequence[bytes] | None 
 
 def upgrade_if_behind(async_url: str, *, secrets: Sequence[bytes] | None = None) -> bool:
     """Upgrade to the newest revision unless the database is there already; True if it ran."""
-    if current_revision(async_url) == head_revision():
+    if _is_current(current_revision(async_url)):
         return False
     upgrade(async_url, secrets=secrets)
     return True
@@ -107,9 +149,10 @@ def secrets_for_migration(given: Sequence[bytes] | None) -> list[bytes]:
 
 def require_current(async_url: str) -> None:
     """Raise ``SchemaNotCurrent`` with what to do, unless the schema is the code's newest."""
-    current, head = current_revision(async_url), head_revision()
-    if current == head:
+    current = current_revision(async_url)
+    if _is_current(current):
         return
+    head = head_revision()
     if current is None:
         problem = "the database has no schema yet"
     elif current in revisions():

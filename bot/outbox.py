@@ -65,14 +65,16 @@ async def enqueue(
     payload: dict[str, Any] | None = None,
     due_at: dt.datetime | None = None,
     expires_at: dt.datetime | None = None,
+    person_unblocked: bool = False,
 ) -> int | None:
     """Add a message inside the caller's transaction (the caller commits); the new row's id.
 
     None, and nothing written, if ``dedupe_key`` was used before, or if the person has blocked
-    the bot (nothing is queued for them until they write again).
+    the bot (nothing is queued for them until they write again). ``person_unblocked``: the
+    caller knows they have not (they wrote just now), so that is not looked up.
     """
     spec = KINDS[kind]
-    if person_id is not None and spec.channel is Channel.TELEGRAM:
+    if person_id is not None and spec.channel is Channel.TELEGRAM and not person_unblocked:
         blocked = (
             await session.exec(select_rows(Person.blocked_at).where(col(Person.id) == person_id))
         ).first()

@@ -18,7 +18,7 @@ from bot.ptb import BotApplication
 from bot.runtime import Runtime
 from bot.services import dispatches
 from bot.services.dispatches import Opened
-from bot.services.people import choose_locale, guess_locale_once
+from bot.services.people import choose_locale
 from handlers.base import Context, Turn, begin, button, keyboard, reply
 from handlers.common import invalid_link, link_refused
 
@@ -61,12 +61,8 @@ async def open_advice_link(update: Update, context: Context, turn: Turn, payload
         return
     dispatch = result.dispatch
     assert dispatch is not None
-    if result.outcome is Opened.FIRST:
-        # The nurse knows the caller's language better than Telegram's setting does.
-        locale = as_locale(dispatch.locale)
-        await guess_locale_once(rt.sessions, turn.person.telegram_user_id, locale)
-    else:
-        locale = turn.locale
+    # Opened now: the advice's language has just become the person's guess (``open_link``).
+    locale = as_locale(dispatch.locale) if result.outcome is Opened.FIRST else turn.locale
     await send_advice(update, rt, dispatch, locale)
 
 

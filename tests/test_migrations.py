@@ -66,6 +66,32 @@ def test_production_start_refuses_a_schema_that_is_not_current(url: str) -> None
     migrate.require_current(url)  # current: no error
 
 
+def test_the_start_reads_the_same_head_as_alembic_or_leaves_it_to_alembic(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Start-up reads the newest revision from the scripts' lines (no Alembic import); where
+    that is not plain (here: a merge revision), it says so and Alembic decides, as before."""
+    assert migrate.declared_head() == migrate.head_revision()
+    shutil.copytree(migrate.MIGRATIONS, tmp_path / "migrations")
+    monkeypatch.setattr(migrate, "MIGRATIONS", tmp_path / "migrations")
+    head = migrate.head_revision()
+    migrate.upgrade(url)
+    (tmp_path / "migrations" / "versions" / "9998_branch.py").write_text(
+        f'revision = "9998_branch"\ndown_revision = "{head}"\n'
+        "def upgrade() -> None: ...\ndef downgrade() -> None: ...\n"
+    )
+    (tmp_path / "migrations" / "versions" / "9999_merge.py").write_text(
+        f'revision = "9999_merge"\ndown_revision = ("{head}", "9998_branch")\n'
+        "def upgrade() -> None: ...\ndef downgrade() -> None: ...\n"
+    )
+    assert migrate.declared_head() is None
+    assert migrate.head_revision() == "9999_merge"
+    with pytest.raises(migrate.SchemaNotCurrent, match="needs 9999_merge"):
+        migrate.require_current(url)
+    migrate.upgrade(url)
+    migrate.require_current(url)
+
+
 def test_instances_that_start_together_on_an_empty_database_do_not_race(
     url: str, tmp_path: Path
 ) -> None:
@@ -164,6 +190,7 @@ def test_db_revision_writes_the_next_numbered_script(
     assert script.exists(), made.output
     assert f'down_revision: str | None = "{head}"' in script.read_text()
     assert migrate.head_revision() == f"{number + 1:04d}"
+    assert migrate.declared_head() == migrate.head_revision()  # the start's check sees it too
     migrate.upgrade(url)  # the empty migration applies
     assert migrate.current_revision(url) == migrate.head_revision()
 

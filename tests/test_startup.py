@@ -10,7 +10,9 @@ and serving; only a refused token (401 to getMe) does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import re
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -123,6 +125,39 @@ async def test_run_with_console_sms_starts_serves_and_warns_that_nothing_is_sent
     finally:
         await bot.kill()
     assert "WARNING bot: SMS_PROVIDER=console: NO SMS IS SENT." in bot.log()
+
+
+async def test_a_production_start_loads_no_migrations_chart_demo_or_content_checker(
+    api: LocalBotApi, tmp_path: Path
+) -> None:
+    """Alembic (migrations), matplotlib (/stats' chart), wordfreq (the content check) and the
+    devkit (local Bot API, demo) serve no request of a production bot whose schema is current;
+    each costs every start time. The interpreter's own import log of the real ``python -m bot
+    run`` (``PYTHONPROFILEIMPORTTIME``) shows what it loaded until /healthz answered."""
+    env = bot_env(api, tmp_path, PYTHONPROFILEIMPORTTIME="1")
+    await cli(env, tmp_path, "db", "upgrade")
+    bot = BotProcess(env, tmp_path, "imports")
+    await bot.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{env['PORT']}/healthz"
+            for _ in range(600):
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(url) as response:
+                        if response.status == 200:
+                            break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError(f"/healthz never answered 200:\n{bot.log()[-3000:]}")
+        bot.signal(signal.SIGTERM)
+        assert await bot.wait(20) == 0
+    finally:
+        await bot.kill()
+    log = bot.log_path.read_text(errors="replace")
+    imported = set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \| +(\S+)", log, re.M))
+    assert {"bot.app", "handlers", "telegram.ext", "sqlalchemy", "aiohttp.web"} <= imported
+    packages = {name.split(".")[0] for name in imported}
+    assert packages.isdisjoint({"alembic", "mako", "matplotlib", "wordfreq", "devkit"})
 
 
 async def test_run_with_a_refused_token_stops_and_says_so_without_the_token(

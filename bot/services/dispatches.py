@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import hashlib
 import hmac
 import json
@@ -26,13 +27,15 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
-from sqlalchemy import delete, exists, update
+from sqlalchemy import Update, bindparam, delete, exists, update
+from sqlalchemy import select as select_rows
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import outbox, render
 from bot.content.schema import AdviceTopic, topic_from_snapshot
+from bot.db import table_of
 from bot.events import CheckinFinished, Delivery, SmsFinished
 from bot.i18n import LOCALES, Locale, as_locale
 from bot.models import (
@@ -61,6 +64,7 @@ from bot.privacy import (
 from bot.problems import N_, Gettext, Problem, problem, texts
 from bot.runtime import Runtime
 from bot.services import apikeys, audit
+from bot.services.people import guessed_locale
 
 log = logging.getLogger(__name__)
 
@@ -576,17 +580,42 @@ class OpenResult:
     dispatch: Dispatch | None = None
 
 
+_DISPATCH = table_of(Dispatch)
+# The opening's statements, built once: building and cache-keying them anew cost more than
+# running them.
+_BY_TOKEN = select_rows(_DISPATCH).where(_DISPATCH.c.token_hash == bindparam("digest"))
+
+
+@functools.cache
+def _claim_dispatch(columns: tuple[str, ...]) -> Update:
+    """``UPDATE dispatch SET <columns> WHERE id = :dispatch_id AND person_id IS NULL RETURNING
+    id``; the values are bound at each execution as ``new_<column>``."""
+    return (
+        update(_DISPATCH)
+        .where(_DISPATCH.c.id == bindparam("dispatch_id"), _DISPATCH.c.person_id.is_(None))
+        .values({name: bindparam(f"new_{name}", type_=_DISPATCH.c[name].type) for name in columns})
+        .returning(_DISPATCH.c.id)
+    )
+
+
 async def open_link(
     rt: Runtime, token: str, person: Person, *, now: dt.datetime | None = None
 ) -> OpenResult:
-    """Bind the dispatch behind a link to the first person who opens it, and plan the check-in."""
+    """Bind the dispatch behind a link to the first person who opens it, plan the check-in, and
+    take the advice's language as the better guess of the person's: one transaction.
+
+    The hot path of every caller (one per opened link), so Core statements, not ORM loads: one
+    SELECT of the row, one conditional ``UPDATE … RETURNING id`` (only the first of two chats
+    opening the link at once gets it), the check-in's INSERT, and the language guess's UPDATE
+    only when it would change something.
+    """
     now = now or utcnow()
     async with rt.sessions() as session:
-        dispatch = (
-            await session.exec(select(Dispatch).where(Dispatch.token_hash == token_hash(token)))
-        ).one_or_none()
-        if dispatch is None:
+        connection = await session.connection()  # the session's transaction, without the ORM
+        row = (await connection.execute(_BY_TOKEN, {"digest": token_hash(token)})).first()
+        if row is None:
             return OpenResult(Opened.UNKNOWN)
+        dispatch = Dispatch(**row._asdict())
         if dispatch.person_id is not None:
             if dispatch.person_id == person.id:
                 return OpenResult(Opened.AGAIN, dispatch)
@@ -600,22 +629,29 @@ async def open_link(
                 "checkin_status": CheckinStatus.SCHEDULED,
                 "checkin_due_at": checkin["due_at"],
             }
-        # Only the first of two chats opening the same link at once gets it.
         claimed = (
-            await session.exec(
-                update(Dispatch)
-                .where(col(Dispatch.id) == dispatch.id, col(Dispatch.person_id).is_(None))
-                .values(**values)
-                .returning(Dispatch),
-                execution_options={"populate_existing": True},
+            await connection.execute(
+                _claim_dispatch(tuple(values)),
+                {f"new_{name}": value for name, value in values.items()}
+                | {"dispatch_id": dispatch.id},
             )
-        ).scalar_one_or_none()
+        ).first()
         if claimed is None:
             await session.rollback()
             return OpenResult(Opened.TAKEN)
-        dispatch = claimed
+        for name, value in values.items():
+            setattr(dispatch, name, value)
         if checkin is not None:
-            await outbox.enqueue(session, MessageKind.CHECKIN, **checkin)
+            # A person who has just written to the bot has not blocked it (their update
+            # cleared ``blocked_at``): no need to look that up again.
+            await outbox.enqueue(
+                session, MessageKind.CHECKIN, person_unblocked=person.blocked_at is None, **checkin
+            )
+        # The nurse knows the caller's language better than Telegram's setting does.
+        if not person.locale_chosen and person.locale != dispatch.locale:
+            await connection.execute(
+                guessed_locale(person.telegram_user_id, as_locale(dispatch.locale))
+            )
         await session.commit()
     log.info("dispatch %s opened (via %s)", dispatch.id, "telegram")
     # No sender wake-up: the check-in just queued is hours away, and the tick finds it then.

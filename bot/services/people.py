@@ -5,42 +5,58 @@ Takes Telegram user ids as plain ints; returns ``Person`` rows. No Telegram type
 
 from __future__ import annotations
 
-from sqlalchemy import delete, update
+import functools
+
+from sqlalchemy import Insert, Update, bindparam, delete, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 
-from bot.db import Sessions, upsert_insert
+from bot.db import Sessions, table_of
 from bot.i18n import Locale, as_locale
 from bot.models import Dispatch, Person, utcnow
+
+_PERSON = table_of(Person)
 
 
 async def ensure_person(sessions: Sessions, telegram_user_id: int, guessed: Locale) -> Person:
     """The person for a Telegram user, created with a guessed language on first contact.
 
-    Writing to the bot again also means they have not blocked it (any more). One statement
-    (an upsert with RETURNING), since this runs for every update.
+    Writing to the bot again also means they have not blocked it (any more). One Core statement
+    (an upsert with RETURNING), since this runs for every update; the row becomes a ``Person``
+    without an ORM load.
     """
     now = utcnow()
     async with sessions() as session:
-        insert = upsert_insert(session)
-        stmt = (
-            insert(Person)
-            .values(
-                telegram_user_id=telegram_user_id,
-                locale=guessed,
-                locale_chosen=False,
-                created_at=now,
-                last_seen_at=now,
-            )
-            .on_conflict_do_update(
-                index_elements=["telegram_user_id"],
-                set_={"last_seen_at": now, "blocked_at": None},
-            )
-            .returning(Person)
-        )
-        person = (await session.exec(stmt)).scalar_one()
+        connection = await session.connection()
+        params = {"telegram_user_id": telegram_user_id, "locale": guessed, "now": now}
+        row = (await connection.execute(_upsert_person(connection.dialect.name), params)).one()
         await session.commit()
+    person = Person(**row._asdict())
     person.locale = as_locale(person.locale)
     return person
+
+
+@functools.cache
+def _upsert_person(dialect: str) -> Insert:
+    """``ensure_person``'s statement, built once per dialect (values bound at each execution):
+    building and cache-keying it anew cost more than running it."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = bindparam("now", type_=_PERSON.c.last_seen_at.type)  # UTCDateTime, as the columns
+    return (
+        insert(_PERSON)
+        .values(
+            telegram_user_id=bindparam("telegram_user_id"),
+            locale=bindparam("locale"),
+            locale_chosen=False,
+            created_at=now,
+            last_seen_at=now,
+        )
+        .on_conflict_do_update(
+            index_elements=["telegram_user_id"],
+            set_={"last_seen_at": now, "blocked_at": None},
+        )
+        .returning(*_PERSON.c)
+    )
 
 
 async def choose_locale(sessions: Sessions, telegram_user_id: int, locale: Locale) -> Person:
@@ -59,16 +75,21 @@ async def choose_locale(sessions: Sessions, telegram_user_id: int, locale: Local
 async def guess_locale_once(sessions: Sessions, telegram_user_id: int, locale: Locale) -> None:
     """A better guess (e.g. the language a nurse chose); an explicit choice is kept."""
     async with sessions() as session:
-        await session.exec(
-            update(Person)
-            .where(
-                col(Person.telegram_user_id) == telegram_user_id,
-                col(Person.locale_chosen).is_(False),
-                col(Person.locale) != locale,
-            )
-            .values(locale=locale)
-        )
+        await session.exec(guessed_locale(telegram_user_id, locale))
         await session.commit()
+
+
+def guessed_locale(telegram_user_id: int, locale: Locale) -> Update:
+    """The statement of ``guess_locale_once``, for a caller's own transaction."""
+    return (
+        update(Person)
+        .where(
+            col(Person.telegram_user_id) == telegram_user_id,
+            col(Person.locale_chosen).is_(False),
+            col(Person.locale) != locale,
+        )
+        .values(locale=locale)
+    )
 
 
 async def delete_person(
