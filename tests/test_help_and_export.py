@@ -13,14 +13,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from telegram import Update
-from telegram.ext import CommandHandler
 
 from bot.app import RunningBot
 from bot.cli import main
 from bot.config import Settings
 from bot.models import Prompt, utcnow
-from bot.ptb import Context
 from bot.services import leaders, weekly
 from tests.conftest import Api, People
 from tests.test_advice import start_payload
