@@ -421,9 +421,15 @@ async def _resume(
     result: Any = await session.exec(
         update(table)
         .where(
-            table.c.id.in_(list(until)),
-            table.c.status == LeaderStatus.PAUSED,
-            table.c.paused_until == _per_id(table, until, "paused_until"),
+            table.c.id.in_(
+                select(table.c.id)
+                .where(
+                    table.c.id.in_(list(until)),
+                    table.c.status == LeaderStatus.PAUSED,
+                    table.c.paused_until == _per_id(table, until, "paused_until"),
+                )
+                .scalar_subquery()
+            )
         )
         .values(status=ACTIVE, paused_until=None, next_due_at=_per_id(table, dues, "next_due_at"))
         .returning(table.c.id)
@@ -444,25 +450,28 @@ async def _write_weeks(
     # The claim: only one process moves a due time on. Each row only if it is still as read
     # (due then, active, at that place in the programme), its person has not blocked the bot
     # since, and (PostgreSQL) no other process holds it.
-    candidates: Any = select(table.c.id).where(table.c.id.in_(list(by_id)))
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
+    # The conditions sit in the subquery, which finds the rows by their ids: SQLite would
+    # otherwise walk every active leader on ``leader(status, …)``. (PostgreSQL re-checks them
+    # on the locked row.)
     old = {key: plan.old_due for key, plan in by_id.items()}
+    candidates: Any = select(table.c.id).where(
+        table.c.id.in_(list(by_id)),
+        table.c.status == ACTIVE,
+        table.c.next_due_at == _per_id(table, old, "next_due_at"),
+        table.c.position
+        == _per_id(table, {k: p.leader.position for k, p in by_id.items()}, "position"),
+        table.c.cycle == _per_id(table, {k: p.leader.cycle for k, p in by_id.items()}, "cycle"),
+        table.c.person_id.in_(
+            select(person.c.id).where(
+                person.c.id.in_([p.person.id for p in weeks]), person.c.blocked_at.is_(None)
+            )
+        ),
+    )
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(of=table, skip_locked=True)
     result: Any = await session.exec(
         update(table)
-        .where(
-            table.c.id.in_(candidates.scalar_subquery()),
-            table.c.status == ACTIVE,
-            table.c.next_due_at == _per_id(table, old, "next_due_at"),
-            table.c.position
-            == _per_id(table, {k: p.leader.position for k, p in by_id.items()}, "position"),
-            table.c.cycle == _per_id(table, {k: p.leader.cycle for k, p in by_id.items()}, "cycle"),
-            table.c.person_id.in_(
-                select(person.c.id).where(
-                    person.c.id.in_([p.person.id for p in weeks]), person.c.blocked_at.is_(None)
-                )
-            ),
-        )
+        .where(table.c.id.in_(candidates.scalar_subquery()))
         .values(
             next_due_at=_per_id(table, {k: p.new_due for k, p in by_id.items()}, "next_due_at"),
             position=_per_id(table, {k: p.position for k, p in by_id.items()}, "position"),
