@@ -40,12 +40,13 @@ Logs carry ids, weeks and counts only: never names, chat ids or text.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import and_, case, exists, literal, or_, update
+from sqlalchemy import and_, bindparam, case, exists, literal, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
@@ -258,15 +259,27 @@ async def _due_leaders(
     """Up to BATCH leaders with a week due (not blocked) or a pause that is over: one query,
     each half of it on its own index (``leader(status, next_due_at)``,
     ``leader(status, paused_until)``)."""
-    query = (
+    query = _due_leaders_query()
+    if skip:
+        query = query.where(col(Leader.id).not_in(skip))
+    async with rt.sessions() as session:
+        found = (await session.exec(query, params={"now": now})).all()
+        return [(leader, person) for leader, person in found]
+
+
+@functools.cache
+def _due_leaders_query() -> Any:
+    """Up to BATCH leaders due at ``:now`` (not blocked) or whose pause is over then: built
+    once."""
+    return (
         select(Leader, Person)
         .join(Person, col(Person.id) == col(Leader.person_id))
         .where(
             or_(
-                and_(col(Leader.status) == ACTIVE, col(Leader.next_due_at) <= now),
+                and_(col(Leader.status) == ACTIVE, col(Leader.next_due_at) <= bindparam("now")),
                 and_(
                     col(Leader.status) == LeaderStatus.PAUSED,
-                    col(Leader.paused_until) <= now,
+                    col(Leader.paused_until) <= bindparam("now"),
                 ),
             ),
             # Not to people who blocked the bot: due again once they write.
@@ -274,10 +287,6 @@ async def _due_leaders(
         )
         .limit(BATCH)
     )
-    if skip:
-        query = query.where(col(Leader.id).not_in(skip))
-    async with rt.sessions() as session:
-        return [(leader, person) for leader, person in (await session.exec(query)).all()]
 
 
 def _plan_week(rt: Runtime, leader: Leader, person: Person, now: dt.datetime) -> _Week:
@@ -543,6 +552,32 @@ def _reminder_due(rt: Runtime, sent_at: dt.datetime) -> dt.datetime | None:
 # --- the tick: reminders -----------------------------------------------------------------
 
 
+@functools.cache
+def _due_reminders_query() -> Any:
+    """Open prompts whose reminder is due at ``:now``, with their leader and person and whether
+    a newer question has been sent: built once (building it each tick cost more than running
+    it)."""
+    newer = aliased(Prompt)
+    superseded = exists().where(
+        col(newer.leader_id) == col(Prompt.leader_id),
+        col(newer.due_at) > col(Prompt.due_at),
+        col(newer.sent_at).is_not(None),
+    )
+    return (
+        select(Prompt, Leader, Person)
+        .join(Leader, col(Leader.id) == col(Prompt.leader_id))
+        .join(Person, col(Person.id) == col(Leader.person_id))
+        .where(
+            col(Prompt.status) == PromptStatus.SENT,
+            col(Prompt.reminder_due_at).is_not(None),
+            col(Prompt.reminder_due_at) <= bindparam("now"),
+        )
+        .add_columns(superseded.label("superseded"))
+        .order_by(col(Prompt.reminder_due_at), col(Prompt.id))
+        .limit(BATCH)
+    )
+
+
 async def send_due_reminders(rt: Runtime, now: dt.datetime | None = None) -> int:
     """Remind active leaders of their latest question, still open, once its time has come.
 
@@ -551,27 +586,9 @@ async def send_due_reminders(rt: Runtime, now: dt.datetime | None = None) -> int
     """
     now = now or utcnow()
     late = dt.timedelta(hours=rt.settings.prompt_late_hours)
-    newer = aliased(Prompt)
-    superseded = exists().where(
-        col(newer.leader_id) == col(Prompt.leader_id),
-        col(newer.due_at) > col(Prompt.due_at),
-        col(newer.sent_at).is_not(None),
-    )
-    query: Any = (
-        select(Prompt, Leader, Person)
-        .join(Leader, col(Leader.id) == col(Prompt.leader_id))
-        .join(Person, col(Person.id) == col(Leader.person_id))
-        .where(
-            col(Prompt.status) == PromptStatus.SENT,
-            col(Prompt.reminder_due_at).is_not(None),
-            col(Prompt.reminder_due_at) <= now,
-        )
-        .add_columns(superseded.label("superseded"))
-        .order_by(col(Prompt.reminder_due_at), col(Prompt.id))
-        .limit(BATCH)
-    )
+    query = _due_reminders_query()
     async with rt.sessions() as session:
-        rows = list((await session.exec(query)).all())
+        rows = list((await session.exec(query, params={"now": now})).all())
     if not rows:
         return 0
     plans: list[tuple[Prompt, Leader, Person, bool]] = []
