@@ -13,6 +13,14 @@ a second to replies. Queued sends keep one second between messages in a chat (re
 counted there but never wait: a person who writes expects an answer now), and every message to
 a group counts against its 20 a minute.
 
+Jitter can still bunch requests on the way (a busy machine, the network), so the budget also
+keeps the last ``rate`` sends and when each was answered: one more goes only a second after the
+oldest of them was *answered*. Telegram counts a request somewhere between its start and its
+answer, so this alone never puts ``rate + 1`` in one of Telegram's seconds, however late the
+requests arrive; normally the answer comes in milliseconds and the bucket's spacing is what
+binds. Callers hand their slot back with ``done`` when the answer (or failure) came; a slot
+not handed back counts as answered ``STALE`` seconds after it began.
+
 A 429 from anywhere pauses everything for its ``retry_after`` and backs the rate off (to
 ``backoff`` of what it was, never under half the ceiling); from the end of the pause it climbs
 back to the ceiling in a straight line over ``recover_seconds``. Several 429s answering requests
@@ -32,6 +40,19 @@ from dataclasses import dataclass
 GROUP_PER_MINUTE = 20
 MAX_CHATS = 50_000  # per-chat times remembered; the least recently used go first
 WAITING_REPLY_POLL = 0.001  # a queued send that lets a waiting reply go first looks again
+IN_FLIGHT_POLL = 0.002  # the oldest of the last second's sends is not answered yet: look again
+STALE = 2.0  # a slot not handed back counts as answered this long after it began
+
+
+class Slot:
+    """One message's place in the budget: when it began and when its answer came."""
+
+    __slots__ = ("chat_id", "end", "start")
+
+    def __init__(self, start: float, chat_id: int | None) -> None:
+        self.start = start
+        self.end: float | None = None
+        self.chat_id = chat_id
 
 
 @dataclass
@@ -106,14 +127,15 @@ class TelegramBudget:
         rate: float = 30.0,
         chat_rate: float = 1.0,
         *,
-        headroom: float = 1.0,
+        headroom: float = 0.5,
         reserve: int = 2,
         group_per_minute: int = GROUP_PER_MINUTE,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        # One a second under the limit: with a send up to 0.3 of a slot early, never more
-        # than `rate` in any second (see the module docstring).
+        # Just under the limit, evenly spaced; the window below keeps `rate` in a second.
         self.bucket = TokenBucket(max(rate - headroom, rate / 2))
+        self.limit = max(1, int(rate))
+        self._window: deque[Slot] = deque(maxlen=self.limit)
         self.reserve = max(0, reserve)
         self.chat_interval = 1 / chat_rate
         self.group_per_minute = group_per_minute
@@ -131,28 +153,29 @@ class TelegramBudget:
 
     # --- the two ways in -------------------------------------------------------------------
 
-    async def reply(self, chat_id: int | None) -> None:
-        """Room for a direct reply: the next slot, before any queued send waiting for it."""
+    async def reply(self, chat_id: int | None) -> Slot:
+        """Room for a direct reply: the next slot, before any queued send waiting for it.
+        Hand the slot back with ``done`` once the answer came."""
         began = self.now()
         if chat_id is not None and chat_id < 0:
             await self._group_slot(chat_id)
         self._replies_waiting += 1
         try:
-            while (wait := self.bucket.delay(self.now())) > 0:
+            while (wait := self.delay(self.now())) > 0:
                 await asyncio.sleep(wait)
         finally:
             self._replies_waiting -= 1
         now = self.now()
-        self.bucket.take(now)
-        self._note_chat(chat_id, now)
+        slot = self._take(now, chat_id)
         self._last_reply = now
         self.stats.replies += 1
         self.stats.reply_wait_seconds += now - began
+        return slot
 
-    async def queued(self, chat_id: int | None) -> None:
+    async def queued(self, chat_id: int | None) -> Slot:
         """A slot for a queued send: after the chat's last message by ``chat_rate``, when no
         reply waits for the slot, and, while people are being answered, leaving ``reserve``
-        slots a second to them."""
+        slots a second to them. Hand it back with ``done`` once the answer came."""
         if chat_id is not None:
             last = self._chat_last.get(chat_id)
             if last is not None and (wait := last + self.chat_interval - self.now()) > 0:
@@ -164,18 +187,45 @@ class TelegramBudget:
         async with self._queued_lock:  # one queued send at a time contends for the next slot
             while True:
                 now = self.now()
-                wait = self.bucket.delay(now)
+                wait = self.delay(now)
                 answering = now - self._last_reply < 1.0
                 if answering:
                     wait = max(wait, self._queued_next - now)
                 if wait <= 0 and self._replies_waiting == 0:
                     break
                 await asyncio.sleep(wait if wait > 0 else WAITING_REPLY_POLL)
-            self.bucket.take(now)
+            slot = self._take(now, chat_id)
             rate = self.bucket.rate(now)
             self._queued_next = now + 1 / max(1.0, rate - self.reserve)
-            self._note_chat(chat_id, now)
         self.stats.queued += 1
+        return slot
+
+    def done(self, slot: Slot) -> None:
+        """The message's request was answered (or failed): the window counts it from now."""
+        if slot.end is None:
+            slot.end = self.now()
+            self._note_chat(slot.chat_id, slot.end)
+
+    def _take(self, now: float, chat_id: int | None) -> Slot:
+        self.bucket.take(now)
+        slot = Slot(now, chat_id)
+        self._window.append(slot)
+        self._note_chat(chat_id, now)
+        return slot
+
+    def delay(self, now: float) -> float:
+        """Seconds until one more message may go: the bucket's spacing, and a second after the
+        oldest of the last ``limit`` sends was answered."""
+        wait = self.bucket.delay(now)
+        if len(self._window) < self.limit:
+            return wait
+        oldest = self._window[0]
+        end = oldest.end
+        if end is None:
+            if now - oldest.start < STALE:
+                return max(wait, IN_FLIGHT_POLL)
+            end = oldest.start + STALE
+        return max(wait, end + 1.0 - now)
 
     def pause(self, seconds: float) -> None:
         """Telegram said 429: nothing goes out for ``seconds``, and the rate backs off."""

@@ -141,17 +141,17 @@ def _most_in_one_second(times: list[float]) -> int:
     return best
 
 
-def test_the_bucket_sends_29_a_second_and_never_30_in_one_second() -> None:
+def test_the_bucket_sends_29_5_a_second_and_never_31_in_one_second() -> None:
     bucket = TelegramBudget(30).bucket
     sent = _run(bucket, 100.0, 20.0)
-    assert 29 * 20 <= len(sent) <= 29 * 20 + 1  # the ceiling, not 95 % of it
+    assert 590 <= len(sent) <= 591  # the ceiling, not 95 % of the limit
     assert _most_in_one_second(sent) <= 30
     # Even when every timer fires late (here 0–9 ms), the rate holds: slots are kept from
     # the schedule, not from when the send happened.
     late = TelegramBudget(30).bucket
     moments: list[float] = []
     now = 0.0
-    for n in range(29 * 20):
+    for n in range(590):
         now = max(now, now + late.delay(now)) + (n % 10) * 0.001
         late.take(now)
         moments.append(now)
@@ -182,3 +182,27 @@ def test_a_429_pauses_backs_off_and_recovers() -> None:
     for n in range(10):
         assert bucket.throttled(40.0 + n, retry_after=1.0)  # each as the last pause ends
     assert bucket.rate(50.0) == pytest.approx(14.5)
+
+
+def test_one_more_goes_only_a_second_after_the_oldest_of_the_last_30_was_answered() -> None:
+    """However the requests bunch on the way, Telegram counts each between its start and its
+    answer: a second after the answer of the send 30 back, the 31st cannot share its second."""
+    clock = [0.0]
+    budget = TelegramBudget(30, clock=lambda: clock[0])
+    slots = []
+    for _n in range(30):
+        clock[0] += budget.delay(clock[0]) if budget.delay(clock[0]) > 0 else 0
+        slots.append(budget._take(clock[0], None))
+    first_answer = slots[0].start + 0.5  # a slow answer: half a second
+    assert budget.delay(clock[0]) > 0
+    clock[0] = 1.2  # the bucket would allow one now, but the oldest is still in flight
+    assert budget.delay(1.2) == pytest.approx(0.002)
+    clock[0] = first_answer
+    budget.done(slots[0])
+    assert budget.delay(1.2) == pytest.approx(first_answer + 1.0 - 1.2)
+    assert budget.delay(first_answer + 1.0) <= 0
+    # A slot never handed back counts as answered two seconds after it began.
+    stuck = TelegramBudget(30, clock=lambda: clock[0])
+    for n in range(30):
+        stuck._take(n / 29.5, None)
+    assert stuck.delay(1.5) == pytest.approx(0.002) and stuck.delay(3.0) == pytest.approx(0.0)
