@@ -11,9 +11,11 @@ The rules:
   first minute after the gap (03:00); a time that happens twice (autumn, 02:30 on the last Sunday
   of October) is used once, the first time.
 - **Claiming.** A due leader is claimed by a conditional ``UPDATE … SET next_due_at = <a week
-  on> WHERE next_due_at = <the due time seen>`` (rowcount 1: ours). Its prompt, its outbox row
-  and the leader's new place in the programme are written in that same transaction, so two
-  processes running the tick at once send one question, and a crash sends none or one.
+  on> WHERE next_due_at = <the due time seen>`` (returned: ours); a round of due leaders is
+  claimed in one such statement. Their prompts, their outbox rows and their new places in the
+  programme are written in that same transaction, so two processes running the tick at once
+  send one question, and a crash sends none or one. One leader's failure rolls back only that
+  leader's savepoint.
 - **One question a week.** ``Prompt`` is unique per (leader, ISO week of the due time in the
   leader's zone), and its queued message refers to it (``prompt_id``; rendered at send time in
   the leader's language of that moment). A week that already has a prompt (the leader moved
