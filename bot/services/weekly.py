@@ -414,7 +414,9 @@ def _resumed_due(
 
 def _per_id(table: Any, values: dict[int, Any], column: str) -> Any:
     """``CASE id WHEN … THEN … END``: one value per row in one statement, bound with the
-    column's own type (UTC times)."""
+    column's own type (UTC times). Also for a condition the same for every row (``status =
+    CASE id …``): a plain ``status = 'active'`` lets SQLite walk ``leader(status, …)``, every
+    active leader, instead of finding the few rows by id."""
     kind = table.c[column].type
     return case(
         {key: literal(value, kind) for key, value in values.items()},
@@ -436,7 +438,8 @@ async def _resume(
                 select(table.c.id)
                 .where(
                     table.c.id.in_(list(until)),
-                    table.c.status == LeaderStatus.PAUSED,
+                    table.c.status
+                    == _per_id(table, dict.fromkeys(until, LeaderStatus.PAUSED), "status"),
                     table.c.paused_until == _per_id(table, until, "paused_until"),
                 )
                 .scalar_subquery()
@@ -467,7 +470,7 @@ async def _write_weeks(
     old = {key: plan.old_due for key, plan in by_id.items()}
     candidates: Any = select(table.c.id).where(
         table.c.id.in_(list(by_id)),
-        table.c.status == ACTIVE,
+        table.c.status == _per_id(table, dict.fromkeys(by_id, ACTIVE), "status"),
         table.c.next_due_at == _per_id(table, old, "next_due_at"),
         table.c.position
         == _per_id(table, {k: p.leader.position for k, p in by_id.items()}, "position"),
@@ -654,7 +657,7 @@ async def _write_reminders(
         update(table)
         .where(
             table.c.id.in_(list(by_id)),
-            table.c.status == PromptStatus.SENT,
+            table.c.status == _per_id(table, dict.fromkeys(by_id, PromptStatus.SENT), "status"),
             table.c.reminder_due_at == _per_id(table, seen_due, "reminder_due_at"),
             table.c.reminders_sent == _per_id(table, seen_count, "reminders_sent"),
         )
