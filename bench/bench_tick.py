@@ -1,6 +1,6 @@
 """The scheduler tick at scale, and the idle bot's memory.
 
-``python bench/bench_tick.py [--small]``
+``python bench/bench_tick.py [--small] [--bulk N]``
 
 A temp SQLite database gets 100,000 leaders (``--small``: 10,000) by bulk insert: 90 % active
 with their next question later this week, the rest paused, stopped or enrolling; each active
@@ -10,6 +10,8 @@ leader has last week's prompt and its sent outbox row, as a running bot would ha
    + the outbox depth query. Before each timed tick (not timed) five leaders are made due and
    five prompts' reminders fall due: "a handful due". Median of 20 ticks (target < 20 ms); the
    same with nothing due; and, for information, the hourly purge at that scale.
+   Then a whole organisation due at once: 20,000 leaders (``--small``: 2,000; ``--bulk N``)
+   made due together, and the prompts written per second until none is left (target ≥ 500/s).
 2. Resident memory of the idle bot: ``python -m bot run`` in demo mode on that database (its own
    VAR_DIR and ports); VmRSS from /proc/<pid>/status once /healthz answers and a few ticks have
    run (target < 150 MB).
@@ -58,8 +60,10 @@ def seed(url: str, n: int, zone: Any, pairs: list[tuple[str, str, int]]) -> dict
     from sqlalchemy import create_engine, insert
 
     from bot.models import (
+        Channel,
         Leader,
         LeaderStatus,
+        MessageKind,
         Organisation,
         OutboxMessage,
         OutboxStatus,
@@ -130,6 +134,7 @@ def seed(url: str, n: int, zone: Any, pairs: list[tuple[str, str, int]]) -> dict
         week = iso_week(last, zone)
         prompts.append(
             {
+                "id": len(prompts) + 1,
                 "leader_id": i + 1,
                 "programme_id": programme_id,
                 "theme_id": "t",
@@ -154,16 +159,18 @@ def seed(url: str, n: int, zone: Any, pairs: list[tuple[str, str, int]]) -> dict
         )
         rows.append(
             {
-                "idempotency_key": f"prompt:{i + 1}:{week}",
+                "channel": Channel.TELEGRAM,
+                "kind": MessageKind.WEEKLY_QUESTION,
+                "dedupe_key": f"prompt:{i + 1}:{week}",
                 "person_id": i + 1,
                 "chat_id": chat,
-                "method": "sendMessage",
-                "payload": {"text": "Ukas spørsmål " + "x" * 400, "parse_mode": "HTML"},
+                "prompt_id": len(prompts),
                 "status": OutboxStatus.SENT,
                 "due_at": last,
+                "expires_at": last + dt.timedelta(hours=12),
                 "attempts": 1,
                 "sent_at": last,
-                "telegram_message_id": 2,
+                "provider_message_id": 2,
                 "created_at": last,
             }
         )
@@ -315,6 +322,62 @@ async def ticks(rt: Any, n_leaders: int) -> tuple[float, float]:
     return median(busy), median(idle)
 
 
+async def bulk_due(rt: Any, n: int) -> float:
+    """A whole organisation due at once: ``n`` leaders whose question this week is still to
+    come made due now, then the tick's ``send_due_prompts`` until nothing more is written.
+    Returns prompts written per second (``--bulk N`` for another n; 0: skip)."""
+    from sqlalchemy import exists, update
+    from sqlmodel import select
+
+    from bot.models import Leader, LeaderStatus, Prompt
+    from bot.services import weekly
+    from bot.services.weekly import iso_week
+
+    if n <= 0:
+        return 0.0
+    this_week = iso_week(dt.datetime.now(dt.UTC), rt.settings.zone)
+    async with rt.sessions() as session:
+        ids = list(
+            (
+                await session.exec(
+                    select(Leader.id)
+                    .where(
+                        Leader.status == LeaderStatus.ACTIVE,  # type: ignore[arg-type]
+                        Leader.next_due_at > dt.datetime.now(dt.UTC),  # type: ignore[arg-type,operator]
+                        ~exists().where(
+                            Prompt.leader_id == Leader.id,  # type: ignore[arg-type]
+                            Prompt.week == this_week,  # type: ignore[arg-type]
+                        ),
+                    )
+                    .limit(n)
+                )
+            ).all()
+        )
+        due = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30)
+        for start in range(0, len(ids), 500):
+            await session.exec(
+                update(Leader)
+                .where(Leader.id.in_(ids[start : start + 500]))  # type: ignore[union-attr]
+                .values(next_due_at=due)
+            )
+        await session.commit()
+    written = calls = 0
+    began = time.perf_counter()
+    while True:
+        counts = await weekly.send_due_prompts(rt)
+        calls += 1
+        written += counts["sent"] + counts["missed"]
+        if counts["sent"] + counts["missed"] == 0:
+            break
+    took = time.perf_counter() - began
+    rate = written / took if took > 0 else 0.0
+    out(
+        f"a whole organisation due at once: {len(ids)} leaders made due, {written} prompts "
+        f"written in {took:.2f} s by {calls} calls of send_due_prompts = {rate:.0f} prompts/s"
+    )
+    return rate
+
+
 async def purge(rt: Any) -> None:
     """The hourly part of the tick, once, for information."""
     from bot import outbox
@@ -371,6 +434,14 @@ def idle_memory(directory: Path, url: str) -> float:
     return max(rss, rss_later) / 1024
 
 
+def bulk_size(small: bool) -> int:
+    """``--bulk N``: leaders due at once for the prompts-per-second figure (default 20,000;
+    ``--small``: 2,000)."""
+    if "--bulk" in sys.argv:
+        return int(sys.argv[sys.argv.index("--bulk") + 1])
+    return 2_000 if small else 20_000
+
+
 async def main() -> int:
     from bot.app import build_runtime
 
@@ -400,6 +471,7 @@ async def main() -> int:
         )
         busy, idle = await ticks(rt, n)
         await purge(rt)
+        bulk = await bulk_due(rt, bulk_size(small))
         await rt.engine.dispose()
         rss = await asyncio.to_thread(idle_memory, directory, sqlite_url(directory))
     out("")
@@ -408,6 +480,9 @@ async def main() -> int:
         f"tick with {n} leaders, a handful due: median {busy:.1f} ms (nothing due "
         f"{idle:.1f} ms) | < 20 ms | {verdict(busy < 20)}"
     )
+    if bulk:
+        ok = verdict(bulk >= 500)
+        out(f"prompts written per second, many due at once: {bulk:.0f} | ≥ 500 | {ok}")
     out(f"idle bot resident memory: {rss:.1f} MB | < 150 MB | {verdict(rss < 150)}")
     machine.footer()
     return 0

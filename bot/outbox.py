@@ -113,6 +113,68 @@ async def enqueue(
     return None if row is None else int(row[0])
 
 
+async def enqueue_many(
+    session: AsyncSession,
+    kind: MessageKind,
+    rows: list[dict[str, Any]],
+    *,
+    check_blocked: bool = True,
+) -> dict[str, int]:
+    """``enqueue`` for many messages of one kind in one INSERT (the tick's fan-out): each of
+    ``rows`` holds ``enqueue``'s keyword arguments, with a ``dedupe_key``. Returns dedupe key
+    → new id for the rows written; a key used before, or a person who blocked the bot, writes
+    nothing (``check_blocked=False``: the caller has just checked the people in this
+    transaction)."""
+    if not rows:
+        return {}
+    spec = KINDS[kind]
+    if check_blocked and spec.channel is Channel.TELEGRAM:
+        people = {row["person_id"] for row in rows if row.get("person_id") is not None}
+        blocked = set(
+            (
+                await session.exec(
+                    select_rows(Person.id).where(
+                        col(Person.id).in_(people), col(Person.blocked_at).is_not(None)
+                    )
+                )
+            ).all()
+        )
+        rows = [row for row in rows if row.get("person_id") not in blocked]
+        if not rows:
+            return {}
+    now = utcnow()
+    values = []
+    for row in rows:
+        due = row.get("due_at") or now
+        values.append(
+            {
+                "channel": spec.channel,
+                "kind": kind,
+                "dedupe_key": row["dedupe_key"],
+                "person_id": row.get("person_id"),
+                "chat_id": row.get("chat_id"),
+                "dispatch_id": row.get("dispatch_id"),
+                "prompt_id": row.get("prompt_id"),
+                "group_post_id": row.get("group_post_id"),
+                "secret": row.get("secret"),
+                "payload": row.get("payload"),
+                "status": OutboxStatus.PENDING,
+                "due_at": due,
+                "expires_at": row.get("expires_at") or due + spec.life,
+                "attempts": 0,
+                "created_at": now,
+            }
+        )
+    table = table_of(OutboxMessage)
+    stmt = (
+        upsert_insert(session)(table)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(table.c.id, table.c.dedupe_key)
+    )
+    result: Any = await session.exec(stmt, params=values)
+    return {str(key): int(new_id) for new_id, key in result.all()}
+
+
 async def claim_due(
     sessions: Sessions,
     *,

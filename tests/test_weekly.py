@@ -581,3 +581,73 @@ async def test_no_question_is_queued_for_a_leader_who_blocked_the_bot_until_they
     assert (await send_due_prompts(rt, sent_at + dt.timedelta(minutes=1)))["sent"] == 1
     [row] = await outbox_rows(rt, "prompt:")
     assert row.person_id is not None and row.kind == "weekly_question"
+
+
+async def _fail_prompts_of(rt: Runtime, leader_id: int | None) -> None:
+    """A database that refuses to store one leader's prompt (None: lifts the refusal)."""
+    from sqlalchemy import text
+
+    async with rt.engine.begin() as connection:
+        if rt.engine.dialect.name == "postgresql":
+            await connection.execute(text("DROP TRIGGER IF EXISTS refuse ON prompt"))
+            if leader_id is not None:
+                await connection.execute(
+                    text(
+                        "CREATE OR REPLACE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
+                        f"IF NEW.leader_id = {int(leader_id)} THEN RAISE EXCEPTION 'refused'; "
+                        "END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+                    )
+                )
+                await connection.execute(
+                    text(
+                        "CREATE TRIGGER refuse BEFORE INSERT ON prompt "
+                        "FOR EACH ROW EXECUTE FUNCTION refuse()"
+                    )
+                )
+        else:
+            await connection.execute(text("DROP TRIGGER IF EXISTS refuse"))
+            if leader_id is not None:
+                await connection.execute(
+                    text(
+                        "CREATE TRIGGER refuse BEFORE INSERT ON prompt "
+                        f"WHEN NEW.leader_id = {int(leader_id)} "
+                        "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                    )
+                )
+
+
+async def test_a_leader_the_database_refuses_does_not_stop_the_others_in_the_round(
+    rt: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The round is written in one transaction; when one leader's row fails there, every other
+    leader's week is still written (each in its own savepoint), and the failed one keeps its
+    due time: it comes at the next tick, once."""
+    others = [await add_leader(rt) for _ in range(3)]
+    refused = await add_leader(rt)
+    reminded = await add_leader(rt, next_due_at=DUE - dt.timedelta(days=7))
+    await send_due_prompts(rt, DUE - dt.timedelta(days=7) + dt.timedelta(minutes=1))
+    await _fail_prompts_of(rt, refused)
+    now = DUE + dt.timedelta(minutes=1)
+
+    with caplog.at_level(logging.ERROR, logger="bot.services.weekly"):
+        assert await send_due_prompts(rt, now) == {"sent": 4, "missed": 0, "resumed": 0}
+    assert any(f"leader {refused}: weekly question failed" in m for m in caplog.messages)
+    for leader_id in others:
+        [prompt] = await prompts_of(rt, leader_id)
+        assert prompt.week == "2026-W50"
+        assert (await get_leader(rt, leader_id)).position == 1
+    assert len(await prompts_of(rt, reminded)) == 2
+    assert await prompts_of(rt, refused) == []
+    still = await get_leader(rt, refused)
+    assert (still.next_due_at, still.position) == (DUE, 0)  # its claim was rolled back too
+    assert len(await outbox_rows(rt, "prompt:")) == 5  # last week's one and this week's four
+
+    await _fail_prompts_of(rt, None)
+    assert await send_due_prompts(rt, now + dt.timedelta(minutes=1)) == {
+        "sent": 1,
+        "missed": 0,
+        "resumed": 0,
+    }
+    [prompt] = await prompts_of(rt, refused)
+    assert prompt.week == "2026-W50"
+    assert len(await outbox_rows(rt, f"prompt:{refused}:")) == 1

@@ -26,7 +26,7 @@ from telegram.error import (
 )
 from telegram.ext import BaseRateLimiter
 
-from bot.budget import TelegramBudget
+from bot.budget import Slot, TelegramBudget
 from bot.messages import Buttons, Message, Outcome, Permanent, Sent, Stopped, Throttled, Transient
 from bot.models import Channel, OutboxMessage
 
@@ -71,14 +71,22 @@ class TelegramAdapter:
         self.bot = bot  # its Defaults say parse_mode=HTML
         self.budget = budget
         self.concurrency = concurrency
+        self._slots: dict[int, Slot] = {}  # a row's place in the budget, from ready to send
 
     async def ready(self, row: OutboxMessage) -> None:
-        await self.budget.queued(row.chat_id)
+        slot = await self.budget.queued(row.chat_id)
+        if row.id is not None:
+            self._slots[row.id] = slot
 
     async def send(self, row: OutboxMessage, message: Message) -> Outcome:
-        if row.chat_id is None:
-            return Permanent("NoChat")
-        return await self._send(row, row.chat_id, message, follow_migration=True)
+        slot = self._slots.pop(row.id, None) if row.id is not None else None
+        try:
+            if row.chat_id is None:
+                return Permanent("NoChat")
+            return await self._send(row, row.chat_id, message, follow_migration=True)
+        finally:
+            if slot is not None:
+                self.budget.done(slot)
 
     async def _send(
         self, row: OutboxMessage, chat_id: int, message: Message, *, follow_migration: bool
@@ -92,8 +100,11 @@ class TelegramAdapter:
             # (once); the group's link moves when the migration's own update arrives.
             if not follow_migration:
                 return Permanent("ChatMigrated")
-            await self.budget.queued(exc.new_chat_id)
-            return await self._send(row, exc.new_chat_id, message, follow_migration=False)
+            slot = await self.budget.queued(exc.new_chat_id)
+            try:
+                return await self._send(row, exc.new_chat_id, message, follow_migration=False)
+            finally:
+                self.budget.done(slot)
         except RetryAfter as exc:
             wait = seconds(exc.retry_after)
             self.budget.pause(wait)
@@ -144,8 +155,9 @@ class SharedRateLimiter(BaseRateLimiter[int]):
         counted = endpoint in COUNTED
         attempt = 0
         while True:
+            slot = None
             if counted:
-                await self.budget.reply(chat_id if isinstance(chat_id, int) else None)
+                slot = await self.budget.reply(chat_id if isinstance(chat_id, int) else None)
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
@@ -153,3 +165,6 @@ class SharedRateLimiter(BaseRateLimiter[int]):
                 attempt += 1
                 if attempt > self.max_retries:
                     raise
+            finally:
+                if slot is not None:
+                    self.budget.done(slot)

@@ -11,9 +11,11 @@ The rules:
   first minute after the gap (03:00); a time that happens twice (autumn, 02:30 on the last Sunday
   of October) is used once, the first time.
 - **Claiming.** A due leader is claimed by a conditional ``UPDATE … SET next_due_at = <a week
-  on> WHERE next_due_at = <the due time seen>`` (rowcount 1: ours). Its prompt, its outbox row
-  and the leader's new place in the programme are written in that same transaction, so two
-  processes running the tick at once send one question, and a crash sends none or one.
+  on> WHERE next_due_at = <the due time seen>`` (returned: ours); a round of due leaders is
+  claimed in one such statement. Their prompts, their outbox rows and their new places in the
+  programme are written in that same transaction, so two processes running the tick at once
+  send one question, and a crash sends none or one. One leader's failure rolls back only that
+  leader's savepoint.
 - **One question a week.** ``Prompt`` is unique per (leader, ISO week of the due time in the
   leader's zone), and its queued message refers to it (``prompt_id``; rendered at send time in
   the leader's language of that moment). A week that already has a prompt (the leader moved
@@ -40,11 +42,13 @@ Logs carry ids, weeks and counts only: never names, chat ids or text.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import exists, update
+from sqlalchemy import and_, bindparam, case, exists, literal, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
@@ -180,6 +184,30 @@ def is_restart(prompt: Prompt) -> bool:
 
 
 # --- the tick: questions -----------------------------------------------------------------
+#
+# One round: one query finds up to BATCH leaders that are due or whose pause is over; their
+# weeks are planned in Python (zone, next time, question); then ONE transaction writes the
+# round: resumed pauses (one UPDATE), the claim of every due week (one conditional UPDATE …
+# RETURNING; on PostgreSQL it skips rows another process holds), the prompts (one INSERT … ON
+# CONFLICT DO NOTHING RETURNING) and their queued rows (one INSERT). Those writes run in a
+# savepoint; if any statement fails, the savepoint is rolled back and each leader is written
+# again in a savepoint of its own, so one leader's failure never stops the others.
+
+
+@dataclass
+class _Week:
+    """One due week of one leader, as planned before the round's transaction."""
+
+    leader: Leader
+    person: Person
+    old_due: dt.datetime
+    new_due: dt.datetime | None
+    week: str
+    missed: bool
+    prompt: Prompt | None  # None: the content has no question for the leader (logged, claimed)
+    problem: str = ""
+    position: int = 0  # the leader's place after this week (moved on only if sent)
+    cycle: int = 0
 
 
 async def send_due_prompts(rt: Runtime, now: dt.datetime | None = None) -> dict[str, int]:
@@ -189,31 +217,23 @@ async def send_due_prompts(rt: Runtime, now: dt.datetime | None = None) -> dict[
     """
     now = now or utcnow()
     counts = {"sent": 0, "missed": 0, "resumed": 0}
-    counts["resumed"] = await _resume_paused(rt, now)
-    failed: set[int] = set()
+    skip: set[int] = set()  # failed, or held by another process: not again in this call
     for _round in range(MAX_ROUNDS):  # the rest, if any, at the next tick
-        query = (
-            select(Leader.id)
-            .join(Person, col(Person.id) == col(Leader.person_id))
-            .where(
-                col(Leader.status) == LeaderStatus.ACTIVE,
-                col(Leader.next_due_at) <= now,
-                col(Person.blocked_at).is_(None),
-            )
-            .order_by(col(Leader.next_due_at), col(Leader.id))
-            .limit(BATCH)
-        )
-        if failed:  # only failures stay due; do not retry them in this round
-            query = query.where(col(Leader.id).not_in(failed))
-        async with rt.sessions() as session:
-            ids = [i for i in (await session.exec(query)).all() if i is not None]
-        for leader_id in ids:
+        rows = await _due_leaders(rt, now, skip)
+        if not rows:
+            break
+        resumes = [(leader, person) for leader, person in rows if leader.status != ACTIVE]
+        weeks: list[_Week] = []
+        for leader, person in rows:
+            if leader.status != ACTIVE:
+                continue
             try:
-                await _send_leader(rt, leader_id, now, counts)
+                weeks.append(_plan_week(rt, leader, person, now))
             except Exception:  # one leader's trouble must not stop the others
-                failed.add(leader_id)
-                log.exception("leader %s: weekly question failed", leader_id)
-        if len(ids) < BATCH:
+                skip.add(_id(leader))
+                log.exception("leader %s: weekly question failed", leader.id)
+        again = await _write_round(rt, resumes, weeks, now, counts, skip)
+        if len(rows) < BATCH and not again:
             break
     if counts["sent"] and rt.sender is not None:
         rt.sender.wake()
@@ -227,161 +247,306 @@ async def send_due_prompts(rt: Runtime, now: dt.datetime | None = None) -> dict[
     return counts
 
 
-async def _resume_paused(rt: Runtime, now: dt.datetime) -> int:
-    resumed = 0
+ACTIVE = LeaderStatus.ACTIVE
+
+
+def _id(row: Leader | Prompt) -> int:
+    assert row.id is not None
+    return row.id
+
+
+async def _due_leaders(
+    rt: Runtime, now: dt.datetime, skip: set[int]
+) -> list[tuple[Leader, Person]]:
+    """Up to BATCH leaders with a week due (not blocked) or a pause that is over: one query,
+    each half of it on its own index (``leader(status, next_due_at)``,
+    ``leader(status, paused_until)``)."""
+    query = _due_leaders_query()
+    if skip:
+        query = query.where(col(Leader.id).not_in(skip))
     async with rt.sessions() as session:
-        leaders = list(
-            (
-                await session.exec(
-                    select(Leader)
-                    .where(
-                        Leader.status == LeaderStatus.PAUSED,
-                        col(Leader.paused_until).is_not(None),
-                        col(Leader.paused_until) <= now,
-                    )
-                    .limit(BATCH)
-                )
-            ).all()
+        found = (await session.exec(query, params={"now": now})).all()
+        return [(leader, person) for leader, person in found]
+
+
+@functools.cache
+def _due_leaders_query() -> Any:
+    """Up to BATCH leaders due at ``:now`` (not blocked) or whose pause is over then: built
+    once."""
+    return (
+        select(Leader, Person)
+        .join(Person, col(Person.id) == col(Leader.person_id))
+        .where(
+            or_(
+                and_(col(Leader.status) == ACTIVE, col(Leader.next_due_at) <= bindparam("now")),
+                and_(
+                    col(Leader.status) == LeaderStatus.PAUSED,
+                    col(Leader.paused_until) <= bindparam("now"),
+                ),
+            ),
+            # Not to people who blocked the bot: due again once they write.
+            or_(col(Person.blocked_at).is_(None), col(Leader.status) != ACTIVE),
         )
-    for leader in leaders:
+        .limit(BATCH)
+    )
+
+
+def _plan_week(rt: Runtime, leader: Leader, person: Person, now: dt.datetime) -> _Week:
+    """What this leader's due week will write: pure, before the transaction."""
+    assert leader.next_due_at is not None
+    old_due = leader.next_due_at
+    zone = leader_zone(rt, leader)
+    if leader.weekday is None or leader.minute_of_day is None:
+        new_due = None  # no schedule: stop until someone sets one
+        log.warning("leader %s: active without a weekday and time", leader.id)
+    else:
+        new_due = next_due(old_due, leader.weekday, leader.minute_of_day, zone)
+    week = iso_week(old_due, zone)
+    missed = now - old_due > dt.timedelta(hours=rt.settings.prompt_late_hours)
+    plan = _Week(leader, person, old_due, new_due, week, missed, None)
+    plan.position, plan.cycle = leader.position, leader.cycle
+    try:
+        _programme, questions = _role_questions(rt, leader.programme_id, leader.role_id)
+    except NoQuestions as exc:
+        plan.problem = str(exc)
+        return plan
+    count = len(questions)
+    index = leader.position % count
+    theme, question = questions[index]
+    plan.prompt = Prompt(
+        leader_id=_id(leader),
+        programme_id=leader.programme_id,
+        theme_id=theme.id,
+        question_id=question.id,
+        role_id=leader.role_id,
+        position=index,
+        cycle=leader.cycle,
+        week=week,
+        due_at=old_due,
+        status=PromptStatus.MISSED if missed else PromptStatus.SENT,
+        sent_at=None if missed else now,
+        reminder_due_at=None if missed else _reminder_due(rt, now),
+        created_at=now,
+    )
+    if not missed:
+        plan.position, plan.cycle = index + 1, leader.cycle
+        if plan.position >= count:
+            plan.position, plan.cycle = 0, plan.cycle + 1
+    return plan
+
+
+async def _write_round(
+    rt: Runtime,
+    resumes: list[tuple[Leader, Person]],
+    weeks: list[_Week],
+    now: dt.datetime,
+    counts: dict[str, int],
+    skip: set[int],
+) -> bool:
+    """The round's one transaction. True if a leader may be due again already (a missed week
+    followed by another, a pause over at a time already come)."""
+    again = False
+    async with rt.sessions() as session:
+        if resumes:
+            dues = _resumed_due(rt, resumes)
+            resumed = await _resume(session, resumes, dues)
+            counts["resumed"] += len(resumed)
+            for leader_id in resumed:
+                log.info("leader %s: pause over, resumed", leader_id)
+                due = dues[leader_id]
+                again = again or (due is not None and due <= now)
+            for leader, _person in resumes:
+                if _id(leader) not in resumed:
+                    skip.add(_id(leader))
+        done: list[tuple[_Week, str]] = []
+        if weeks:
+            try:
+                async with session.begin_nested():
+                    done = await _write_weeks(rt, session, weeks, now)
+            except Exception:
+                log.warning("weekly: a round of %d failed; writing leader by leader", len(weeks))
+                done = []
+                for plan in weeks:
+                    try:
+                        async with session.begin_nested():
+                            done += await _write_weeks(rt, session, [plan], now)
+                    except Exception:  # one leader's trouble must not stop the others
+                        skip.add(_id(plan.leader))
+                        log.exception("leader %s: weekly question failed", plan.leader.id)
+        await session.commit()
+    claimed = {_id(plan.leader) for plan, _outcome in done}
+    for plan in weeks:
+        if _id(plan.leader) not in claimed:
+            skip.add(_id(plan.leader))  # another process has it, or it failed
+    for plan, outcome in done:
+        who = plan.leader.id
+        if outcome == "sent":
+            counts["sent"] += 1
+            assert plan.prompt is not None
+            log.info("leader %s: week %s sent (prompt %s)", who, plan.week, plan.prompt.id)
+        elif outcome == "missed":
+            counts["missed"] += 1
+            log.info("leader %s: week %s missed (bot was down)", who, plan.week)
+        elif outcome == "duplicate":
+            log.info("leader %s: week %s already has a question; not sent again", who, plan.week)
+        else:
+            log.error("leader %s: week not sent: %s", who, plan.problem)
+        if plan.new_due is not None and plan.new_due <= now:
+            again = True  # another week due as well (the bot was down)
+    return again
+
+
+def _resumed_due(
+    rt: Runtime, resumes: list[tuple[Leader, Person]]
+) -> dict[int, dt.datetime | None]:
+    """The first scheduled time at or after the end of each pause."""
+    dues: dict[int, dt.datetime | None] = {}
+    for leader, _person in resumes:
         assert leader.paused_until is not None
         if leader.weekday is None or leader.minute_of_day is None:
-            due = None
+            dues[_id(leader)] = None
         else:
-            due = first_due_at_or_after(
+            dues[_id(leader)] = first_due_at_or_after(
                 leader.paused_until, leader.weekday, leader.minute_of_day, leader_zone(rt, leader)
             )
-        async with rt.sessions() as session:
-            result: Any = await session.exec(
-                update(Leader)
+    return dues
+
+
+def _per_id(table: Any, values: dict[int, Any], column: str) -> Any:
+    """``CASE id WHEN … THEN … END``: one value per row in one statement, bound with the
+    column's own type (UTC times). Also for a condition the same for every row (``status =
+    CASE id …``): a plain ``status = 'active'`` lets SQLite walk ``leader(status, …)``, every
+    active leader, instead of finding the few rows by id."""
+    kind = table.c[column].type
+    return case(
+        {key: literal(value, kind) for key, value in values.items()},
+        value=table.c.id,
+        else_=table.c[column],
+    )
+
+
+async def _resume(
+    session: Any, resumes: list[tuple[Leader, Person]], dues: dict[int, dt.datetime | None]
+) -> set[int]:
+    """Make the leaders active again, each only if still paused until the time seen."""
+    table = table_of(Leader)
+    until = {_id(leader): leader.paused_until for leader, _person in resumes}
+    result: Any = await session.exec(
+        update(table)
+        .where(
+            table.c.id.in_(
+                select(table.c.id)
                 .where(
-                    col(Leader.id) == leader.id,
-                    col(Leader.status) == LeaderStatus.PAUSED,
-                    col(Leader.paused_until) == leader.paused_until,
+                    table.c.id.in_(list(until)),
+                    table.c.status
+                    == _per_id(table, dict.fromkeys(until, LeaderStatus.PAUSED), "status"),
+                    table.c.paused_until == _per_id(table, until, "paused_until"),
                 )
-                .values(status=LeaderStatus.ACTIVE, paused_until=None, next_due_at=due)
+                .scalar_subquery()
             )
-            await session.commit()
-        if result.rowcount == 1:
-            resumed += 1
-            log.info("leader %s: pause over, resumed", leader.id)
-    return resumed
+        )
+        .values(status=ACTIVE, paused_until=None, next_due_at=_per_id(table, dues, "next_due_at"))
+        .returning(table.c.id)
+    )
+    return {int(row[0]) for row in result.all()}
 
 
-async def _send_leader(
-    rt: Runtime, leader_id: int, now: dt.datetime, counts: dict[str, int]
-) -> None:
-    """Handle every due week of one leader, one transaction per week."""
+async def _write_weeks(
+    rt: Runtime, session: Any, weeks: list[_Week], now: dt.datetime
+) -> list[tuple[_Week, str]]:
+    """Claim the weeks and write their prompts and queued rows; each claimed week with what
+    became of it: ``sent``, ``missed``, ``duplicate`` (the week has its question already) or
+    ``problem`` (no question in the content: claimed, so it does not repeat every tick)."""
     late = dt.timedelta(hours=rt.settings.prompt_late_hours)
-    while True:
-        async with rt.sessions() as session:
-            found = (
-                await session.exec(
-                    select(Leader, Person)
-                    .join(Person, col(Person.id) == col(Leader.person_id))
-                    .where(col(Leader.id) == leader_id)
-                )
-            ).one_or_none()
-            if found is None:
-                return
-            leader, person = found
-            if (
-                leader.status != LeaderStatus.ACTIVE
-                or leader.next_due_at is None
-                or leader.next_due_at > now
-                or person.blocked_at is not None  # blocked us since: due again once they write
-            ):
-                return
-            old_due = leader.next_due_at
-            zone = leader_zone(rt, leader)
-            if leader.weekday is None or leader.minute_of_day is None:
-                new_due = None  # no schedule: stop until someone sets one
-                log.warning("leader %s: active without a weekday and time", leader.id)
-            else:
-                new_due = next_due(old_due, leader.weekday, leader.minute_of_day, zone)
-            # The claim: only one process moves this due time on.
-            claimed: Any = await session.exec(
-                update(Leader)
-                .where(
-                    col(Leader.id) == leader.id,
-                    col(Leader.next_due_at) == old_due,
-                    col(Leader.status) == LeaderStatus.ACTIVE,
-                    col(Leader.position) == leader.position,
-                    col(Leader.cycle) == leader.cycle,
-                )
-                .values(next_due_at=new_due)
+    by_id = {_id(plan.leader): plan for plan in weeks}
+    table = table_of(Leader)
+    person = table_of(Person)
+    # The claim: only one process moves a due time on. Each row only if it is still as read
+    # (due then, active, at that place in the programme), its person has not blocked the bot
+    # since, and (PostgreSQL) no other process holds it.
+    # The conditions sit in the subquery, which finds the rows by their ids: SQLite would
+    # otherwise walk every active leader on ``leader(status, …)``. (PostgreSQL re-checks them
+    # on the locked row.)
+    old = {key: plan.old_due for key, plan in by_id.items()}
+    candidates: Any = select(table.c.id).where(
+        table.c.id.in_(list(by_id)),
+        table.c.status == _per_id(table, dict.fromkeys(by_id, ACTIVE), "status"),
+        table.c.next_due_at == _per_id(table, old, "next_due_at"),
+        table.c.position
+        == _per_id(table, {k: p.leader.position for k, p in by_id.items()}, "position"),
+        table.c.cycle == _per_id(table, {k: p.leader.cycle for k, p in by_id.items()}, "cycle"),
+        table.c.person_id.in_(
+            select(person.c.id).where(
+                person.c.id.in_([p.person.id for p in weeks]), person.c.blocked_at.is_(None)
             )
-            if claimed.rowcount != 1:
-                await session.rollback()
-                return
-            try:
-                _programme, theme, question, _first = question_at(rt, leader)
-                count = len(
-                    rt.content.programmes[leader.programme_id].questions_for(leader.role_id)
-                )
-            except NoQuestions as exc:
-                await session.commit()  # keep the claim, or this repeats every tick
-                log.error("leader %s: week not sent: %s", leader.id, exc)
-                return
-            week = iso_week(old_due, zone)
-            missed = now - old_due > late
-            index = leader.position % count
-            prompt = Prompt(
-                leader_id=leader_id,
-                programme_id=leader.programme_id,
-                theme_id=theme.id,
-                question_id=question.id,
-                role_id=leader.role_id,
-                position=index,
-                cycle=leader.cycle,
-                week=week,
-                due_at=old_due,
-                status=PromptStatus.MISSED if missed else PromptStatus.SENT,
-                sent_at=None if missed else now,
-                reminder_due_at=None if missed else _reminder_due(rt, now),
-                created_at=now,
+        ),
+    )
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(of=table, skip_locked=True)
+    result: Any = await session.exec(
+        update(table)
+        .where(table.c.id.in_(candidates.scalar_subquery()))
+        .values(
+            next_due_at=_per_id(table, {k: p.new_due for k, p in by_id.items()}, "next_due_at"),
+            position=_per_id(table, {k: p.position for k, p in by_id.items()}, "position"),
+            cycle=_per_id(table, {k: p.cycle for k, p in by_id.items()}, "cycle"),
+        )
+        .returning(table.c.id)
+    )
+    claimed = [by_id[int(row[0])] for row in result.all()]
+    done: list[tuple[_Week, str]] = [(plan, "problem") for plan in claimed if plan.prompt is None]
+    writing = [plan for plan in claimed if plan.prompt is not None]
+    if not writing:
+        return done
+    prompts = table_of(Prompt)
+    values = [plan.prompt.model_dump(exclude={"id"}) for plan in writing if plan.prompt]
+    inserted: Any = await session.exec(
+        upsert_insert(session)(prompts)
+        .on_conflict_do_nothing(index_elements=["leader_id", "week"])
+        .returning(prompts.c.id, prompts.c.leader_id),
+        params=values,
+    )
+    ids = {int(leader_id): int(prompt_id) for prompt_id, leader_id in inserted.all()}
+    queued: list[dict[str, Any]] = []
+    undo: list[_Week] = []
+    for plan in writing:
+        assert plan.prompt is not None
+        prompt_id = ids.get(_id(plan.leader))
+        if prompt_id is None:
+            done.append((plan, "duplicate"))
+            if not plan.missed:
+                undo.append(plan)  # the place in the programme stays as it was
+            continue
+        plan.prompt.id = prompt_id
+        if plan.missed:
+            done.append((plan, "missed"))
+            continue
+        done.append((plan, "sent"))
+        queued.append(
+            {
+                "dedupe_key": f"prompt:{_id(plan.leader)}:{plan.week}",
+                "person_id": plan.person.id,
+                "chat_id": plan.person.telegram_user_id,
+                "prompt_id": prompt_id,
+                "due_at": now,
+                "expires_at": plan.old_due + late,
+            }
+        )
+    if undo:  # rare: the leader moved their day within a week that has its question
+        await session.exec(
+            update(table)
+            .where(table.c.id.in_([_id(plan.leader) for plan in undo]))
+            .values(
+                position=_per_id(
+                    table, {_id(p.leader): p.leader.position for p in undo}, "position"
+                ),
+                cycle=_per_id(table, {_id(p.leader): p.leader.cycle for p in undo}, "cycle"),
             )
-            # Another week due as well (the bot was down)? Otherwise no need to look again.
-            more = new_due is not None and new_due <= now
-            prompt.id = await _insert_prompt(session, prompt)
-            if prompt.id is None:
-                await session.commit()  # the week has its question already: move on
-                log.info(
-                    "leader %s: week %s already has a question; not sent again", leader_id, week
-                )
-                if more:
-                    continue
-                return
-            if missed:
-                await session.commit()
-                counts["missed"] += 1
-                log.info("leader %s: week %s missed (bot was down)", leader_id, week)
-                if more:
-                    continue
-                return
-            await outbox.enqueue(
-                session,
-                MessageKind.WEEKLY_QUESTION,
-                dedupe_key=f"prompt:{leader_id}:{week}",
-                person_id=person.id,
-                chat_id=person.telegram_user_id,
-                prompt_id=prompt.id,
-                due_at=now,
-                expires_at=old_due + late,
-            )
-            position, cycle = index + 1, leader.cycle
-            if position >= count:
-                position, cycle = 0, cycle + 1
-            await session.exec(
-                update(Leader)
-                .where(col(Leader.id) == leader_id)
-                .values(position=position, cycle=cycle)
-            )
-            await session.commit()
-        counts["sent"] += 1
-        log.info("leader %s: week %s sent (prompt %s)", leader_id, week, prompt.id)
-        if not more:
-            return
+        )
+    if queued:
+        # The claim checked the people in this transaction: no second look for blocked ones.
+        await outbox.enqueue_many(session, MessageKind.WEEKLY_QUESTION, queued, check_blocked=False)
+    return done
 
 
 def _reminder_due(rt: Runtime, sent_at: dt.datetime) -> dt.datetime | None:
@@ -389,23 +554,33 @@ def _reminder_due(rt: Runtime, sent_at: dt.datetime) -> dt.datetime | None:
     return sent_at + dt.timedelta(hours=hours) if hours > 0 else None
 
 
-async def _insert_prompt(session: Any, prompt: Prompt) -> int | None:
-    """Insert unless the leader's week has a prompt already; the new id, or None."""
-    values = prompt.model_dump(exclude={"id"})
-    insert = upsert_insert(session)
-    table = table_of(Prompt)
-    stmt = (
-        insert(table)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["leader_id", "week"])
-        .returning(table.c.id)
-    )
-    result: Any = await session.exec(stmt)
-    row = result.first()
-    return None if row is None else int(row[0])
-
-
 # --- the tick: reminders -----------------------------------------------------------------
+
+
+@functools.cache
+def _due_reminders_query() -> Any:
+    """Open prompts whose reminder is due at ``:now``, with their leader and person and whether
+    a newer question has been sent: built once (building it each tick cost more than running
+    it)."""
+    newer = aliased(Prompt)
+    superseded = exists().where(
+        col(newer.leader_id) == col(Prompt.leader_id),
+        col(newer.due_at) > col(Prompt.due_at),
+        col(newer.sent_at).is_not(None),
+    )
+    return (
+        select(Prompt, Leader, Person)
+        .join(Leader, col(Leader.id) == col(Prompt.leader_id))
+        .join(Person, col(Person.id) == col(Leader.person_id))
+        .where(
+            col(Prompt.status) == PromptStatus.SENT,
+            col(Prompt.reminder_due_at).is_not(None),
+            col(Prompt.reminder_due_at) <= bindparam("now"),
+        )
+        .add_columns(superseded.label("superseded"))
+        .order_by(col(Prompt.reminder_due_at), col(Prompt.id))
+        .limit(BATCH)
+    )
 
 
 async def send_due_reminders(rt: Runtime, now: dt.datetime | None = None) -> int:
@@ -416,72 +591,92 @@ async def send_due_reminders(rt: Runtime, now: dt.datetime | None = None) -> int
     """
     now = now or utcnow()
     late = dt.timedelta(hours=rt.settings.prompt_late_hours)
-    newer = aliased(Prompt)
-    superseded = exists().where(
-        col(newer.leader_id) == col(Prompt.leader_id),
-        col(newer.due_at) > col(Prompt.due_at),
-        col(newer.sent_at).is_not(None),
-    )
-    query: Any = (
-        select(Prompt, Leader, Person)
-        .join(Leader, col(Leader.id) == col(Prompt.leader_id))
-        .join(Person, col(Person.id) == col(Leader.person_id))
-        .where(
-            col(Prompt.status) == PromptStatus.SENT,
-            col(Prompt.reminder_due_at).is_not(None),
-            col(Prompt.reminder_due_at) <= now,
-        )
-        .add_columns(superseded.label("superseded"))
-        .order_by(col(Prompt.reminder_due_at), col(Prompt.id))
-        .limit(BATCH)
-    )
-    sent = 0
+    query = _due_reminders_query()
     async with rt.sessions() as session:
-        rows = list((await session.exec(query)).all())
+        rows = list((await session.exec(query, params={"now": now})).all())
+    if not rows:
+        return 0
+    plans: list[tuple[Prompt, Leader, Person, bool]] = []
     for prompt, leader, person, superseded in rows:
         assert prompt.reminder_due_at is not None
         stale = now - prompt.reminder_due_at > late
-        number = prompt.reminders_sent + 1
         wanted = (
             leader.status == LeaderStatus.ACTIVE
             and person.blocked_at is None
             and not superseded
             and not stale
         )
-        async with rt.sessions() as session:
-            values: dict[str, Any] = {"reminder_due_at": None}
-            if wanted:
-                values["reminders_sent"] = number
-            claimed: Any = await session.exec(
-                update(Prompt)
-                .where(
-                    col(Prompt.id) == prompt.id,
-                    col(Prompt.status) == PromptStatus.SENT,
-                    col(Prompt.reminder_due_at) == prompt.reminder_due_at,
-                    col(Prompt.reminders_sent) == prompt.reminders_sent,
-                )
-                .values(**values)
-            )
-            if claimed.rowcount != 1:
-                await session.rollback()
-                continue
-            if wanted:
-                await outbox.enqueue(
-                    session,
-                    MessageKind.REMINDER,
-                    dedupe_key=f"remind:{prompt.id}:{number}",
-                    person_id=person.id,
-                    chat_id=person.telegram_user_id,
-                    prompt_id=prompt.id,
-                    due_at=now,
-                    expires_at=now + late,
-                )
-            await session.commit()
+        plans.append((prompt, leader, person, wanted))
+    # One transaction: the claim of every reminder (cleared, and counted if it is sent) in one
+    # conditional UPDATE … RETURNING, then the queued rows in one INSERT; in a savepoint, and
+    # reminder by reminder in savepoints of their own if that fails.
+    done: list[tuple[Prompt, Leader, Person, bool]] = []
+    async with rt.sessions() as session:
+        try:
+            async with session.begin_nested():
+                done = await _write_reminders(session, plans, now, late)
+        except Exception:
+            log.warning("weekly: %d reminders failed together; one by one", len(plans))
+            for plan in plans:
+                try:
+                    async with session.begin_nested():
+                        done += await _write_reminders(session, [plan], now, late)
+                except Exception:  # one leader's trouble must not stop the others
+                    log.exception("leader %s: reminder failed", plan[1].id)
+        await session.commit()
+    sent = 0
+    for prompt, leader, _person, wanted in done:
         if wanted:
             sent += 1
-            log.info("leader %s: reminder %s for prompt %s", leader.id, number, prompt.id)
+            log.info(
+                "leader %s: reminder %s for prompt %s",
+                leader.id,
+                prompt.reminders_sent + 1,
+                prompt.id,
+            )
         else:
             log.info("leader %s: reminder for prompt %s dropped", leader.id, prompt.id)
     if sent and rt.sender is not None:
         rt.sender.wake()
     return sent
+
+
+async def _write_reminders(
+    session: Any,
+    plans: list[tuple[Prompt, Leader, Person, bool]],
+    now: dt.datetime,
+    late: dt.timedelta,
+) -> list[tuple[Prompt, Leader, Person, bool]]:
+    """Claim the reminders (each only if still as read) and queue the wanted ones."""
+    table = table_of(Prompt)
+    by_id = {_id(plan[0]): plan for plan in plans}
+    seen_due = {key: plan[0].reminder_due_at for key, plan in by_id.items()}
+    seen_count = {key: plan[0].reminders_sent for key, plan in by_id.items()}
+    counted = {key: plan[0].reminders_sent + (1 if plan[3] else 0) for key, plan in by_id.items()}
+    result: Any = await session.exec(
+        update(table)
+        .where(
+            table.c.id.in_(list(by_id)),
+            table.c.status == _per_id(table, dict.fromkeys(by_id, PromptStatus.SENT), "status"),
+            table.c.reminder_due_at == _per_id(table, seen_due, "reminder_due_at"),
+            table.c.reminders_sent == _per_id(table, seen_count, "reminders_sent"),
+        )
+        .values(reminder_due_at=None, reminders_sent=_per_id(table, counted, "reminders_sent"))
+        .returning(table.c.id)
+    )
+    done = [by_id[int(row[0])] for row in result.all()]
+    queued = [
+        {
+            "dedupe_key": f"remind:{prompt.id}:{prompt.reminders_sent + 1}",
+            "person_id": person.id,
+            "chat_id": person.telegram_user_id,
+            "prompt_id": prompt.id,
+            "due_at": now,
+            "expires_at": now + late,
+        }
+        for prompt, _leader, person, wanted in done
+        if wanted
+    ]
+    if queued:
+        await outbox.enqueue_many(session, MessageKind.REMINDER, queued)
+    return done
