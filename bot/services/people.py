@@ -76,8 +76,9 @@ async def delete_person(
 ) -> bool:
     """Delete a person and, through the foreign keys, everything stored about them. Their
     advice pages answer 410 from now on (``dispatches.gone_links``); #Råbra stories they shared
-    anonymously stay, with no link to them (``raabra.forget_author``); each of their dispatches'
-    clinics gets ``dispatch.deleted`` (via telegram), and their events stay until retention."""
+    anonymously stay, with no link to them (``raabra.forget_author``); each of their
+    dispatches' clinics gets ``dispatch.deleted`` (``via="telegram"``), and their events stay
+    until retention."""
     from bot.services import clinic_events, raabra
     from bot.services.dispatches import gone_links
 
