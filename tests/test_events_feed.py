@@ -279,3 +279,17 @@ async def test_a_link_that_ends_unopened_is_told_once(
     ]
     assert "dispatch.expired" not in [t for t, _d in of(events, seen["id"])]
     assert [t for t, _d in of(events, later["id"])] == ["dispatch.created"]
+
+
+async def test_two_worse_presses_at_once_count_one_and_two(
+    api: Api, browser: aiohttp.ClientSession
+) -> None:
+    created = await api.dispatch(topic="fever-child", locale="nb")
+    _s, _h, page = await fetch(browser, created["advice_url"])
+    form = form_of(page, "worse")
+    url = created["advice_url"] + "/worse"
+
+    await asyncio.gather(*(fetch(browser, url, "POST", data=form) for _ in range(2)))
+
+    worse = [d for t, d in of(await feed(api), created["id"]) if t == "dispatch.worse"]
+    assert sorted(d["count"] for d in worse) == [1, 2]

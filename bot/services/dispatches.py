@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
-from sqlalchemy import delete, exists, update
+from sqlalchemy import and_, delete, exists, func, literal, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -45,6 +45,7 @@ from bot.models import (
     Organisation,
     Person,
     SmsStatus,
+    UTCDateTime,
     utcnow,
 )
 from bot.privacy import (
@@ -708,6 +709,16 @@ async def record_page_opened(
     return first
 
 
+async def _returning(session: AsyncSession, statement: Any) -> Dispatch | None:
+    """Run an ``UPDATE`` of one dispatch and return the row as it now is (None: none matched)."""
+    found: Dispatch | None = (
+        await session.exec(
+            statement.returning(Dispatch), execution_options={"populate_existing": True}
+        )
+    ).scalar_one_or_none()
+    return found
+
+
 async def _opened_on_the_page(session: AsyncSession, dispatch: Dispatch, now: dt.datetime) -> None:
     """Tell the clinic the page was seen (once: the first time ``page_opened_at`` is set; a
     reload tells nothing). ``first``: it had not been opened in Telegram either."""
@@ -753,7 +764,9 @@ async def delete_dispatch(
     (only the token's hash is kept, until the dispatch's retention would have ended)."""
     now = now or utcnow()
     async with rt.sessions() as session:
-        dispatch = await session.get(Dispatch, dispatch_id)
+        # The row's lock first (PostgreSQL), then emit's per-clinic lock: one order everywhere,
+        # and two presses at once count 1 and 2.
+        dispatch = await session.get(Dispatch, dispatch_id, with_for_update=True)
         if dispatch is None:
             return False
         gone_links(session, [dispatch], rt.settings.retention_days)
@@ -865,18 +878,36 @@ async def record_worse(
     means the page was seen.
     """
     now = now or utcnow()
+    mine = col(Dispatch.id) == dispatch_id
+    if via == "telegram":
+        if person is None:
+            return None
+        mine = and_(mine, col(Dispatch.person_id) == person.id)
+    at_now = literal(now, UTCDateTime())
     async with rt.sessions() as session:
-        dispatch = await session.get(Dispatch, dispatch_id)
+        # Each change one conditional UPDATE: two presses at once count 1 and 2, and the row is
+        # locked (written) before emit takes its per-clinic lock, in that order everywhere.
+        if via == "web":
+            seen = await _returning(
+                session,
+                update(Dispatch)
+                .where(mine, col(Dispatch.page_opened_at).is_(None))
+                .values(page_opened_at=now),
+            )
+            if seen is not None:
+                await _opened_on_the_page(session, seen, now)
+        dispatch = await _returning(
+            session,
+            update(Dispatch)
+            .where(mine)
+            .values(
+                worse_count=col(Dispatch.worse_count) + 1,
+                worse_at=func.coalesce(col(Dispatch.worse_at), at_now),
+            ),
+        )
         if dispatch is None:
+            await session.rollback()
             return None
-        if via == "telegram" and (person is None or dispatch.person_id != person.id):
-            return None
-        dispatch.worse_count += 1
-        dispatch.worse_at = dispatch.worse_at or now
-        if via == "web" and dispatch.page_opened_at is None:
-            dispatch.page_opened_at = now
-            await _opened_on_the_page(session, dispatch, now)
-        session.add(dispatch)
         await clinic_events.emit(
             session,
             dispatch,
@@ -885,7 +916,6 @@ async def record_worse(
             now=now,
         )
         await session.commit()
-        await session.refresh(dispatch)
     log.info(
         "dispatch %s: caller getting worse (%d, via %s)", dispatch.id, dispatch.worse_count, via
     )
@@ -899,24 +929,30 @@ async def answer_checkin(
     if answer not in render.CHECKIN_ANSWERS:
         return None, False
     now = now or utcnow()
+    mine = and_(col(Dispatch.id) == dispatch_id, col(Dispatch.person_id) == person.id)
+    values: dict[str, Any] = {
+        "checkin_answer": answer,
+        "checkin_answered_at": now,
+        "checkin_status": CheckinStatus.ANSWERED,
+    }
+    if answer == "worse":
+        values |= {
+            "worse_count": col(Dispatch.worse_count) + 1,
+            "worse_at": func.coalesce(col(Dispatch.worse_at), literal(now, UTCDateTime())),
+        }
     async with rt.sessions() as session:
-        dispatch = await session.get(Dispatch, dispatch_id)
-        if dispatch is None or dispatch.person_id != person.id:
-            return None, False
-        if dispatch.checkin_answer is not None:
-            return dispatch, False
-        dispatch.checkin_answer = answer
-        dispatch.checkin_answered_at = now
-        dispatch.checkin_status = CheckinStatus.ANSWERED
-        if answer == "worse":
-            dispatch.worse_count += 1
-            dispatch.worse_at = dispatch.worse_at or now
-        session.add(dispatch)
+        # The first answer only, in one conditional UPDATE (two taps at once: one answer).
+        dispatch = await _returning(
+            session,
+            update(Dispatch).where(mine, col(Dispatch.checkin_answer).is_(None)).values(**values),
+        )
+        if dispatch is None:
+            earlier = (await session.exec(select(Dispatch).where(mine))).one_or_none()
+            return earlier, False
         await clinic_events.emit(
             session, dispatch, EventType.CHECKIN_ANSWERED, {"answer": answer}, now=now
         )
         await session.commit()
-        await session.refresh(dispatch)
     log.info("dispatch %s: check-in answered %s", dispatch.id, answer)
     return dispatch, True
 

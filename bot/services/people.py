@@ -94,6 +94,7 @@ async def delete_person(
             select(Dispatch)
             .join(Person, col(Dispatch.person_id) == col(Person.id))
             .where(col(Person.telegram_user_id) == telegram_user_id)
+            .with_for_update(of=Dispatch)  # rows before the events' lock, as everywhere
         )
         found = list(theirs)
         gone_links(session, found, retention_days)
