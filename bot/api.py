@@ -1,4 +1,5 @@
-"""The clinic's HTTP API (``/api/v1``), for call systems: dispatches, re-contacts, topics.
+"""The clinic's HTTP API (``/api/v1``), for call systems: dispatches, re-contacts, topics, and
+the clinic's events feed.
 
 Every route needs ``Authorization: Bearer <key>`` (``python -m bot apikey create``); each key
 belongs to a clinic, has a request budget and a smaller SMS budget (429 with ``Retry-After``
@@ -25,7 +26,7 @@ from bot.privacy import PhoneError, normalise_phone
 from bot.problems import N_, Gettext, Problem, problem, texts
 from bot.ratelimit import KeyBuckets, retry_after
 from bot.runtime import Runtime
-from bot.services import apikeys, audit, dispatches
+from bot.services import apikeys, audit, clinic_events, dispatches
 
 log = logging.getLogger(__name__)
 
@@ -422,6 +423,47 @@ async def list_topics(request: web.Request) -> web.Response:
     return web.json_response({"topics": topics})
 
 
+FEED_LIMIT_DEFAULT = 100
+FEED_LIMIT_MAX = 500
+
+
+async def list_events(request: web.Request) -> web.Response:
+    """GET /api/v1/events?after=<event id>&limit=<1..500>: this clinic's events, oldest first,
+    after the one named (from the first kept, without ``after``); ``has_more`` when more wait."""
+    rt = request.app[RUNTIME]
+    key: ApiKey = request[API_KEY]
+    raw = request.query.get("limit")
+    limit = FEED_LIMIT_DEFAULT
+    if raw is not None:
+        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= FEED_LIMIT_MAX:
+            message = problem(
+                N_("limit must be a whole number from 1 to {limit}"), limit=FEED_LIMIT_MAX
+            )
+            raise ApiError(400, "bad_limit", message, {"limit": message})
+        limit = int(raw)
+    after = request.query.get("after") or None
+    async with rt.sessions() as session:
+        found = await clinic_events.feed(session, key.organisation_id, after=after, limit=limit + 1)
+    if found is None:
+        raise ApiError(
+            404,
+            "unknown_event",
+            problem(
+                N_(
+                    "there is no event with this id for this clinic (or it is past retention): "
+                    "start again without 'after'"
+                )
+            ),
+        )
+    events = list(found)
+    return web.json_response(
+        {
+            "data": [clinic_events.as_json(event) for event in events[:limit]],
+            "has_more": len(events) > limit,
+        }
+    )
+
+
 def build_api(rt: Runtime) -> web.Application:
     """The API as a sub-application, mounted at /api/v1 by ``bot.web`` (which also adds
     ``api_errors`` to the main application, so /api/ paths outside v1 answer JSON too)."""
@@ -432,4 +474,5 @@ def build_api(rt: Runtime) -> web.Application:
     api.router.add_get("/dispatches/{dispatch_id:[0-9a-f]{32}}", get_dispatch)
     api.router.add_post("/recontacts", find_recontacts)
     api.router.add_get("/topics", list_topics)
+    api.router.add_get("/events", list_events)
     return api

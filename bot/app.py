@@ -61,6 +61,7 @@ ALLOWED_UPDATES = [
 ]
 PURGE_EVERY = dt.timedelta(hours=1)
 DIGESTS_EVERY = dt.timedelta(minutes=1)  # monthly #Råbra digests: due to the minute is enough
+EXPIRIES_EVERY = dt.timedelta(minutes=1)  # dispatch.expired: within a minute of the link's end
 
 
 class PerChatUpdateProcessor(BaseUpdateProcessor):
@@ -262,6 +263,13 @@ async def _tick(context: ContextTypes.DEFAULT_TYPE) -> None:
             await raabra.send_due_digests(rt, now)
         except Exception:  # as above: the rest of the tick goes on
             log.exception("raabra: digests failed")
+    last_expiries = job_data.get("last_expiries")
+    if last_expiries is None or now - last_expiries >= EXPIRIES_EVERY:
+        job_data["last_expiries"] = now
+        try:
+            await dispatches.note_expired_links(rt, now=now)
+        except Exception:  # as above: the rest of the tick goes on
+            log.exception("dispatches: noting expired links failed")
     last = job_data.get("last_purge")
     if last is None or now - last > PURGE_EVERY:
         job_data["last_purge"] = now

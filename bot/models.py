@@ -185,6 +185,11 @@ class Dispatch(SQLModel, table=True):
     Caller data: deleted after ``RETENTION_DAYS``, or at once when the caller asks.
     """
 
+    # The tick's look for links whose life ended and that it has not noted yet.
+    __table_args__ = (
+        Index("ix_dispatch_expiry_noted_at_expires_at", "expiry_noted_at", "expires_at"),
+    )
+
     id: str = Field(primary_key=True, max_length=32)  # random hex, safe to show to a call system
     api_key_id: int | None = Field(
         default=None, foreign_key="api_key.id", ondelete="SET NULL", index=True
@@ -222,6 +227,9 @@ class Dispatch(SQLModel, table=True):
     checkin_answer: str | None = Field(default=None, max_length=16)  # better / same / worse
     checkin_answered_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     sms_status: str = Field(default=SmsStatus.NONE, max_length=16)
+    # When the tick saw the link's life end (``expires_at`` passed): ``dispatch.expired`` was
+    # told then if it had never been opened. Marks it so that happens once.
+    expiry_noted_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class IdempotentRequest(SQLModel, table=True):

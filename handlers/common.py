@@ -392,8 +392,11 @@ async def privacy(update: Update, context: Context) -> None:
         )
         + "\n\n"
         + _(
-            "<b>Why:</b> so the legevakt can help you safely if you get worse, and so you can "
-            "read your own reflections again."
+            "<b>Why:</b> so the legevakt that gave you advice can follow up, and so you can read "
+            "your own reflections again. The legevakt’s system is told when you open the "
+            "advice, press “I am getting worse”, answer the check-in or delete it; never your "
+            "phone number, your name or the nurse’s note. Nobody may see it at once, so it "
+            "never replaces calling (the numbers are below)."
         )
         + "\n"
         + _(
@@ -405,6 +408,11 @@ async def privacy(update: Update, context: Context) -> None:
             "<b>Delete:</b> press the button below to delete everything about you now. This "
             "cannot be undone."
         )
+        + " "
+        + _(
+            "The legevakt is told that you deleted; what its system was told before stays with "
+            "the legevakt (here for at most {days} days), without your number or name."
+        ).format(days=days)
         + " "
         + _(
             "#Råbra stories you told anonymously stay with your organisation, with no link to "

@@ -202,3 +202,18 @@ async def test_the_cli_prints_what_the_api_answers_and_they_share_the_records(
     unowned = json.loads((await asyncio.to_thread(run, env, *CREATE)).stdout)
     status, found = await api.post("/api/v1/recontacts", {"phone": "+4791234567"})
     assert unowned["id"] not in [d["id"] for d in found["dispatches"]]
+
+    # The clinic's events feed tells of the CLI's dispatch as of the API's; not of the unowned.
+    status, events = await api.get("/api/v1/events")
+    assert status == 200
+    assert [(e["type"], e["dispatch_id"]) for e in events["data"]] == [
+        ("dispatch.created", from_api["id"]),
+        ("dispatch.created", from_cli["id"]),
+    ]
+    assert events["data"][1]["data"] == {
+        "topic": "fever-child",
+        "locale": "nn",
+        "checkin_hours": 6,
+        "sms": False,
+        "expires_at": from_cli["expires_at"],
+    }

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
-from sqlalchemy import Update, bindparam, delete, exists, update
+from sqlalchemy import Update, and_, bindparam, delete, exists, func, literal, update
 from sqlalchemy import select as select_rows
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -48,6 +48,7 @@ from bot.models import (
     Organisation,
     Person,
     SmsStatus,
+    UTCDateTime,
     utcnow,
 )
 from bot.privacy import (
@@ -63,7 +64,8 @@ from bot.privacy import (
 )
 from bot.problems import N_, Gettext, Problem, problem, texts
 from bot.runtime import Runtime
-from bot.services import apikeys, audit
+from bot.services import apikeys, audit, clinic_events
+from bot.services.clinic_events import EventType
 from bot.services.people import guessed_locale
 
 log = logging.getLogger(__name__)
@@ -516,6 +518,19 @@ async def create(
             earlier = len(list(await session.exec(_same_number(rt, valid.phone, since, visible))))
         session.add(dispatch)
         await session.flush()
+        await clinic_events.emit(
+            session,
+            dispatch,
+            EventType.DISPATCH_CREATED,
+            {
+                "topic": dispatch.topic_id,
+                "locale": dispatch.locale,
+                "checkin_hours": dispatch.checkin_hours,
+                "sms": request.send_sms,
+                "expires_at": _iso(dispatch.expires_at) or "",
+            },
+            now=now,
+        )
         if request.send_sms:
             assert valid.phone is not None
             await queue_sms(
@@ -652,6 +667,13 @@ async def open_link(
             await connection.execute(
                 guessed_locale(person.telegram_user_id, as_locale(dispatch.locale))
             )
+        await clinic_events.emit(
+            session,
+            dispatch,
+            EventType.DISPATCH_OPENED,
+            {"via": "telegram", "first": dispatch.page_opened_at is None},
+            now=now,
+        )
         await session.commit()
     log.info("dispatch %s opened (via %s)", dispatch.id, "telegram")
     # No sender wake-up: the check-in just queued is hours away, and the tick finds it then.
@@ -705,16 +727,44 @@ async def record_page_opened(
     Telegram chat's opening is ``open_link`` (``via="telegram"``)."""
     now = now or utcnow()
     async with rt.sessions() as session:
-        result: Any = await session.exec(
-            update(Dispatch)
-            .where(col(Dispatch.id) == dispatch_id, col(Dispatch.page_opened_at).is_(None))
-            .values(page_opened_at=now)
-        )
+        opened = (
+            await session.exec(
+                update(Dispatch)
+                .where(col(Dispatch.id) == dispatch_id, col(Dispatch.page_opened_at).is_(None))
+                .values(page_opened_at=now)
+                .returning(Dispatch),
+                execution_options={"populate_existing": True},
+            )
+        ).scalar_one_or_none()
+        if opened is not None:
+            await _opened_on_the_page(session, opened, now)
         await session.commit()
-    first = bool(result.rowcount)
+    first = opened is not None
     if first:
         log.info("dispatch %s opened (via web)", dispatch_id)
     return first
+
+
+async def _returning(session: AsyncSession, statement: Any) -> Dispatch | None:
+    """Run an ``UPDATE`` of one dispatch and return the row as it now is (None: none matched)."""
+    found: Dispatch | None = (
+        await session.exec(
+            statement.returning(Dispatch), execution_options={"populate_existing": True}
+        )
+    ).scalar_one_or_none()
+    return found
+
+
+async def _opened_on_the_page(session: AsyncSession, dispatch: Dispatch, now: dt.datetime) -> None:
+    """Tell the clinic the page was seen (once: the first time ``page_opened_at`` is set; a
+    reload tells nothing). ``first``: it had not been opened in Telegram either."""
+    await clinic_events.emit(
+        session,
+        dispatch,
+        EventType.DISPATCH_OPENED,
+        {"via": "web", "first": dispatch.opened_at is None},
+        now=now,
+    )
 
 
 def telegram_link(rt: Runtime, page_token: str) -> str:
@@ -750,10 +800,17 @@ async def delete_dispatch(
     (only the token's hash is kept, until the dispatch's retention would have ended)."""
     now = now or utcnow()
     async with rt.sessions() as session:
-        dispatch = await session.get(Dispatch, dispatch_id)
+        # The row's lock first (PostgreSQL), then emit's per-clinic lock: one order everywhere,
+        # and two presses at once count 1 and 2.
+        dispatch = await session.get(Dispatch, dispatch_id, with_for_update=True)
         if dispatch is None:
             return False
         gone_links(session, [dispatch], rt.settings.retention_days)
+        # The event outlives the dispatch (it carries nothing personal): the clinic learns that
+        # the caller deleted, and its earlier events (say, "worse") stay until retention.
+        await clinic_events.emit(
+            session, dispatch, EventType.DISPATCH_DELETED, {"via": via}, now=now
+        )
         await session.exec(delete(Dispatch).where(col(Dispatch.id) == dispatch_id))
         await session.commit()
     log.info("dispatch %s deleted by the caller (via %s)", dispatch_id, via)
@@ -857,19 +914,44 @@ async def record_worse(
     means the page was seen.
     """
     now = now or utcnow()
+    mine = col(Dispatch.id) == dispatch_id
+    if via == "telegram":
+        if person is None:
+            return None
+        mine = and_(mine, col(Dispatch.person_id) == person.id)
+    at_now = literal(now, UTCDateTime())
     async with rt.sessions() as session:
-        dispatch = await session.get(Dispatch, dispatch_id)
-        if dispatch is None:
-            return None
-        if via == "telegram" and (person is None or dispatch.person_id != person.id):
-            return None
-        dispatch.worse_count += 1
-        dispatch.worse_at = dispatch.worse_at or now
+        # Each change one conditional UPDATE: two presses at once count 1 and 2, and the row is
+        # locked (written) before emit takes its per-clinic lock, in that order everywhere.
         if via == "web":
-            dispatch.page_opened_at = dispatch.page_opened_at or now
-        session.add(dispatch)
+            seen = await _returning(
+                session,
+                update(Dispatch)
+                .where(mine, col(Dispatch.page_opened_at).is_(None))
+                .values(page_opened_at=now),
+            )
+            if seen is not None:
+                await _opened_on_the_page(session, seen, now)
+        dispatch = await _returning(
+            session,
+            update(Dispatch)
+            .where(mine)
+            .values(
+                worse_count=col(Dispatch.worse_count) + 1,
+                worse_at=func.coalesce(col(Dispatch.worse_at), at_now),
+            ),
+        )
+        if dispatch is None:
+            await session.rollback()
+            return None
+        await clinic_events.emit(
+            session,
+            dispatch,
+            EventType.DISPATCH_WORSE,
+            {"via": via, "count": dispatch.worse_count},
+            now=now,
+        )
         await session.commit()
-        await session.refresh(dispatch)
     log.info(
         "dispatch %s: caller getting worse (%d, via %s)", dispatch.id, dispatch.worse_count, via
     )
@@ -883,21 +965,30 @@ async def answer_checkin(
     if answer not in render.CHECKIN_ANSWERS:
         return None, False
     now = now or utcnow()
+    mine = and_(col(Dispatch.id) == dispatch_id, col(Dispatch.person_id) == person.id)
+    values: dict[str, Any] = {
+        "checkin_answer": answer,
+        "checkin_answered_at": now,
+        "checkin_status": CheckinStatus.ANSWERED,
+    }
+    if answer == "worse":
+        values |= {
+            "worse_count": col(Dispatch.worse_count) + 1,
+            "worse_at": func.coalesce(col(Dispatch.worse_at), literal(now, UTCDateTime())),
+        }
     async with rt.sessions() as session:
-        dispatch = await session.get(Dispatch, dispatch_id)
-        if dispatch is None or dispatch.person_id != person.id:
-            return None, False
-        if dispatch.checkin_answer is not None:
-            return dispatch, False
-        dispatch.checkin_answer = answer
-        dispatch.checkin_answered_at = now
-        dispatch.checkin_status = CheckinStatus.ANSWERED
-        if answer == "worse":
-            dispatch.worse_count += 1
-            dispatch.worse_at = dispatch.worse_at or now
-        session.add(dispatch)
+        # The first answer only, in one conditional UPDATE (two taps at once: one answer).
+        dispatch = await _returning(
+            session,
+            update(Dispatch).where(mine, col(Dispatch.checkin_answer).is_(None)).values(**values),
+        )
+        if dispatch is None:
+            earlier = (await session.exec(select(Dispatch).where(mine))).one_or_none()
+            return earlier, False
+        await clinic_events.emit(
+            session, dispatch, EventType.CHECKIN_ANSWERED, {"answer": answer}, now=now
+        )
         await session.commit()
-        await session.refresh(dispatch)
     log.info("dispatch %s: check-in answered %s", dispatch.id, answer)
     return dispatch, True
 
@@ -912,14 +1003,27 @@ async def record_checkin_outcome(session: AsyncSession, event: CheckinFinished) 
         Delivery.EXPIRED: CheckinStatus.EXPIRED,
         Delivery.FAILED: CheckinStatus.FAILED,
     }[event.delivery]
-    await session.exec(
-        update(Dispatch)
-        .where(
-            col(Dispatch.id) == event.dispatch_id,
-            col(Dispatch.checkin_status) == CheckinStatus.SCHEDULED,
+    changed = (
+        await session.exec(
+            update(Dispatch)
+            .where(
+                col(Dispatch.id) == event.dispatch_id,
+                col(Dispatch.checkin_status) == CheckinStatus.SCHEDULED,
+            )
+            .values(checkin_status=new)
+            .returning(Dispatch),
+            execution_options={"populate_existing": True},
         )
-        .values(checkin_status=new)
-    )
+    ).scalar_one_or_none()
+    if changed is not None:
+        if event.delivery is Delivery.SENT:
+            await clinic_events.emit(session, changed, EventType.CHECKIN_SENT)
+        elif event.delivery is Delivery.EXPIRED:
+            await clinic_events.emit(session, changed, EventType.CHECKIN_EXPIRED)
+        else:
+            await clinic_events.emit(
+                session, changed, EventType.CHECKIN_FAILED, {"reason": reason_code(event.reason)}
+            )
     if new != CheckinStatus.SENT:
         log.info("dispatch %s: check-in %s (%s)", event.dispatch_id, new, event.reason)
 
@@ -930,11 +1034,52 @@ async def record_sms_outcome(session: AsyncSession, event: SmsFinished) -> None:
     status = SmsStatus.FAILED
     if event.delivery is Delivery.SENT:  # a provider that only pretends (console): not sent
         status = SmsStatus.SENT if event.delivered else SmsStatus.NOT_SENT
-    await session.exec(
-        update(Dispatch).where(col(Dispatch.id) == event.dispatch_id).values(sms_status=status)
-    )
+    changed = (
+        await session.exec(
+            update(Dispatch)
+            .where(col(Dispatch.id) == event.dispatch_id)
+            .values(sms_status=status)
+            .returning(Dispatch),
+            execution_options={"populate_existing": True},
+        )
+    ).scalar_one_or_none()
+    if changed is not None:  # None: the caller deleted the advice before the SMS was final
+        if event.delivery is Delivery.SENT:
+            await clinic_events.emit(
+                session, changed, EventType.SMS_SENT, {"delivered": event.delivered}
+            )
+        else:
+            reason = "expired" if event.delivery is Delivery.EXPIRED else event.reason
+            await clinic_events.emit(
+                session, changed, EventType.SMS_FAILED, {"reason": reason_code(reason)}
+            )
     if status != SmsStatus.SENT:
         log.info("dispatch %s: SMS %s (%s)", event.dispatch_id, event.delivery, event.reason)
+
+
+# The fixed failure reasons of the adapters, the renderers and the sender, as an event may
+# carry them; anything else (a gateway's own words, which might echo a number) is "refused".
+REASON_CODES = frozenset(
+    {
+        "expired",
+        "NoChat",
+        "ChatMigrated",
+        "BadRequest",
+        "NoNumber",
+        "NotRendered",
+        "NoRenderer",
+        "RenderFailed",
+        "KeyChanged",
+        "ContentGone",
+    }
+)
+
+
+def reason_code(reason: str | None) -> str | None:
+    """A failure's reason as an event carries it: one of ``REASON_CODES``, else "refused"."""
+    if reason is None:
+        return None
+    return reason if reason in REASON_CODES else "refused"
 
 
 # --- re-contacts ---------------------------------------------------------------------------
@@ -1024,6 +1169,9 @@ async def purge_old(rt: Runtime, *, now: dt.datetime | None = None) -> tuple[int
     cutoff = now - dt.timedelta(days=rt.settings.retention_days)
     async with rt.sessions() as session:
         gone: Any = await session.exec(delete(Dispatch).where(col(Dispatch.created_at) < cutoff))
+        # The clinic's events go with the dispatches' retention (deletion by the caller keeps
+        # them: they carry nothing personal), in the same transaction.
+        await clinic_events.purge_older_than(session, cutoff)
         await session.exec(delete(GoneLink).where(col(GoneLink.forget_at) < now))
         await session.exec(
             delete(IdempotentRequest).where(
@@ -1039,6 +1187,50 @@ async def purge_old(rt: Runtime, *, now: dt.datetime | None = None) -> tuple[int
         )
         await session.commit()
     return int(gone.rowcount or 0), int(people.rowcount or 0)
+
+
+# --- links that ended unopened --------------------------------------------------------------
+
+EXPIRY_BATCH = 500
+
+
+async def note_expired_links(rt: Runtime, *, now: dt.datetime | None = None) -> int:
+    """Mark dispatches whose link's life ended (``expiry_noted_at``) and tell each clinic
+    ``dispatch.expired`` for those never opened, in the page or in Telegram; returns how many.
+
+    Once per dispatch across restarts and instances: the conditional ``UPDATE … WHERE
+    expiry_noted_at IS NULL RETURNING`` claims each row for one caller, and returns its opened
+    times as committed (an opening that raced the end of the link wins, and no event is told).
+    """
+    now = now or utcnow()
+    told = 0
+    async with rt.sessions() as session:
+        due = (
+            select(Dispatch.id)
+            .where(col(Dispatch.expiry_noted_at).is_(None), col(Dispatch.expires_at) <= now)
+            .limit(EXPIRY_BATCH)
+        )
+        ended = (
+            await session.exec(
+                update(Dispatch)
+                .where(
+                    col(Dispatch.id).in_(due.scalar_subquery()),
+                    col(Dispatch.expiry_noted_at).is_(None),
+                    col(Dispatch.expires_at) <= now,
+                )
+                .values(expiry_noted_at=now)
+                .returning(Dispatch),
+                execution_options={"populate_existing": True},
+            )
+        ).scalars()
+        for dispatch in sorted(ended.all(), key=lambda d: (d.expires_at, d.id)):
+            if dispatch.opened_at is None and dispatch.page_opened_at is None:
+                await clinic_events.emit(session, dispatch, EventType.DISPATCH_EXPIRED, now=now)
+                told += 1
+        await session.commit()
+    if told:
+        log.info("%d dispatch links ended unopened", told)
+    return told
 
 
 def _first(*times: dt.datetime | None) -> dt.datetime | None:

@@ -97,8 +97,10 @@ async def delete_person(
 ) -> bool:
     """Delete a person and, through the foreign keys, everything stored about them. Their
     advice pages answer 410 from now on (``dispatches.gone_links``); #Råbra stories they shared
-    anonymously stay, with no link to them (``raabra.forget_author``)."""
-    from bot.services import raabra
+    anonymously stay, with no link to them (``raabra.forget_author``); each of their
+    dispatches' clinics gets ``dispatch.deleted`` (``via="telegram"``), and their events stay
+    until retention."""
+    from bot.services import clinic_events, raabra
     from bot.services.dispatches import gone_links
 
     async with sessions() as session:
@@ -113,8 +115,15 @@ async def delete_person(
             select(Dispatch)
             .join(Person, col(Dispatch.person_id) == col(Person.id))
             .where(col(Person.telegram_user_id) == telegram_user_id)
+            .with_for_update(of=Dispatch)  # rows before the events' lock, as everywhere
         )
-        gone_links(session, list(theirs), retention_days)
+        found = list(theirs)
+        gone_links(session, found, retention_days)
+        # Each clinic learns its advice was deleted; the events stay (nothing personal in them).
+        for dispatch in found:
+            await clinic_events.emit(
+                session, dispatch, clinic_events.EventType.DISPATCH_DELETED, {"via": "telegram"}
+            )
         result = await session.exec(
             delete(Person).where(col(Person.telegram_user_id) == telegram_user_id)
         )

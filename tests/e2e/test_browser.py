@@ -341,6 +341,29 @@ def nurse_caller_worse(base_url: str) -> list[Path]:
         page.bot_message("caller-phone", "Så bra. Takk for svaret")
         page.check_layout("caller")
         page.shot("caller-checkin", page.one("#caller-phone"))
+
+        # Back at the nurse's desk: what the clinic's system was told, live from the feed.
+        page.press(page.one("button[data-persona=nurse]"))
+        told = page.wait(
+            "the nurse's live view to show the check-in answer",
+            lambda: next(
+                (
+                    item
+                    for item in page.css("#live-list > li")
+                    if "Svar på oppfølgingen" in item.text
+                ),
+                None,
+            ),
+        )
+        lines = [line.text for line in page.css("li", told)]
+        assert lines[0].startswith("Laget kl."), lines
+        assert any(line.startswith("Åpnet i Telegram kl.") for line in lines), lines
+        [worse] = page.css(".worse-line", told)
+        assert re.fullmatch(r"⚠ Blir verre \(i Telegram\) kl\. \d\d:\d\d:\d\d\.", worse.text)
+        assert lines[-1].endswith(": Bedre."), lines
+        assert "worse" in (told.get_attribute("class") or "")
+        page.check_layout("nurse")
+        page.shot("nurse-live-view", told)
         return page.shots
 
 

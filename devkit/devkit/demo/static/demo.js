@@ -451,6 +451,7 @@ async function createDispatch(event) {
       id: data.id, link: data.deep_link,
       minutes: minutes === "" ? null : Number(minutes), hours: data.checkin_hours,
     };
+    remember(data);
     $("deep-link").textContent = data.deep_link;
     $("advice-url").textContent = data.advice_url;
     $("advice-url").href = data.advice_url;
@@ -468,6 +469,101 @@ async function createDispatch(event) {
 function linkHours(data) {
   const hours = (Date.parse(data.expires_at) - Date.now()) / 3600000;
   return Math.max(1, Math.round(hours));
+}
+
+// --- the nurse's live view: the clinic's events feed --------------------------------------
+
+// Dispatches made on this page (id → {title, at}), and every event seen since the page loaded,
+// by dispatch (an event can arrive before the POST that made its dispatch has answered).
+const live = { mine: new Map(), events: new Map(), after: null, started: false };
+const VIA = { telegram: "i Telegram", web: "på nettsiden" };
+const ANSWERS = { better: "Bedre", same: "Som før", worse: "Verre" };
+
+function clock(iso) {
+  return new Date(iso).toLocaleTimeString("nb-NO", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+function remember(dispatch) {
+  live.mine.set(dispatch.id, { title: demo.topics.get(dispatch.topic)?.title || dispatch.topic });
+  renderLive();
+}
+
+async function pollEvents() {
+  // First, walk to the end of what was told before this page loaded; then only what is new.
+  for (;;) {
+    const query = `api/v1/events?limit=500${live.after ? `&after=${encodeURIComponent(live.after)}` : ""}`;
+    const { ok, status, data } = await request(query, { auth: true });
+    if (!ok) {
+      if (status === 404) live.after = null; // the cursor's event is past retention: start over
+      break;
+    }
+    const fresh = [];
+    for (const event of data.data) {
+      live.after = event.id;
+      if (!live.started) continue;
+      if (!live.events.has(event.dispatch_id)) live.events.set(event.dispatch_id, []);
+      live.events.get(event.dispatch_id).push(event);
+      fresh.push(event);
+    }
+    announce(fresh);
+    if (!data.has_more) break;
+  }
+  live.started = true;
+  renderLive();
+}
+
+function announce(fresh) {
+  const worse = fresh.filter((e) => live.mine.has(e.dispatch_id)
+    && (e.type === "dispatch.worse" || (e.type === "checkin.answered" && e.data.answer === "worse")));
+  if (worse.length) $("live-news").textContent = `Innringeren blir verre (kl. ${clock(worse.at(-1).created_at)}).`;
+}
+
+function lines(events) {
+  const out = [];
+  let worse = false;
+  for (const e of events) {
+    const at = clock(e.created_at);
+    const d = e.data;
+    if (e.type === "dispatch.created") out.push(`Laget kl. ${at}${d.sms ? ", SMS i kø" : ""}.`);
+    else if (e.type === "sms.sent") out.push(d.delivered ? `SMS sendt kl. ${at}.` : `SMS «sendt» kl. ${at} (demo: ikke sendt ut).`);
+    else if (e.type === "sms.failed") out.push(`SMS ikke sendt (${d.reason || "ukjent grunn"}).`);
+    else if (e.type === "dispatch.opened") out.push(`Åpnet ${VIA[d.via] || d.via} kl. ${at}.`);
+    else if (e.type === "dispatch.worse") {
+      worse = true;
+      out.push({ worse: `Blir verre (${VIA[d.via] || d.via}) kl. ${at}${d.count > 1 ? `, ${d.count}. gang` : ""}.` });
+    } else if (e.type === "checkin.sent") out.push(`Oppfølgingsspørsmål sendt kl. ${at}.`);
+    else if (e.type === "checkin.answered") {
+      const text = `Svar på oppfølgingen kl. ${at}: ${ANSWERS[d.answer] || d.answer}.`;
+      if (d.answer === "worse") { worse = true; out.push({ worse: text }); } else out.push(text);
+    } else if (e.type === "checkin.expired") out.push("Oppfølgingsspørsmålet kom ikke fram i tide.");
+    else if (e.type === "checkin.failed") out.push("Oppfølgingsspørsmålet kunne ikke sendes.");
+    else if (e.type === "dispatch.deleted") out.push(`Slettet av innringeren (${VIA[d.via] || d.via}) kl. ${at}.`);
+    else if (e.type === "dispatch.expired") out.push(`Lenken gikk ut uten å bli åpnet (kl. ${at}).`);
+  }
+  return { out, worse };
+}
+
+function renderLive() {
+  const list = $("live-list");
+  list.replaceChildren();
+  $("live-empty").hidden = live.mine.size > 0;
+  for (const [id, dispatch] of [...live.mine].reverse()) {
+    const { out, worse } = lines(live.events.get(id) || []);
+    const items = out.map((line) => (typeof line === "string"
+      ? el("li", { text: line })
+      : el("li", { class: "worse-line" }, el("strong", { text: "⚠ " }), line.worse)));
+    if (!items.length) items.push(el("li", { text: "Venter på hendelser …" }));
+    list.append(el("li", { class: worse ? "worse" : "", "data-dispatch": id },
+      el("h4", { text: dispatch.title }), el("ul", {}, ...items)));
+  }
+}
+
+function startLive() {
+  const tick = async () => {
+    try { await pollEvents(); } catch (_error) { /* the bot restarting: try again */ }
+    setTimeout(tick, 1000);
+  };
+  tick();
 }
 
 // --- the caller ---------------------------------------------------------------------------
@@ -710,6 +806,7 @@ async function main() {
 
   show(location.hash.slice(1) || "nurse", { focus: false });
   await Promise.all([loadTopics(), loadRoles()]);
+  startLive();
   document.body.dataset.ready = "true";
 }
 
