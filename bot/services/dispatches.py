@@ -621,8 +621,9 @@ async def open_link(
 
     The hot path of every caller (one per opened link), so Core statements, not ORM loads: one
     SELECT of the row, one conditional ``UPDATE … RETURNING id`` (only the first of two chats
-    opening the link at once gets it), the check-in's INSERT, and the language guess's UPDATE
-    only when it would change something.
+    opening the link at once gets it), the check-in's INSERT, the language guess's UPDATE
+    only when it would change something, and the clinic's ``dispatch.opened`` event (after the
+    row lock, as everywhere ``emit`` runs).
     """
     now = now or utcnow()
     async with rt.sessions() as session:
