@@ -134,12 +134,12 @@ class Sender(QueueWorker):
             log.exception("sender: rendering a batch failed; released")
             await self._release(rows, utcnow())
             return 0
-        # One lane per address (a chat) so a chat's messages keep their order; an address that
-        # is a secret (an SMS's number) is its own lane.
-        lanes: dict[tuple[str, int], list[OutboxMessage]] = defaultdict(list)
+        # One lane per address (a chat, a clinic's webhook) so its messages keep their order and
+        # a retry holds back only its own address; an address that is a secret (an SMS's number)
+        # is its own lane.
+        lanes: dict[tuple[str, str], list[OutboxMessage]] = defaultdict(list)
         for row in rows:
-            assert row.id is not None
-            lanes[(row.channel, row.chat_id if row.chat_id is not None else -row.id)].append(row)
+            lanes[(row.channel, _address(row))].append(row)
         await asyncio.gather(*(self._lane(chain, rendered) for chain in lanes.values()))
         return len(rows)
 
@@ -200,7 +200,8 @@ class Sender(QueueWorker):
             await self._stopped(lane, row)
             return None
         if isinstance(outcome, Transient):
-            self._back_off(lane)
+            if outcome.pause_channel:
+                self._back_off(lane)
             return await self._transient(lane, row, outcome.reason)
         await self._finish(lane, row, Delivery.FAILED, outcome.reason)
         log.warning("sender: message %s (%s) refused: %s", row.id, row.kind, outcome.reason)
@@ -447,6 +448,17 @@ class Sender(QueueWorker):
     def paused_for(self, channel: Channel) -> float:
         """Seconds the channel is still paused (0 when it is not)."""
         return max(0.0, self._lanes[channel].paused_until - _loop_time())
+
+
+def _address(row: OutboxMessage) -> str:
+    """Where a row goes, as far as ordering and holding back go: its chat, its webhook's key,
+    or (a secret address) the row itself."""
+    assert row.id is not None
+    if row.chat_id is not None:
+        return f"chat:{row.chat_id}"
+    if row.api_key_id is not None:
+        return f"key:{row.api_key_id}"
+    return f"row:{row.id}"
 
 
 def _loop_time() -> float:
