@@ -87,9 +87,14 @@ class Transient:
 
 @dataclass(frozen=True)
 class Permanent:
-    """Trying again will not help (refused for good); give up with a reason."""
+    """Trying again will not help (refused for good); give up with a reason.
+
+    ``address_gone``: the address itself is gone for good (a webhook answered 410), so the
+    rows queued behind this one for it are handed back, to be written again (and find it gone).
+    """
 
     reason: str
+    address_gone: bool = False
 
 
 Outcome = Sent | Throttled | Stopped | Transient | Permanent

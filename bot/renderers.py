@@ -201,6 +201,8 @@ def clinic_event(rt: Runtime, subject: Subject, locale: Locale) -> Message | Per
     event, key = subject.event, subject.api_key
     if event is None:
         return Permanent("EventGone")
+    if key is not None and key.webhook_disabled_at is not None:
+        return Permanent("WebhookDisabled")  # after a 410
     if key is None or not webhooks.live(key) or key.webhook_url is None:
         return Permanent("NoWebhook")
     signing = webhooks.signing_secrets(key, webhooks.cipher(rt.settings), utcnow())

@@ -205,7 +205,8 @@ class Sender(QueueWorker):
             return await self._transient(lane, row, outcome.reason)
         await self._finish(lane, row, Delivery.FAILED, outcome.reason)
         log.warning("sender: message %s (%s) refused: %s", row.id, row.kind, outcome.reason)
-        return None
+        # The rest of its lane was written while the address still stood: written again.
+        return utcnow() if outcome.address_gone else None
 
     # --- outcomes ----------------------------------------------------------------------------
 

@@ -6,7 +6,8 @@ the adapter signs exactly those bytes, as Stripe does::
     Sikkerhetsnett-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>
 
 with a second ``v1`` during a secret rotation's grace (the previous secret). Outcomes: 2xx →
-sent; 410 → permanent ("HTTP 410": the service turns the webhook off); anything else (another
+sent; 410 → permanent ("HTTP 410": the service turns the webhook off, and the rows behind it
+are written again, finding it off); anything else (another
 4xx, 3xx, 5xx, a timeout, a refused connection) → transient, for this row and its address only
 (``pause_channel=False``): one clinic's broken endpoint never holds up another's, nor Telegram
 or SMS. An address the policy refuses (``bot.netguard``, checked again here as the name is
@@ -173,7 +174,7 @@ class WebhookAdapter:
             return await self._noted(key_id, Sent())
         log.info("webhook: message %s to key %s: %s", row.id, key_id, status)
         if status == 410:
-            return await self._noted(key_id, Permanent(GONE))
+            return await self._noted(key_id, Permanent(GONE, address_gone=True))
         return await self._noted(key_id, Transient(f"HTTP {status}", pause_channel=False))
 
     async def _failed(self, row: OutboxMessage, key_id: int, reason: str) -> Outcome:
