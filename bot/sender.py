@@ -3,8 +3,9 @@ adapter, and acts on the outcome the adapter classified.
 
 All the bookkeeping lives here once: the claim and its lease, release, the final state (with its
 events, in the same transaction), retries with a capped backoff until the row's own
-``expires_at``, a channel pause on ``Throttled`` and after transient failures in a row, and a
-person who ``Stopped`` us (marked blocked, their queued rows dropped). Adapters only send and
+``expires_at``, a channel pause on ``Throttled`` and after transient failures in a row (only
+the row's address waits when the outcome says so: a clinic's webhook), and a person who
+``Stopped`` us (marked blocked, their queued rows dropped). Adapters only send and
 classify (``bot.messages``); renderers only write (``bot.renderers``). Logs carry row ids, kinds
 and reasons, never content, numbers or chat ids.
 """

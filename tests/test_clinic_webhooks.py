@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from sqlmodel import col, select
 
 from bot import outbox
-from bot.app import build_sender, webhook_adapter
+from bot.app import RunningBot, build_sender, webhook_adapter
 from bot.channels.webhook import HEADER
 from bot.config import Settings
 from bot.db import Sessions
@@ -44,10 +45,10 @@ from bot.sender import Sender
 from bot.services import apikeys, clinic_events, webhooks
 from bot.services.clinic_events import EventType
 from bot.sms import HttpSmsProvider, SmsAdapter, queue_sms, sms_cipher
-from tests.conftest import Gateway, table_rows
+from tests.conftest import Gateway, People, table_rows
 
 ROOT = Path(__file__).resolve().parents[1]
-ADMIN = 4242
+ADMIN = 5001  # the first person the ``people`` fixture makes
 
 
 def readme_verify() -> Any:
@@ -69,6 +70,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         var_dir=tmp_path / "var",
         secret_key="test-secret-" + "x" * 32,
         admin_user_ids=[ADMIN],
+        outbox_tick_seconds=0.2,
     )
 
 
@@ -596,3 +598,110 @@ async def test_a_purged_event_fails_its_row_cleanly(rt: Runtime, receiver: Recei
     assert [(r.status, r.last_error) for r in await rows(rt.sessions)] == [
         (OutboxStatus.FAILED, "EventGone")
     ]
+
+
+# --- the running bot ---------------------------------------------------------------------------
+
+
+async def test_the_running_bot_delivers_and_status_and_metrics_show_the_webhook(
+    bot: RunningBot, people: People, receiver: Receiver
+) -> None:
+    admin = await people("Ada")
+    url, end = receiver.endpoint("bergen")
+    key, secret = await clinic(bot.rt, "Legevakten i Bergen", url)
+    (event,) = await emit(bot.rt, await dispatch_of(bot.rt, key))
+
+    await asyncio.wait_for(end.arrived.wait(), 10)  # the bot's own sender, on its own tick
+    headers, body = end.requests[0]
+    assert readme_verify()(headers[HEADER], body, secret)
+    assert json.loads(body)["id"] == event.public_id
+
+    async def delivered() -> None:
+        while (await outbox.depth(bot.rt.sessions, Channel.WEBHOOK)).waiting:
+            await asyncio.sleep(0.02)  # polls a condition, bounded below
+
+    await asyncio.wait_for(delivered(), 10)
+    [status] = await admin.says("/status")  # Ada reads Bokmål
+    assert "Webhooker" in status.text
+    assert (
+        f"nøkkel {key.id} (Telefonsystemet — Legevakten i Bergen): på; siste vellykkede for"
+        in status.text
+    )
+    assert "siste feil ingen; i kø 0" in status.text
+    assert secret not in status.text and url not in status.text
+
+    assert bot.web_url is not None
+    async with aiohttp.ClientSession() as client, client.get(bot.web_url + "metrics") as response:
+        metrics = await response.text()
+    assert 'sikkerhetsnett_clinic_webhook_deliveries_total{outcome="sent"} 1' in metrics
+    assert "sikkerhetsnett_clinic_webhook_depth 0" in metrics
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+def test_the_command_line_shows_the_secret_once_and_refuses_internal_urls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no .env read
+    env = {
+        "DATABASE_URL": database_url,
+        "VAR_DIR": str(tmp_path / "var"),
+        "SECRET_KEY": "cli-secret-" + "y" * 32,
+        "TELEGRAM_BOT_TOKEN": "",
+    }
+
+    def run(*args: str) -> Any:
+        return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+    refused = run(
+        "apikey",
+        "create",
+        "--name",
+        "T",
+        "--org",
+        "Bergen",
+        "--webhook-url",
+        "https://169.254.169.254/latest",
+    )
+    assert refused.exit_code == 2 and "not a public address" in refused.output
+
+    made = run(
+        "apikey",
+        "create",
+        "--name",
+        "T",
+        "--org",
+        "Bergen",
+        "--webhook-url",
+        "http://127.0.0.1:9/hook",
+    )
+    assert made.exit_code == 0, made.output
+    secret = re.search(r"whsec_[A-Za-z0-9_-]{43}", made.output)
+    assert secret is not None and re.search(r"sn_[A-Za-z0-9_-]{43}", made.output)
+    (row,) = table_rows(database_url, "api_key")  # one: none was made for the refused URL
+    assert secret.group(0) not in json.dumps(row, default=str)
+
+    listed = run("apikey", "list")
+    assert "webhook http://127.0.0.1:9/hook" in listed.output and "whsec_" not in listed.output
+
+    again = run("apikey", "set-webhook", str(row["id"]), "http://localhost:9/other")
+    assert again.exit_code == 0 and "keeps its signing secret" in again.output
+    assert "whsec_" not in again.output
+    private = run("apikey", "set-webhook", str(row["id"]), "https://192.168.0.10/hook")
+    assert private.exit_code == 2 and "not a public address" in private.output
+
+    rotated = run("apikey", "rotate-secret", str(row["id"]), "--grace-hours", "2")
+    fresh = re.search(r"whsec_[A-Za-z0-9_-]{43}", rotated.output)
+    assert rotated.exit_code == 0 and fresh is not None and fresh.group(0) != secret.group(0)
+    assert "two v1 values" in rotated.output
+
+    removed = run("apikey", "set-webhook", str(row["id"]), "--none")
+    assert removed.exit_code == 0
+    (row,) = table_rows(database_url, "api_key")
+    assert row["webhook_url"] is None and row["webhook_secret"] is None
+    assert run("apikey", "rotate-secret", str(row["id"])).exit_code == 1
