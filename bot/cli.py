@@ -833,8 +833,8 @@ def keys_rotate() -> None:
     To change SECRET_KEY:
       1. set SECRET_KEY to a new value, and SECRET_KEY_FALLBACKS to the old one, on every
          instance, and restart them: everything stays readable;
-      2. run this: notes and risk groups, leaders' answers, queued SMS and kept API answers
-         are re-encrypted with the new key;
+      2. run this: notes and risk groups, leaders' answers, queued SMS, kept API answers and
+         webhook signing secrets are re-encrypted with the new key;
       3. keep the old key in SECRET_KEY_FALLBACKS for RETENTION_DAYS more: phone-number
          hashes cannot be re-keyed, and re-contacts find older dispatches only with it.
 

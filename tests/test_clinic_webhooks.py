@@ -524,7 +524,7 @@ async def test_a_hanging_clinic_delays_neither_another_clinic_nor_the_sms(
 
 
 async def test_a_failing_clinic_backs_off_alone_and_does_not_pause_the_channel(
-    rt: Runtime, receiver: Receiver
+    rt: Runtime, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bad_url, bad = receiver.endpoint("bad")
     bad.script = [503] * 100
@@ -535,6 +535,7 @@ async def test_a_failing_clinic_backs_off_alone_and_does_not_pause_the_channel(
     good_dispatch = await dispatch_of(rt, good_key)
     await emit(rt, good_dispatch)
     sender = sender_for(rt, max_backoff_seconds=60)
+    monkeypatch.setattr(sender, "backoff", lambda attempts: 30.0)  # a machine's pace aside
     await sender.drain_once()
 
     assert len(bad.requests) == 1  # one probe; its other events wait behind it

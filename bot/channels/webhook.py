@@ -42,7 +42,7 @@ from bot.services.webhooks import GONE
 log = logging.getLogger(__name__)
 
 HEADER = "Sikkerhetsnett-Signature"
-USER_AGENT = "Sikkerhetsnett-Webhooks/1 (+https://github.com/sikkerhetsnett)"
+USER_AGENT = "Sikkerhetsnett-Webhooks/1"
 
 # Records a request's outcome on the key (None: success; else its code), for /status.
 Recorder = Callable[[int, str | None], Awaitable[None]]
