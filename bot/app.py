@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from aiohttp import web
+from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Update
 from telegram.constants import ParseMode
 from telegram.ext import Application, BaseUpdateProcessor, ContextTypes, Defaults, ExtBot
@@ -31,20 +32,21 @@ from telegram.request import HTTPXRequest
 from bot import outbox
 from bot.budget import TelegramBudget
 from bot.channels.telegram import SharedRateLimiter, TelegramAdapter
+from bot.channels.webhook import WebhookAdapter
 from bot.config import TELEGRAM_API_BASE_URL, Settings
 from bot.content import load_content
 from bot.db import make_engine, make_sessions
 from bot.demokit import require_demo
-from bot.events import CheckinFinished, Events, SmsFinished
+from bot.events import CheckinFinished, Events, SmsFinished, WebhookFinished
 from bot.i18n import LOCALES, Catalogs
 from bot.messages import ChannelAdapter
-from bot.models import Channel
+from bot.models import ApiKey, Channel
 from bot.ptb import BotApplication
 from bot.reload import reload_and_tell_admins
 from bot.renderers import Renderers
 from bot.runtime import RUNTIME_KEY, Runtime
 from bot.sender import Sender
-from bot.services import audit, dispatches, groups, raabra, weekly
+from bot.services import audit, dispatches, groups, raabra, webhooks, weekly
 from bot.sms import SmsAdapter, SmsProvider, make_provider
 from bot.startup import StartupTasks, until_it_answers
 from bot.web import build_web_app
@@ -183,17 +185,34 @@ def budget_of(rt: Runtime) -> TelegramBudget:
     return rt.budget
 
 
-def subscribe_services(events: Events) -> None:
+def subscribe_services(events: Events, rt: Runtime | None = None) -> None:
     """What the services do when a queued message is final (``bot.events``)."""
     events.subscribe(CheckinFinished, dispatches.record_checkin_outcome)
     events.subscribe(SmsFinished, dispatches.record_sms_outcome)
+    admins: list[int] = list(rt.settings.admin_user_ids) if rt is not None else []
+
+    def gone_notice(key: ApiKey) -> str:
+        assert rt is not None
+        _ = rt.catalogs.gettext(rt.settings.default_locale)
+        return _(
+            "The webhook of API key {id} ({name}) answered 410 Gone, so it is turned off and "
+            "its queued events are dropped. To turn it on again: python -m bot apikey "
+            "set-webhook {id} URL"
+        ).format(id=key.id, name=key.name)
+
+    async def after_webhook(session: AsyncSession, finished: WebhookFinished) -> None:
+        await webhooks.after_delivery(
+            session, finished, admins=admins, notice=gone_notice if rt is not None else None
+        )
+
+    events.subscribe(WebhookFinished, after_webhook)
 
 
 def build_sender(rt: Runtime, adapters: list[ChannelAdapter], **options: Any) -> Sender:
     """The one sender over ``adapters``, with the renderers and the services' subscriptions;
     ``options`` override the settings' timing (tests)."""
     events = Events()
-    subscribe_services(events)
+    subscribe_services(events, rt)
     timing: dict[str, Any] = {
         "tick_seconds": rt.settings.outbox_tick_seconds,
         "max_backoff_seconds": rt.settings.send_max_backoff_seconds,
@@ -216,8 +235,18 @@ def make_sender(rt: Runtime, token: str, base_url: str, sms: SmsProvider) -> Sen
         [
             TelegramAdapter(bot, budget_of(rt), concurrency=settings.outbox_in_flight),
             SmsAdapter(sms),
+            webhook_adapter(rt),
         ],
     )
+
+
+def webhook_adapter(rt: Runtime, **options: Any) -> WebhookAdapter:
+    """The clinics' webhooks, each request's outcome noted on its key (for /status)."""
+
+    async def record(key_id: int, failure: str | None) -> None:
+        await webhooks.record_attempt(rt.sessions, key_id, failure)
+
+    return WebhookAdapter(rt.settings, record=record, **options)
 
 
 def build_application(rt: Runtime, token: str, base_url: str) -> BotApplication:
@@ -404,6 +433,13 @@ async def running_bot(
         if rt.sender is not None:
             await rt.sender.stop(deadline=shutdown_deadline)
         await sms_provider.close()
+        hooks = (
+            rt.sender.adapter(Channel.WEBHOOK)
+            if rt.sender is not None and Channel.WEBHOOK in rt.sender.channels
+            else None
+        )
+        if isinstance(hooks, WebhookAdapter):
+            await hooks.close()
         if app.running:
             await app.stop()
         await app.shutdown()

@@ -16,6 +16,8 @@ import click
 from bot.config import ConfigError, Settings, load_settings
 from bot.content import ContentErrors, load_content
 
+HEADER = "Sikkerhetsnett-Signature"  # bot.channels.webhook.HEADER, without importing aiohttp
+
 
 def _fail(message: str, code: int = 2) -> NoReturn:
     click.echo(message, err=True)
@@ -480,7 +482,12 @@ def apikey() -> None:
     default=None,
     help="The clinic's name as callers read it in the SMS and on the advice page (≤ 32).",
 )
-def apikey_create(name: str, org: str, display_name: str | None) -> None:
+@click.option(
+    "--webhook-url",
+    default=None,
+    help="Where the clinic's events are POSTed, signed (https; README, 'Webhooks').",
+)
+def apikey_create(name: str, org: str, display_name: str | None, webhook_url: str | None) -> None:
     """Make an API key for a clinic and print it once. Only a hash is stored: keep it safe.
 
     The key's re-contact look-ups see the dispatches of its clinic, and of the clinics in the
@@ -491,10 +498,15 @@ def apikey_create(name: str, org: str, display_name: str | None) -> None:
     (32 characters, letters an SMS can carry); see `org name`.
 
     \b
+    With --webhook-url, the clinic's events about the dispatches this key makes are POSTed
+    there, signed with a secret (whsec_…) printed once with the key.
+
+    \b
     Example:
         python -m bot apikey create --name "Telefonsystemet" --org "Legevakten i Bergen"
     """
-    from bot.services import apikeys
+    from bot.netguard import Refused, check_destination
+    from bot.services import apikeys, webhooks
 
     if not name.strip():
         _fail("Give the key a name, e.g. --name 'Telefonsystemet'.")
@@ -502,19 +514,37 @@ def apikey_create(name: str, org: str, display_name: str | None) -> None:
         _fail("Give the key's clinic, e.g. --org 'Legevakten i Bergen'.")
     if display_name is not None and (problem := apikeys.display_name_problem(display_name)):
         _fail(f"--display-name: {problem}.")
-    rt = _runtime(_settings())
+    settings = _settings()
+    if webhook_url is not None:
+        try:
+            asyncio.run(check_destination(webhook_url, settings))
+        except Refused as exc:
+            _fail(f"--webhook-url: {exc}.")
+    rt = _runtime(settings)
 
-    async def make() -> tuple[Any, str, Any]:
+    async def make() -> tuple[Any, str, Any, str | None]:
         try:
             row, key = await apikeys.create(rt.sessions, name, org, display_name=display_name)
+            secret = None
+            if webhook_url is not None:
+                assert row.id is not None
+                _key, secret = await webhooks.set_webhook(
+                    rt.sessions, settings, row.id, webhook_url
+                )
             shown = apikeys.shown_name(await apikeys.organisation(rt.sessions, row.organisation_id))
-            return row, key, shown
+            return row, key, shown, secret
         finally:
             await rt.engine.dispose()
 
-    row, key, shown = asyncio.run(make())
+    row, key, shown, secret = asyncio.run(make())
     click.echo(f"API key {row.id} for {row.name} ({' '.join(org.split())}):\n\n    {key}\n")
-    click.echo("This is the only time the key is shown. Send it as 'Authorization: Bearer <key>'.")
+    if secret is not None:
+        click.echo(f"Webhook signing secret (check each request's {HEADER}):\n\n    {secret}\n")
+    click.echo(
+        "This is the only time the key"
+        + (" and the secret are" if secret is not None else " is")
+        + " shown. Send the key as 'Authorization: Bearer <key>'."
+    )
     if shown:
         click.echo(f"The SMS to callers says it is from: {shown}")
     else:
@@ -549,9 +579,112 @@ def apikey_list() -> None:
         row = info.key
         state = "revoked" if row.revoked_at else "active"
         used = row.last_used_at.isoformat(timespec="minutes") if row.last_used_at else "never"
+        hook = ""
+        if row.webhook_url is not None:
+            off = " (off after 410)" if row.webhook_disabled_at is not None else ""
+            hook = f"  webhook {row.webhook_url}{off}"
         click.echo(
             f"{row.id:>4}  {state:<8} last used {used:<17} {row.name} — {info.organisation.name}"
+            + hook
         )
+
+
+@apikey.command("set-webhook")
+@click.argument("key_id", type=int)
+@click.argument("url", required=False)
+@click.option("--none", "no_webhook", is_flag=True, help="Take the key's webhook away.")
+def apikey_set_webhook(key_id: int, url: str | None, no_webhook: bool) -> None:
+    """Send the clinic's events to URL (https), signed; turns a webhook that answered 410 on
+    again. A key without a signing secret gets one, printed once; one that has a secret keeps
+    it (`apikey rotate-secret` changes it). --none takes the webhook and its secret away.
+
+    \b
+    Example:
+        python -m bot apikey set-webhook 3 https://callsystem.example.no/sikkerhetsnett
+        python -m bot apikey set-webhook 3 --none
+    """
+    from bot.netguard import Refused
+    from bot.services import webhooks
+
+    if (url is None) == (not no_webhook):
+        raise click.UsageError("Give either URL or --none.")
+    settings = _settings()
+    rt = _runtime(settings)
+
+    async def go() -> str | bool | None:
+        try:
+            if url is None:
+                return await webhooks.remove_webhook(rt.sessions, key_id)
+            _key, secret = await webhooks.set_webhook(rt.sessions, settings, key_id, url)
+            return secret
+        finally:
+            await rt.engine.dispose()
+
+    try:
+        result = asyncio.run(go())
+    except Refused as exc:
+        _fail(f"URL: {exc}.")
+    except LookupError:
+        _fail(f"There is no active API key {key_id}; see `python -m bot apikey list`.", 1)
+    if url is None:
+        if result is False:
+            _fail(f"API key {key_id} has no webhook.", 1)
+        click.echo(f"API key {key_id} has no webhook now; nothing more is sent.")
+        return
+    click.echo(f"API key {key_id} sends its events to the webhook now.")
+    if isinstance(result, str):
+        click.echo(
+            f"Signing secret (shown only now; check each request's {HEADER}):\n\n    {result}\n"
+        )
+    else:
+        click.echo("It keeps its signing secret (`apikey rotate-secret` makes a new one).")
+
+
+@apikey.command("rotate-secret")
+@click.argument("key_id", type=int)
+@click.option(
+    "--grace-hours",
+    type=click.IntRange(0, 168),
+    default=24,
+    show_default=True,
+    help="How long the old secret still signs too (a second v1); 0: stop using it at once.",
+)
+def apikey_rotate_secret(key_id: int, grace_hours: int) -> None:
+    """Make a new webhook signing secret and print it once. For --grace-hours every request
+    carries two v1 signatures, the new secret's and the old one's, so the receiver can switch
+    to the new secret when it is ready.
+
+    \b
+    Example:
+        python -m bot apikey rotate-secret 3
+    """
+    import datetime as dt
+
+    from bot.services import webhooks
+
+    settings = _settings()
+    rt = _runtime(settings)
+
+    async def go() -> tuple[str, Any]:
+        try:
+            return await webhooks.rotate_secret(
+                rt.sessions, settings, key_id, grace=dt.timedelta(hours=grace_hours)
+            )
+        finally:
+            await rt.engine.dispose()
+
+    try:
+        secret, until = asyncio.run(go())
+    except LookupError:
+        _fail(f"API key {key_id} has no webhook; see `python -m bot apikey list`.", 1)
+    click.echo(f"New signing secret for API key {key_id} (shown only now):\n\n    {secret}\n")
+    if until is not None:
+        click.echo(
+            f"Until {until.isoformat(timespec='minutes')} each request is signed with the old "
+            "secret too (two v1 values): switch the receiver to the new one before then."
+        )
+    else:
+        click.echo("The old secret no longer signs anything.")
 
 
 @apikey.command("revoke")
@@ -700,8 +833,8 @@ def keys_rotate() -> None:
     To change SECRET_KEY:
       1. set SECRET_KEY to a new value, and SECRET_KEY_FALLBACKS to the old one, on every
          instance, and restart them: everything stays readable;
-      2. run this: notes and risk groups, leaders' answers, queued SMS and kept API answers
-         are re-encrypted with the new key;
+      2. run this: notes and risk groups, leaders' answers, queued SMS, kept API answers and
+         webhook signing secrets are re-encrypted with the new key;
       3. keep the old key in SECRET_KEY_FALLBACKS for RETENTION_DAYS more: phone-number
          hashes cannot be re-keyed, and re-contacts find older dispatches only with it.
 

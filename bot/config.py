@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -124,6 +125,14 @@ class Settings(BaseSettings):
     api_sms_rate_per_minute: float = Field(default=10.0, gt=0, le=6_000)
     api_sms_burst: int = Field(default=20, ge=1, le=1_000)
     audit_retention_days: int = Field(default=365, ge=30, le=3650)  # re-contact look-up log
+
+    # Clinics' webhooks (README, "Webhooks"). They go only to public addresses; networks listed
+    # here (CIDR, comma-separated, e.g. an on-premise call system's 10.20.0.0/16) are allowed
+    # too. The demo also allows this machine (http to loopback).
+    webhook_allowed_networks: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=list
+    )
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=30)  # connect + answer, total
 
     @field_validator("telegram_bot_token")
     @classmethod
@@ -277,6 +286,20 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "it must be country codes separated by commas, e.g. NO or NO,SE,DK"
                 )
+        return value
+
+    @field_validator("webhook_allowed_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            try:
+                return [ip_network(str(part).strip(), strict=True) for part in value]
+            except ValueError:
+                raise ValueError(
+                    "it must be networks in CIDR form separated by commas, e.g. 10.20.0.0/16"
+                ) from None
         return value
 
     @field_validator("timezone")

@@ -2,9 +2,9 @@
 
 The sender publishes one ``MessageFinished`` for every row that reaches a final state (sent,
 failed, expired), and the kind's own event where there is one (``CheckinFinished``,
-``SmsFinished``). Subscribers run in the same database transaction that records the final
-state, so what they write (a dispatch's status; later, a clinic-facing event or a webhook to
-queue) exists exactly when the outcome does.
+``SmsFinished``, ``WebhookFinished``). Subscribers run in the same database transaction that
+records the final state, so what they write (a dispatch's status, a webhook turned off) exists
+exactly when the outcome does.
 
 This is the extension point for new consumers: subscribe a function to an event type in
 ``bot.app``; nothing here parses keys or knows a channel.
@@ -66,8 +66,19 @@ class SmsFinished:
     delivered: bool = True
 
 
-Event = MessageFinished | CheckinFinished | SmsFinished
-E = TypeVar("E", MessageFinished, CheckinFinished, SmsFinished)
+@dataclass(frozen=True)
+class WebhookFinished:
+    """A clinic event queued for a key's webhook was delivered, expired, or failed (a 410:
+    ``reason`` "HTTP 410")."""
+
+    api_key_id: int
+    clinic_event_id: int | None
+    delivery: Delivery
+    reason: str | None
+
+
+Event = MessageFinished | CheckinFinished | SmsFinished | WebhookFinished
+E = TypeVar("E", MessageFinished, CheckinFinished, SmsFinished, WebhookFinished)
 Subscriber = Callable[[AsyncSession, Any], Awaitable[None]]
 
 
@@ -84,6 +95,8 @@ def events_for(
         events.append(CheckinFinished(row.dispatch_id, delivery, reason))
     elif kind is MessageKind.SMS_LINK and row.dispatch_id is not None:
         events.append(SmsFinished(row.dispatch_id, delivery, reason, delivered))
+    elif kind is MessageKind.CLINIC_EVENT and row.api_key_id is not None:
+        events.append(WebhookFinished(row.api_key_id, row.clinic_event_id, delivery, reason))
     return events
 
 

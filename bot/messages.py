@@ -8,7 +8,7 @@ The sender (``bot.sender``) acts on the outcome; adapters never touch the queue.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.callbacks import CallbackData
@@ -32,13 +32,15 @@ class Message:
 
     ``text`` is Telegram HTML when ``html`` (escaped by the renderer), plain text otherwise.
     ``recipient`` is for channels whose address is itself a secret (an SMS's number): the
-    renderer takes it out of the row's encrypted ``secret``.
+    renderer takes it out of the row's encrypted ``secret``. ``signing`` holds what a channel
+    signs the text with (a webhook's secrets), decrypted at send time, never shown in a repr.
     """
 
     text: str
     buttons: Buttons = ()
     html: bool = True
     recipient: str | None = None
+    signing: tuple[str, ...] = field(default=(), repr=False)
 
 
 def rows(*rows: Sequence[tuple[str, CallbackData]]) -> Buttons:
@@ -72,16 +74,27 @@ class Stopped:
 
 @dataclass(frozen=True)
 class Transient:
-    """Worth trying again (network, 5xx, timeouts): back off, until the row's expiry."""
+    """Worth trying again (network, 5xx, timeouts): back off, until the row's expiry.
+
+    ``pause_channel``: the way to every message of the channel is likely down (a gateway, the
+    Bot API), so the whole channel pauses. False where each row has its own destination (a
+    clinic's webhook): only the row, and those queued behind it for the same address, wait.
+    """
 
     reason: str
+    pause_channel: bool = True
 
 
 @dataclass(frozen=True)
 class Permanent:
-    """Trying again will not help (refused for good); give up with a reason."""
+    """Trying again will not help (refused for good); give up with a reason.
+
+    ``address_gone``: the address itself is gone for good (a webhook answered 410), so the
+    rows queued behind this one for it are handed back, to be written again (and find it gone).
+    """
 
     reason: str
+    address_gone: bool = False
 
 
 Outcome = Sent | Throttled | Stopped | Transient | Permanent

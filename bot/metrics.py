@@ -17,8 +17,12 @@ from bot.runtime import Runtime
 
 PREFIX = "sikkerhetsnett"
 # Each channel's metrics keep the names they had when each had its own table and sender.
-NAMES = {Channel.TELEGRAM: "outbox", Channel.SMS: "sms"}
-COUNTER_NAMES = {Channel.TELEGRAM: "outbox_messages_total", Channel.SMS: "sms_total"}
+NAMES = {Channel.TELEGRAM: "outbox", Channel.SMS: "sms", Channel.WEBHOOK: "clinic_webhook"}
+COUNTER_NAMES = {
+    Channel.TELEGRAM: "outbox_messages_total",
+    Channel.SMS: "sms_total",
+    Channel.WEBHOOK: "clinic_webhook_deliveries_total",
+}
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +95,8 @@ async def render(
     sender = rt.sender
     if sender is not None:
         for channel, counter in COUNTER_NAMES.items():
+            if channel not in sender.channels:
+                continue
             stats = sender.stats(channel)
             out.metric(
                 counter,

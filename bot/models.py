@@ -82,6 +82,7 @@ class Channel(StrEnum):
 
     TELEGRAM = "telegram"
     SMS = "sms"
+    WEBHOOK = "webhook"  # a clinic's webhook: its events POSTed, signed (bot.channels.webhook)
 
 
 class MessageKind(StrEnum):
@@ -98,6 +99,9 @@ class MessageKind(StrEnum):
     # A leader's answer shared to a leader group (group_post_id, prompt_id; the text and the
     # name as the leader chose to show it wait in secret)
     GROUP_ANSWER = "group_answer"
+    # A clinic event POSTed to the webhook of the key that made the dispatch (clinic_event_id,
+    # api_key_id); the body is written at send time from the event
+    CLINIC_EVENT = "clinic_event"
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -127,6 +131,14 @@ class OutboxMessage(SQLModel, table=True):
     )
     group_post_id: int | None = Field(
         default=None, foreign_key="group_post.id", ondelete="CASCADE", index=True
+    )
+    # A webhook's event (None once the event is purged: the row then fails, "EventGone") and
+    # its address, the key whose webhook it goes to.
+    clinic_event_id: int | None = Field(
+        default=None, foreign_key="clinic_event.id", ondelete="SET NULL", index=True
+    )
+    api_key_id: int | None = Field(
+        default=None, foreign_key="api_key.id", ondelete="CASCADE", index=True
     )
     chat_id: int | None = Field(default=None, sa_type=BigInteger)  # Telegram's address
     secret: str | None = Field(default=None, max_length=2000)  # Fernet; None once final
@@ -159,6 +171,18 @@ class ApiKey(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_used_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)  # ± a minute
     revoked_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The clinic's webhook (README, "Webhooks"): where its events are POSTed, and the signing
+    # secret(s), Fernet-encrypted ("webhook" key). During a rotation's grace the previous secret
+    # signs too (a second v1), until ``webhook_previous_until``. A 410 turns it off
+    # (``webhook_disabled_at``); the last outcomes are for /status.
+    webhook_url: str | None = Field(default=None, max_length=500)
+    webhook_secret: str | None = Field(default=None, max_length=500)
+    webhook_previous_secret: str | None = Field(default=None, max_length=500)
+    webhook_previous_until: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    webhook_disabled_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    webhook_last_success_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    webhook_last_failure_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    webhook_last_failure: str | None = Field(default=None, max_length=40)  # "HTTP 500", "Timeout"
 
 
 class CheckinStatus:

@@ -48,6 +48,7 @@ KINDS: dict[MessageKind, KindSpec] = {
     MessageKind.RAABRA_DIGEST: KindSpec(Channel.TELEGRAM, dt.timedelta(days=7)),
     MessageKind.GROUP_QUESTION: KindSpec(Channel.TELEGRAM, dt.timedelta(hours=12)),
     MessageKind.GROUP_ANSWER: KindSpec(Channel.TELEGRAM, dt.timedelta(hours=24)),
+    MessageKind.CLINIC_EVENT: KindSpec(Channel.WEBHOOK, dt.timedelta(hours=24)),
 }
 
 
@@ -61,6 +62,8 @@ async def enqueue(
     dispatch_id: str | None = None,
     prompt_id: int | None = None,
     group_post_id: int | None = None,
+    clinic_event_id: int | None = None,
+    api_key_id: int | None = None,
     secret: str | None = None,
     payload: dict[str, Any] | None = None,
     due_at: dt.datetime | None = None,
@@ -91,6 +94,8 @@ async def enqueue(
         "dispatch_id": dispatch_id,
         "prompt_id": prompt_id,
         "group_post_id": group_post_id,
+        "clinic_event_id": clinic_event_id,
+        "api_key_id": api_key_id,
         "secret": secret,
         "payload": payload,
         "status": OutboxStatus.PENDING,

@@ -9,6 +9,7 @@ asks it for every batch. A language switch needs no rewriting of queued rows: th
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from bot.content.schema import Programme, Question, Theme
 from bot.i18n import Locale, as_locale, format_date_with_year
 from bot.messages import Message, Permanent
 from bot.models import (
+    ApiKey,
+    ClinicEvent,
     Dispatch,
     GroupPost,
     MessageKind,
@@ -29,14 +32,15 @@ from bot.models import (
     Prompt,
     PromptStatus,
     TeamGroup,
+    utcnow,
 )
 from bot.privacy import Cipher
 from bot.runtime import Runtime
-from bot.services import dispatches, groups, leaders, raabra, weekly
+from bot.services import clinic_events, dispatches, groups, leaders, raabra, webhooks, weekly
 from bot.sms import open_secret, sms_cipher
 
 log = logging.getLogger(__name__)
-M = TypeVar("M", Person, Dispatch, Prompt, GroupPost, TeamGroup)
+M = TypeVar("M", Person, Dispatch, Prompt, GroupPost, TeamGroup, ClinicEvent, ApiKey)
 
 
 @dataclass(frozen=True)
@@ -52,9 +56,12 @@ class Subject:
     digest: raabra.Month | None = None  # a #Råbra digest's month, as it may be shown now
     group_post: GroupPost | None = None
     group: TeamGroup | None = None
+    event: ClinicEvent | None = None  # a webhook's event
+    api_key: ApiKey | None = None  # the key whose webhook it goes to
 
 
-Renderer = Callable[[Runtime, Subject, Locale], Message | None]
+# None: what the row refers to is gone (a Permanent says more precisely why).
+Renderer = Callable[[Runtime, Subject, Locale], Message | Permanent | None]
 
 
 def checkin(rt: Runtime, subject: Subject, locale: Locale) -> Message | None:
@@ -188,6 +195,23 @@ def group_answer(rt: Runtime, subject: Subject, locale: Locale) -> Message | Non
     return Message(render_groups.group_answer_text(question, post.name, post.text, _))
 
 
+def clinic_event(rt: Runtime, subject: Subject, locale: Locale) -> Message | Permanent:
+    """The event's JSON, as the feed shows it, for the key's webhook, with the secrets to sign
+    it with (decrypted now). Fails cleanly if the event is purged or the webhook is gone."""
+    event, key = subject.event, subject.api_key
+    if event is None:
+        return Permanent("EventGone")
+    if key is not None and key.webhook_disabled_at is not None:
+        return Permanent("WebhookDisabled")  # after a 410
+    if key is None or not webhooks.live(key) or key.webhook_url is None:
+        return Permanent("NoWebhook")
+    signing = webhooks.signing_secrets(key, webhooks.cipher(rt.settings), utcnow())
+    if not signing:
+        return Permanent("KeyChanged")
+    body = json.dumps(clinic_events.as_json(event), ensure_ascii=False, separators=(",", ":"))
+    return Message(body, html=False, recipient=key.webhook_url, signing=signing)
+
+
 RENDERERS: dict[MessageKind, Renderer] = {
     MessageKind.CHECKIN: checkin,
     MessageKind.WEEKLY_QUESTION: weekly_question,
@@ -197,6 +221,7 @@ RENDERERS: dict[MessageKind, Renderer] = {
     MessageKind.RAABRA_DIGEST: raabra_digest,
     MessageKind.GROUP_QUESTION: group_question,
     MessageKind.GROUP_ANSWER: group_answer,
+    MessageKind.CLINIC_EVENT: clinic_event,
 }
 
 
@@ -215,6 +240,8 @@ class Renderers:
         dispatch_ids = {r.dispatch_id for r in rows if r.dispatch_id is not None}
         prompt_ids = {r.prompt_id for r in rows if r.prompt_id is not None}
         post_ids = {r.group_post_id for r in rows if r.group_post_id is not None}
+        event_ids = {r.clinic_event_id for r in rows if r.clinic_event_id is not None}
+        key_ids = {r.api_key_id for r in rows if r.api_key_id is not None}
         async with self.rt.sessions() as session:
             people = await _where_in(session, Person, Person.id, person_ids)
             # An admin notice has only a chat: the admin's language, if they ever wrote to us.
@@ -232,6 +259,10 @@ class Renderers:
             posts = {p.id: p for p in await _where_in(session, GroupPost, GroupPost.id, post_ids)}
             group_ids = {p.group_id for p in posts.values()}
             teams = {g.id: g for g in await _where_in(session, TeamGroup, TeamGroup.id, group_ids)}
+            events = {
+                e.id: e for e in await _where_in(session, ClinicEvent, ClinicEvent.id, event_ids)
+            }
+            keys = {k.id: k for k in await _where_in(session, ApiKey, ApiKey.id, key_ids)}
         by_id = {p.id: p for p in people}
         by_chat = {p.telegram_user_id: p for p in people}
         default = self.rt.settings.default_locale
@@ -256,6 +287,8 @@ class Renderers:
                 digests.get(row.id),
                 post,
                 group,
+                events.get(row.clinic_event_id) if row.clinic_event_id is not None else None,
+                keys.get(row.api_key_id) if row.api_key_id is not None else None,
             )
             out[row.id] = self._one(subject, locale)
         return out

@@ -3,8 +3,9 @@ adapter, and acts on the outcome the adapter classified.
 
 All the bookkeeping lives here once: the claim and its lease, release, the final state (with its
 events, in the same transaction), retries with a capped backoff until the row's own
-``expires_at``, a channel pause on ``Throttled`` and after transient failures in a row, and a
-person who ``Stopped`` us (marked blocked, their queued rows dropped). Adapters only send and
+``expires_at``, a channel pause on ``Throttled`` and after transient failures in a row (only
+the row's address waits when the outcome says so: a clinic's webhook), and a person who
+``Stopped`` us (marked blocked, their queued rows dropped). Adapters only send and
 classify (``bot.messages``); renderers only write (``bot.renderers``). Logs carry row ids, kinds
 and reasons, never content, numbers or chat ids.
 """
@@ -134,12 +135,12 @@ class Sender(QueueWorker):
             log.exception("sender: rendering a batch failed; released")
             await self._release(rows, utcnow())
             return 0
-        # One lane per address (a chat) so a chat's messages keep their order; an address that
-        # is a secret (an SMS's number) is its own lane.
-        lanes: dict[tuple[str, int], list[OutboxMessage]] = defaultdict(list)
+        # One lane per address (a chat, a clinic's webhook) so its messages keep their order and
+        # a retry holds back only its own address; an address that is a secret (an SMS's number)
+        # is its own lane.
+        lanes: dict[tuple[str, str], list[OutboxMessage]] = defaultdict(list)
         for row in rows:
-            assert row.id is not None
-            lanes[(row.channel, row.chat_id if row.chat_id is not None else -row.id)].append(row)
+            lanes[(row.channel, _address(row))].append(row)
         await asyncio.gather(*(self._lane(chain, rendered) for chain in lanes.values()))
         return len(rows)
 
@@ -200,11 +201,13 @@ class Sender(QueueWorker):
             await self._stopped(lane, row)
             return None
         if isinstance(outcome, Transient):
-            self._back_off(lane)
+            if outcome.pause_channel:
+                self._back_off(lane)
             return await self._transient(lane, row, outcome.reason)
         await self._finish(lane, row, Delivery.FAILED, outcome.reason)
         log.warning("sender: message %s (%s) refused: %s", row.id, row.kind, outcome.reason)
-        return None
+        # The rest of its lane was written while the address still stood: written again.
+        return utcnow() if outcome.address_gone else None
 
     # --- outcomes ----------------------------------------------------------------------------
 
@@ -447,6 +450,17 @@ class Sender(QueueWorker):
     def paused_for(self, channel: Channel) -> float:
         """Seconds the channel is still paused (0 when it is not)."""
         return max(0.0, self._lanes[channel].paused_until - _loop_time())
+
+
+def _address(row: OutboxMessage) -> str:
+    """Where a row goes, as far as ordering and holding back go: its chat, its webhook's key,
+    or (a secret address) the row itself."""
+    assert row.id is not None
+    if row.chat_id is not None:
+        return f"chat:{row.chat_id}"
+    if row.api_key_id is not None:
+        return f"key:{row.api_key_id}"
+    return f"row:{row.id}"
 
 
 def _loop_time() -> float:

@@ -29,7 +29,7 @@ from bot.models import Channel, utcnow
 from bot.ptb import BotApplication
 from bot.reload import reload_content, result_text
 from bot.runtime import Runtime, runtime
-from bot.services import audit, stats
+from bot.services import audit, stats, webhooks
 from handlers.base import Context, Turn, begin, esc, reply
 from handlers.common import commands, unknown
 
@@ -174,6 +174,7 @@ async def status(update: Update, context: Context, turn: Turn) -> None:
                 "SMS sender: sent {sent}, retried {retried}, failed {failed}, expired {expired}"
             ).format(sent=m.sent, retried=m.retried, failed=m.failed, expired=m.expired)
         )
+    lines.extend(await _webhook_lines(rt, turn, now))
     lines.append("")
     lines.append(
         _("Dispatches in the last 24 hours: {count}").format(
@@ -194,6 +195,49 @@ async def status(update: Update, context: Context, turn: Turn) -> None:
     lines.append(_("Active leaders: {count}").format(count=f"<b>{figures.active_leaders}</b>"))
     await reply(update, "\n".join(lines))
     await _refresh_menu(context, turn)
+
+
+async def _webhook_lines(rt: Runtime, turn: Turn, now: dt.datetime) -> list[str]:
+    """One line per key with a webhook: on or off, the last success and failure, the queue."""
+    _ = turn.gettext
+    found = await webhooks.health(rt.sessions)
+    if not found:
+        return []
+    lines = ["", "<b>" + _("Webhooks") + "</b>"]
+    for item in found:
+        key = item.key
+        ago = _("{time} ago")
+        if key.webhook_disabled_at is not None:
+            state = _("turned off after 410, {time} ago").format(
+                time=_span(now - key.webhook_disabled_at, turn.locale)
+            )
+        else:
+            state = _("on")
+        success = (
+            ago.format(time=_span(now - key.webhook_last_success_at, turn.locale))
+            if key.webhook_last_success_at is not None
+            else _("never")
+        )
+        failure = (
+            f"{esc(key.webhook_last_failure or '?')}, "
+            + ago.format(time=_span(now - key.webhook_last_failure_at, turn.locale))
+            if key.webhook_last_failure_at is not None
+            else _("none")
+        )
+        lines.append(
+            _(
+                "• key {id} ({name}): {state}; last success {success}; last failure {failure}; "
+                "queued {queued}"
+            ).format(
+                id=key.id,
+                name=esc(f"{key.name} — {item.organisation}"),
+                state=state,
+                success=success,
+                failure=failure,
+                queued=f"<b>{item.queued}</b>",
+            )
+        )
+    return lines
 
 
 # --- /stats --------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.models import ClinicEvent, Dispatch, utcnow
+from bot.services import webhooks
 
 # The advisory lock's key space (PostgreSQL): this constant plus the organisation's id.
 _LOCK_BASE = 0x5E_C0_0000
@@ -119,6 +120,7 @@ async def emit(
     )
     session.add(event)
     await session.flush()
+    await webhooks.enqueue_event(session, event)  # if the key has a live webhook
     return event
 
 

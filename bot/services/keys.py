@@ -30,6 +30,9 @@ ENCRYPTED: list[tuple[str, str, str, dict[str, tuple[str, ...]] | None]] = [
     ("idempotent_request", "idempotency", "response", None),
     ("raabra_story", "raabra", "text_ciphertext", None),  # a #Råbra story
     ("raabra_story", "raabra", "name_ciphertext", None),  # a named story's signature
+    # a clinic webhook's signing secret, and the previous one during a rotation's grace
+    ("api_key", "webhook", "webhook_secret", None),
+    ("api_key", "webhook", "webhook_previous_secret", None),
 ]
 BATCH = 500
 
