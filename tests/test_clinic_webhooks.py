@@ -45,7 +45,8 @@ from bot.sender import Sender
 from bot.services import apikeys, clinic_events, webhooks
 from bot.services.clinic_events import EventType
 from bot.sms import HttpSmsProvider, SmsAdapter, queue_sms, sms_cipher
-from tests.conftest import Gateway, People, table_rows
+from tests.conftest import Api, Gateway, People, table_rows
+from tests.test_advice import start_payload
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN = 5001  # the first person the ``people`` fixture makes
@@ -636,6 +637,48 @@ async def test_the_running_bot_delivers_and_status_and_metrics_show_the_webhook(
         metrics = await response.text()
     assert 'sikkerhetsnett_clinic_webhook_deliveries_total{outcome="sent"} 1' in metrics
     assert "sikkerhetsnett_clinic_webhook_depth 0" in metrics
+
+
+async def test_a_caller_in_telegram_reaches_the_clinics_webhook_signed_and_retried(
+    bot: RunningBot, people: People, receiver: Receiver
+) -> None:
+    """The issue's whole loop: a call system makes a dispatch over the API with its key, the
+    caller opens it in Telegram and presses "worse", and the clinic's receiver gets
+    ``dispatch.created``, ``dispatch.opened`` and ``dispatch.worse`` within seconds, each
+    signed; what the receiver refused (500, twice) comes again with the same id."""
+    url, end = receiver.endpoint("bergen")
+    end.script = [500, 500]
+    key, plain = await apikeys.create(bot.rt.sessions, "Telefonsystemet", "Legevakten i Bergen")
+    assert key.id is not None
+    _key, secret = await webhooks.set_webhook(bot.rt.sessions, bot.rt.settings, key.id, url)
+    assert secret is not None and bot.web_url is not None
+    async with aiohttp.ClientSession() as client:
+        created = await Api(client, bot.web_url.rstrip("/"), plain).dispatch(
+            topic="fever-child", locale="nb"
+        )
+    kari = await people("Kari")
+    await kari.says(f"/start {start_payload(created['deep_link'])}")
+    await kari.presses("Barnet blir verre")
+
+    async def three_delivered() -> None:
+        while len(end.requests) < 5:  # 2 refused + 3 delivered
+            end.arrived.clear()
+            await end.arrived.wait()
+
+    await asyncio.wait_for(three_delivered(), 15)
+    verify = readme_verify()
+    assert all(verify(headers[HEADER], body, secret) for headers, body in end.requests)
+    bodies = [json.loads(body) for _headers, body in end.requests]
+    refused, delivered = bodies[:2], bodies[2:]  # the receiver's script: 500, 500, then 200s
+    assert {b["id"] for b in refused} <= {b["id"] for b in delivered}  # the same events again
+    delivered.sort(key=lambda b: b["created_at"])  # order holds as far as retries allow
+    assert [(b["type"], b["dispatch_id"]) for b in delivered] == [
+        ("dispatch.created", created["id"]),
+        ("dispatch.opened", created["id"]),
+        ("dispatch.worse", created["id"]),
+    ]
+    assert len({b["id"] for b in delivered}) == 3
+    assert delivered[2]["data"] == {"via": "telegram", "count": 1}
 
 
 # --- the command line ----------------------------------------------------------------------
