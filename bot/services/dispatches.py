@@ -668,13 +668,7 @@ async def open_link(
             await connection.execute(
                 guessed_locale(person.telegram_user_id, as_locale(dispatch.locale))
             )
-        await clinic_events.emit(
-            session,
-            dispatch,
-            EventType.DISPATCH_OPENED,
-            {"via": "telegram", "first": dispatch.page_opened_at is None},
-            now=now,
-        )
+        await _tell_opened(session, dispatch, "telegram", now)
         await session.commit()
     log.info("dispatch %s opened (via %s)", dispatch.id, "telegram")
     # No sender wake-up: the check-in just queued is hours away, and the tick finds it then.
@@ -738,7 +732,7 @@ async def record_page_opened(
             )
         ).scalar_one_or_none()
         if opened is not None:
-            await _opened_on_the_page(session, opened, now)
+            await _tell_opened(session, opened, "web", now)
         await session.commit()
     first = opened is not None
     if first:
@@ -756,15 +750,15 @@ async def _returning(session: AsyncSession, statement: Any) -> Dispatch | None:
     return found
 
 
-async def _opened_on_the_page(session: AsyncSession, dispatch: Dispatch, now: dt.datetime) -> None:
-    """Tell the clinic the page was seen (once: the first time ``page_opened_at`` is set; a
-    reload tells nothing). ``first``: it had not been opened in Telegram either."""
+async def _tell_opened(
+    session: AsyncSession, dispatch: Dispatch, via: Via, now: dt.datetime
+) -> None:
+    """Tell the clinic the advice was opened on one channel (once per channel: the caller
+    calls this only when that channel's opening time is first set; a reload tells nothing).
+    ``first``: it had not been opened on the other channel either."""
+    other = dispatch.page_opened_at if via == "telegram" else dispatch.opened_at
     await clinic_events.emit(
-        session,
-        dispatch,
-        EventType.DISPATCH_OPENED,
-        {"via": "web", "first": dispatch.opened_at is None},
-        now=now,
+        session, dispatch, EventType.DISPATCH_OPENED, {"via": via, "first": other is None}, now=now
     )
 
 
@@ -932,7 +926,7 @@ async def record_worse(
                 .values(page_opened_at=now),
             )
             if seen is not None:
-                await _opened_on_the_page(session, seen, now)
+                await _tell_opened(session, seen, "web", now)
         dispatch = await _returning(
             session,
             update(Dispatch)
