@@ -722,15 +722,12 @@ async def record_page_opened(
     Telegram chat's opening is ``open_link`` (``via="telegram"``)."""
     now = now or utcnow()
     async with rt.sessions() as session:
-        opened = (
-            await session.exec(
-                update(Dispatch)
-                .where(col(Dispatch.id) == dispatch_id, col(Dispatch.page_opened_at).is_(None))
-                .values(page_opened_at=now)
-                .returning(Dispatch),
-                execution_options={"populate_existing": True},
-            )
-        ).scalar_one_or_none()
+        opened = await _returning(
+            session,
+            update(Dispatch)
+            .where(col(Dispatch.id) == dispatch_id, col(Dispatch.page_opened_at).is_(None))
+            .values(page_opened_at=now),
+        )
         if opened is not None:
             await _tell_opened(session, opened, "web", now)
         await session.commit()
@@ -998,18 +995,15 @@ async def record_checkin_outcome(session: AsyncSession, event: CheckinFinished) 
         Delivery.EXPIRED: CheckinStatus.EXPIRED,
         Delivery.FAILED: CheckinStatus.FAILED,
     }[event.delivery]
-    changed = (
-        await session.exec(
-            update(Dispatch)
-            .where(
-                col(Dispatch.id) == event.dispatch_id,
-                col(Dispatch.checkin_status) == CheckinStatus.SCHEDULED,
-            )
-            .values(checkin_status=new)
-            .returning(Dispatch),
-            execution_options={"populate_existing": True},
+    changed = await _returning(
+        session,
+        update(Dispatch)
+        .where(
+            col(Dispatch.id) == event.dispatch_id,
+            col(Dispatch.checkin_status) == CheckinStatus.SCHEDULED,
         )
-    ).scalar_one_or_none()
+        .values(checkin_status=new),
+    )
     if changed is not None:
         if event.delivery is Delivery.SENT:
             await clinic_events.emit(session, changed, EventType.CHECKIN_SENT)
@@ -1029,15 +1023,10 @@ async def record_sms_outcome(session: AsyncSession, event: SmsFinished) -> None:
     status = SmsStatus.FAILED
     if event.delivery is Delivery.SENT:  # a provider that only pretends (console): not sent
         status = SmsStatus.SENT if event.delivered else SmsStatus.NOT_SENT
-    changed = (
-        await session.exec(
-            update(Dispatch)
-            .where(col(Dispatch.id) == event.dispatch_id)
-            .values(sms_status=status)
-            .returning(Dispatch),
-            execution_options={"populate_existing": True},
-        )
-    ).scalar_one_or_none()
+    changed = await _returning(
+        session,
+        update(Dispatch).where(col(Dispatch.id) == event.dispatch_id).values(sms_status=status),
+    )
     if changed is not None:  # None: the caller deleted the advice before the SMS was final
         if event.delivery is Delivery.SENT:
             await clinic_events.emit(
