@@ -27,7 +27,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Update
 from telegram.constants import ParseMode
 from telegram.ext import Application, BaseUpdateProcessor, ContextTypes, Defaults, ExtBot
-from telegram.request import HTTPXRequest
 
 from bot import outbox
 from bot.budget import TelegramBudget
@@ -49,6 +48,7 @@ from bot.sender import Sender
 from bot.services import audit, dispatches, groups, raabra, webhooks, weekly
 from bot.sms import SmsAdapter, SmsProvider, make_provider
 from bot.startup import StartupTasks, until_it_answers
+from bot.telegram_request import AiohttpRequest
 from bot.web import build_web_app
 from bot.webhook import WebhookReceiver
 
@@ -162,16 +162,20 @@ def _tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def http_request(pool_size: int, read_timeout: float | None = 5.0) -> HTTPXRequest:
-    """A Bot API connection pool; all of them share one TLS context.
+def http_request(
+    pool_size: int, read_timeout: float | None = 5.0, **timeouts: float | None
+) -> AiohttpRequest:
+    """A Bot API connection pool (JSON bodies over aiohttp, ``bot.telegram_request``); all of
+    them share one TLS context, with the CA bundle PTB's httpx client used (certifi's).
 
-    httpx builds a context with the CA bundle for every client, ~30 ms each; the bot has three
-    clients (updates, replies, the outbox sender), so sharing it is ~0.1 s off every start.
+    Building a context with the CA bundle takes ~30 ms; the bot has three pools (updates,
+    replies, the outbox sender), so sharing it is ~0.1 s off every start.
     """
-    return HTTPXRequest(
+    return AiohttpRequest(
         connection_pool_size=pool_size,
         read_timeout=read_timeout,
-        httpx_kwargs={"verify": _tls_context()},
+        ssl_context=_tls_context(),
+        **timeouts,
     )
 
 

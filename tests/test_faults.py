@@ -28,10 +28,9 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 from telegram.ext import ExtBot
-from telegram.request import HTTPXRequest
 
 from bot import outbox
-from bot.app import HTML, build_sender
+from bot.app import HTML, build_sender, http_request
 from bot.budget import TelegramBudget
 from bot.channels.telegram import TelegramAdapter
 from bot.db import Sessions
@@ -88,9 +87,7 @@ async def make_sender(rt: Runtime, api: LocalBotApi) -> AsyncIterator[Senders]:
         bot: ExtBot[None] = ExtBot(
             api.token,
             base_url=api.base_url,
-            request=HTTPXRequest(
-                connection_pool_size=in_flight + 4, read_timeout=read_timeout, write_timeout=1
-            ),
+            request=http_request(in_flight + 4, read_timeout=read_timeout, write_timeout=1),
             defaults=HTML,
         )
         options.setdefault("tick_seconds", 0.05)
