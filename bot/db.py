@@ -6,14 +6,17 @@ Only connection set-up lives here; tables are in ``bot.models``, schema changes 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from sqlalchemy import Table, event, inspect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import class_mapper
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 Sessions = async_sessionmaker[AsyncSession]
+M = TypeVar("M", bound=SQLModel)
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -52,6 +55,18 @@ def table_of(model: type[SQLModel]) -> Table:
     table = inspect(model).local_table
     assert isinstance(table, Table)
     return table
+
+
+def detached(model: type[M], values: Mapping[str, Any]) -> M:
+    """A model instance (not in any session) from a row's column values, built as the ORM
+    builds a row it loads: no validation, no per-attribute instrumentation.
+
+    For rows read with Core statements on hot paths: ``Model(**row)`` runs SQLModel's table
+    constructor, which sets each field through pydantic and the ORM, ~0.2 ms a row here.
+    """
+    instance: M = class_mapper(model).class_manager.new_instance()
+    instance.__dict__.update(values)
+    return instance
 
 
 def upsert_insert(session: Any) -> Any:

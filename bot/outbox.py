@@ -9,12 +9,14 @@ sender under a lease. Nothing here sends, renders or knows a channel's protocol:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import Insert, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 from sqlmodel import select as select_rows
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -104,18 +106,50 @@ async def enqueue(
         "attempts": 0,
         "created_at": now,
     }
+    bind = session.bind
+    connection = await session.connection()
+    row = (
+        await connection.execute(
+            _enqueue_one(bind.dialect.name if bind is not None else "sqlite"), values
+        )
+    ).first()
+    return None if row is None else int(row[0])
+
+
+@functools.cache
+def _enqueue_one(dialect: str) -> Insert:
+    """``enqueue``'s statement, built once per dialect, every value bound at execution through
+    its column's type (UTCDateTime). RETURNING, not rowcount: PostgreSQL's implicit RETURNING
+    of the key made rowcount 1 even on a conflict."""
     table = table_of(OutboxMessage)
-    # Bound through the column types (UTCDateTime). RETURNING, not rowcount: PostgreSQL's
-    # implicit RETURNING of the key made rowcount 1 even on a conflict.
-    stmt = (
-        upsert_insert(session)(table)
-        .values(**values)
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(table)
+        .values({name: bindparam(name, type_=table.c[name].type) for name in _ENQUEUED})
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(table.c.id)
     )
-    result: Any = await session.exec(stmt)
-    row = result.first()
-    return None if row is None else int(row[0])
+
+
+_ENQUEUED = (
+    "channel",
+    "kind",
+    "dedupe_key",
+    "person_id",
+    "chat_id",
+    "dispatch_id",
+    "prompt_id",
+    "group_post_id",
+    "clinic_event_id",
+    "api_key_id",
+    "secret",
+    "payload",
+    "status",
+    "due_at",
+    "expires_at",
+    "attempts",
+    "created_at",
+)
 
 
 async def enqueue_many(

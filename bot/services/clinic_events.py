@@ -17,17 +17,22 @@ smaller number. SQLite has one writer at a time anyway.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, func, text
+from sqlalchemy import Insert, bindparam, delete, func, insert, literal_column, text
+from sqlalchemy import select as select_rows
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.db import detached, table_of
 from bot.models import ClinicEvent, Dispatch, utcnow
 from bot.services import webhooks
+
+_EVENT = table_of(ClinicEvent)
 
 # The advisory lock's key space (PostgreSQL): this constant plus the organisation's id.
 _LOCK_BASE = 0x5E_C0_0000
@@ -102,26 +107,44 @@ async def emit(
         await connection.execute(
             text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_BASE + (org or 0)}
         )
-    same_clinic = (
-        col(ClinicEvent.organisation_id).is_(None)
-        if org is None
-        else col(ClinicEvent.organisation_id) == org
-    )
-    last = (await session.exec(select(func.max(ClinicEvent.seq)).where(same_clinic))).one()
-    event = ClinicEvent(
-        public_id="evt_" + secrets.token_hex(12),
-        organisation_id=org,
-        seq=(last or 0) + 1,
-        api_key_id=dispatch.api_key_id,
-        dispatch_id=dispatch.id,
-        type=type_.value,
-        data=checked,
-        created_at=now or utcnow(),
-    )
-    session.add(event)
-    await session.flush()
+    # Pending ORM changes go first, as the ORM's own SELECT here flushed them before.
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
+    values: dict[str, Any] = {
+        "public_id": "evt_" + secrets.token_hex(12),
+        "organisation_id": org,
+        "api_key_id": dispatch.api_key_id,
+        "dispatch_id": dispatch.id,
+        "type": type_.value,
+        "data": checked,
+        "created_at": now or utcnow(),
+    }
+    connection = await session.connection()
+    row = (await connection.execute(_insert_event(org is None), values)).one()
+    event = detached(ClinicEvent, values | {"id": row.id, "seq": row.seq})
     await webhooks.enqueue_event(session, event)  # if the key has a live webhook
     return event
+
+
+@functools.cache
+def _insert_event(no_clinic: bool) -> Insert:
+    """``emit``'s one statement, built once: the row with the clinic's next ``seq`` (its
+    largest so far plus one, read in the same statement), returning its id and seq."""
+    c = _EVENT.c
+    same_clinic = (
+        c.organisation_id.is_(None)
+        if no_clinic
+        else c.organisation_id == bindparam("organisation_id")
+    )
+    one: Any = literal_column("1")  # inline constants: no parameter for PostgreSQL to type
+    next_seq = select_rows(func.coalesce(func.max(c.seq), literal_column("0")) + one).where(
+        same_clinic
+    )
+    columns = ("public_id", "organisation_id", "api_key_id", "dispatch_id", "type", "data")
+    values: dict[str, Any] = {name: bindparam(name, type_=c[name].type) for name in columns}
+    values["created_at"] = bindparam("created_at", type_=c.created_at.type)
+    values["seq"] = next_seq.scalar_subquery()
+    return insert(_EVENT).values(values).returning(c.id, c.seq)
 
 
 def as_json(event: ClinicEvent) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import outbox, render
 from bot.content.schema import AdviceTopic, topic_from_snapshot
-from bot.db import table_of
+from bot.db import detached, table_of
 from bot.events import CheckinFinished, Delivery, SmsFinished
 from bot.i18n import LOCALES, Locale, as_locale
 from bot.models import (
@@ -631,7 +631,7 @@ async def open_link(
         row = (await connection.execute(_BY_TOKEN, {"digest": token_hash(token)})).first()
         if row is None:
             return OpenResult(Opened.UNKNOWN)
-        dispatch = Dispatch(**row._asdict())
+        dispatch = detached(Dispatch, row._asdict())
         if dispatch.person_id is not None:
             if dispatch.person_id == person.id:
                 return OpenResult(Opened.AGAIN, dispatch)

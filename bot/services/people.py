@@ -11,7 +11,7 @@ from sqlalchemy import Insert, Update, bindparam, delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 
-from bot.db import Sessions, table_of
+from bot.db import Sessions, detached, table_of
 from bot.i18n import Locale, as_locale
 from bot.models import Dispatch, Person, utcnow
 
@@ -31,9 +31,9 @@ async def ensure_person(sessions: Sessions, telegram_user_id: int, guessed: Loca
         params = {"telegram_user_id": telegram_user_id, "locale": guessed, "now": now}
         row = (await connection.execute(_upsert_person(connection.dialect.name), params)).one()
         await session.commit()
-    person = Person(**row._asdict())
-    person.locale = as_locale(person.locale)
-    return person
+    values = row._asdict()
+    values["locale"] = as_locale(values["locale"])
+    return detached(Person, values)
 
 
 @functools.cache
