@@ -145,6 +145,7 @@ class TelegramBudget:
         self._queued_next = float("-inf")  # while answering: the next queued send's turn
         self._replies_waiting = 0
         self._queued_lock: asyncio.Lock | None = None
+        self._reply_lock: asyncio.Lock | None = None
         self._chat_last: OrderedDict[int, float] = OrderedDict()
         self._groups: dict[int, deque[float]] = {}
 
@@ -160,13 +161,18 @@ class TelegramBudget:
         if chat_id is not None and chat_id < 0:
             await self._group_slot(chat_id)
         self._replies_waiting += 1
+        if self._reply_lock is None:
+            self._reply_lock = asyncio.Lock()
         try:
-            while (wait := self.delay(self.now())) > 0:
-                await asyncio.sleep(wait)
+            # In order of arrival, one reply at a time watches the clock (asyncio's Lock is
+            # FIFO): when many wait, each slot wakes one of them, not every one of them.
+            async with self._reply_lock:
+                while (wait := self.delay(self.now())) > 0:
+                    await asyncio.sleep(wait)
+                now = self.now()
+                slot = self._take(now, chat_id)
         finally:
             self._replies_waiting -= 1
-        now = self.now()
-        slot = self._take(now, chat_id)
         self._last_reply = now
         self.stats.replies += 1
         self.stats.reply_wait_seconds += now - began
