@@ -12,6 +12,7 @@ from telegram import InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
 
 from bot import callbacks, render, urgency
+from bot.content.schema import AdviceTopic
 from bot.i18n import Locale, as_locale
 from bot.models import Dispatch
 from bot.ptb import BotApplication
@@ -67,26 +68,33 @@ async def open_advice_link(update: Update, context: Context, turn: Turn, payload
 
 
 async def send_advice(update: Update, rt: Runtime, dispatch: Dispatch, locale: Locale) -> None:
-    messages = advice_messages(rt, dispatch, locale)
+    topic = dispatches.advice_for(rt, dispatch, locale)  # read from the snapshot once
+    messages = advice_messages(rt, dispatch, locale, topic)
     if messages is None:
         await reply(update, _no_longer(rt, locale))
         return
     for index, text in enumerate(messages):
         last = index == len(messages) - 1
-        await reply(update, text, advice_keyboard(rt, dispatch, locale) if last else None)
+        await reply(update, text, advice_keyboard(rt, dispatch, locale, topic) if last else None)
 
 
-def advice_keyboard(rt: Runtime, dispatch: Dispatch, locale: Locale) -> InlineKeyboardMarkup:
-    """The buttons under the advice; "worse" names whoever the advice is for."""
-    topic = dispatches.advice_for(rt, dispatch, locale)
+def advice_keyboard(
+    rt: Runtime, dispatch: Dispatch, locale: Locale, topic: AdviceTopic | None = None
+) -> InlineKeyboardMarkup:
+    """The buttons under the advice; "worse" names whoever the advice is for (``topic``: the
+    advice, if the caller has it already)."""
+    topic = topic or dispatches.advice_for(rt, dispatch, locale)
     audience = topic.audience if topic is not None else "adults"
     _ = rt.catalogs.gettext(locale)
     return keyboard(render.advice_buttons(_, dispatch.id, locale, audience))
 
 
-def advice_messages(rt: Runtime, dispatch: Dispatch, locale: Locale) -> list[str] | None:
-    """The advice as one or more messages; None if the topic was removed from the content."""
-    localized = dispatches.advice_for(rt, dispatch, locale)
+def advice_messages(
+    rt: Runtime, dispatch: Dispatch, locale: Locale, localized: AdviceTopic | None = None
+) -> list[str] | None:
+    """The advice as one or more messages; None if the topic was removed from the content
+    (``localized``: the advice, if the caller has it already)."""
+    localized = localized or dispatches.advice_for(rt, dispatch, locale)
     if localized is None:
         return None
     _ = rt.catalogs.gettext(locale)
