@@ -42,6 +42,8 @@ class Runtime:
     public_url: str = ""
     # Start-payload prefix -> handler, filled by the audience modules' register() functions.
     start_routes: dict[str, Any] = field(default_factory=dict)
+    # Prefix -> a handler that writes the person itself, in the link's own transaction.
+    link_openers: dict[str, Any] = field(default_factory=dict)
     # Localised copies of the live content's topics and programmes (see ``localized``).
     _localized: dict[tuple[str, int, str], tuple[Any, Any]] = field(
         default_factory=dict, repr=False

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from telegram import InlineKeyboardMarkup, Message, Update
+from telegram import InlineKeyboardMarkup, Message, Update, User
 from telegram._utils.defaultvalue import DEFAULT_NONE
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import CallbackQueryHandler
@@ -46,12 +46,28 @@ class Turn:
 
 async def begin(update: Update, context: Context) -> Turn | None:
     """Load the person behind a private-chat update; None for anything else (groups, channels)."""
+    user = private_user(update)
+    if user is None:
+        return None
+    rt = runtime(context)
+    person = await ensure_person(rt.sessions, user.id, first_guess(rt, user))
+    return turn_of(rt, person)
+
+
+def private_user(update: Update) -> User | None:
+    """The person writing in a private chat (not a bot); None for anything else."""
     user, chat = update.effective_user, update.effective_chat
     if user is None or chat is None or chat.type != chat.PRIVATE or user.is_bot:
         return None
-    rt = runtime(context)
-    guessed = guess_locale(user.language_code, rt.settings.default_locale)
-    person = await ensure_person(rt.sessions, user.id, guessed)
+    return user
+
+
+def first_guess(rt: Runtime, user: User) -> Locale:
+    """A first guess of a person's language, from their Telegram app's."""
+    return guess_locale(user.language_code, rt.settings.default_locale)
+
+
+def turn_of(rt: Runtime, person: Person) -> Turn:
     return Turn(rt=rt, person=person, locale=as_locale(person.locale, rt.settings.default_locale))
 
 

@@ -16,11 +16,21 @@ from bot.content.schema import AdviceTopic
 from bot.i18n import Locale, as_locale
 from bot.models import Dispatch
 from bot.ptb import BotApplication
-from bot.runtime import Runtime
+from bot.runtime import Runtime, runtime
 from bot.services import dispatches
 from bot.services.dispatches import Opened
 from bot.services.people import choose_locale
-from handlers.base import Context, Turn, begin, button, keyboard, reply
+from handlers.base import (
+    Context,
+    Turn,
+    begin,
+    button,
+    first_guess,
+    keyboard,
+    private_user,
+    reply,
+    turn_of,
+)
 from handlers.common import invalid_link, link_refused
 
 log = logging.getLogger(__name__)
@@ -28,11 +38,24 @@ log = logging.getLogger(__name__)
 PREFIX = dispatches.PREFIX
 
 
-async def open_advice_link(update: Update, context: Context, turn: Turn, payload: str) -> None:
-    """Show the advice behind a one-time link, or say plainly why it cannot be shown."""
-    rt = turn.rt
+async def open_advice_link(update: Update, context: Context, payload: str) -> Turn:
+    """Show the advice behind a one-time link, or say plainly why it cannot be shown.
+
+    The person's write that every update makes (``begin``) is in the opening's transaction
+    (``dispatches.open_link_as``): one commit per opened link, not two.
+    """
+    user = private_user(update)
+    assert user is not None  # ``follow_link`` routes private chats only
+    rt = runtime(context)
     token = payload.split("_", 1)[1]
-    result = await dispatches.open_link(rt, token, turn.person)
+    result, person = await dispatches.open_link_as(rt, token, user.id, first_guess(rt, user))
+    turn = turn_of(rt, person)
+    await _answer_opening(update, turn, result)
+    return turn
+
+
+async def _answer_opening(update: Update, turn: Turn, result: dispatches.OpenResult) -> None:
+    rt = turn.rt
     _ = turn.gettext
     if result.outcome is Opened.UNKNOWN:
         await invalid_link(update, turn)
@@ -224,7 +247,7 @@ async def checkin_answer(update: Update, context: Context, pressed: callbacks.Ch
 
 
 def register(app: BotApplication, rt: Runtime) -> None:
-    rt.start_routes[PREFIX] = open_advice_link
+    rt.link_openers[PREFIX] = open_advice_link
     app.add_handler(button(callbacks.Worse, worse))
     app.add_handler(button(callbacks.AdviceLanguage, switch_language))
     app.add_handler(button(callbacks.Checkin, checkin_answer))

@@ -24,7 +24,17 @@ from bot.ptb import BotApplication
 from bot.runtime import runtime
 from bot.services.people import choose_locale, delete_person
 from bot.throttle import LinkThrottle
-from handlers.base import Context, Turn, begin, bold, button, edit_or_reply, keyboard, reply
+from handlers.base import (
+    Context,
+    Turn,
+    begin,
+    bold,
+    button,
+    edit_or_reply,
+    keyboard,
+    private_user,
+    reply,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +142,11 @@ async def set_chat_menu(
 
 async def start(update: Update, context: Context) -> None:
     """Explain the bot, or follow a link from an SMS or an invitation."""
+    if context.args:
+        await follow_link(update, context, context.args[0])
+        return
     turn = await begin(update, context)
     if turn is None:
-        return
-    if context.args:
-        await follow_link(update, context, turn, context.args[0])
         return
     _ = turn.gettext
     await reply(
@@ -158,33 +168,46 @@ async def start(update: Update, context: Context) -> None:
     )
 
 
-async def follow_link(update: Update, context: Context, turn: Turn, payload: str) -> None:
+async def follow_link(update: Update, context: Context, payload: str) -> None:
     """Hand a deep-link payload to the flow that owns its prefix; refuse anything else plainly.
 
-    A person paused by the throttle is told to wait, and the link is not looked up.
+    A person paused by the throttle is told to wait, and the link is not looked up. A flow in
+    ``Runtime.link_openers`` writes the person itself, in the transaction that follows the link
+    (a caller's advice link: the hot path); for the others the person is written first.
     """
+    user = private_user(update)
+    if user is None:
+        return
+    rt = runtime(context)
     throttle = link_throttle(context)
-    user_id = turn.person.telegram_user_id
-    if throttle.paused(user_id):
-        log.info("start link not looked up: person %s is paused", turn.person.id)
-        await too_many_links(update, turn)
+    if throttle.paused(user.id):
+        paused = await begin(update, context)
+        assert paused is not None  # a private chat's user, as above
+        log.info("start link not looked up: person %s is paused", paused.person.id)
+        await too_many_links(update, paused)
         return
     attempt = _Attempt()
     reset = _attempt.set(attempt)
+    turn: Turn | None = None
     try:
-        route = None
-        if PAYLOAD.match(payload) and "_" in payload:
-            route = turn.rt.start_routes.get(payload.split("_", 1)[0])
-        if route is None:
-            await invalid_link(update, turn)
+        prefix = payload.split("_", 1)[0] if PAYLOAD.match(payload) and "_" in payload else None
+        opener = rt.link_openers.get(prefix) if prefix is not None else None
+        if opener is not None:
+            turn = await opener(update, context, payload)
         else:
-            await route(update, context, turn, payload)
+            turn = await begin(update, context)
+            assert turn is not None
+            route = rt.start_routes.get(prefix) if prefix is not None else None
+            if route is None:
+                await invalid_link(update, turn)
+            else:
+                await route(update, context, turn, payload)
     finally:
         _attempt.reset(reset)
-        if attempt.refused and throttle.failed(user_id):
+        if attempt.refused and throttle.failed(user.id):
             log.warning(
                 "start links: person %s paused after %d links that did not work",
-                turn.person.id,
+                turn.person.id if turn is not None else "?",
                 throttle.limit,
             )
 

@@ -66,7 +66,7 @@ from bot.problems import N_, Gettext, Problem, problem, texts
 from bot.runtime import Runtime
 from bot.services import apikeys, audit, clinic_events
 from bot.services.clinic_events import EventType
-from bot.services.people import guessed_locale
+from bot.services.people import guessed_locale, upsert_person
 
 log = logging.getLogger(__name__)
 
@@ -625,52 +625,77 @@ async def open_link(
     only when it would change something, and the clinic's ``dispatch.opened`` event (after the
     row lock, as everywhere ``emit`` runs).
     """
-    now = now or utcnow()
     async with rt.sessions() as session:
-        connection = await session.connection()  # the session's transaction, without the ORM
-        row = (await connection.execute(_BY_TOKEN, {"digest": token_hash(token)})).first()
-        if row is None:
-            return OpenResult(Opened.UNKNOWN)
-        dispatch = detached(Dispatch, row._asdict())
-        if dispatch.person_id is not None:
-            if dispatch.person_id == person.id:
-                return OpenResult(Opened.AGAIN, dispatch)
-            return OpenResult(Opened.TAKEN)
-        if now > dispatch.expires_at:
-            return OpenResult(Opened.EXPIRED)
-        values: dict[str, Any] = {"person_id": person.id, "opened_at": now}
-        checkin = _checkin_message(rt, dispatch, person, now)
-        if checkin is not None:
-            values |= {
-                "checkin_status": CheckinStatus.SCHEDULED,
-                "checkin_due_at": checkin["due_at"],
-            }
-        claimed = (
-            await connection.execute(
-                _claim_dispatch(tuple(values)),
-                {f"new_{name}": value for name, value in values.items()}
-                | {"dispatch_id": dispatch.id},
-            )
-        ).first()
-        if claimed is None:
-            await session.rollback()
-            return OpenResult(Opened.TAKEN)
-        for name, value in values.items():
-            setattr(dispatch, name, value)
-        if checkin is not None:
-            # A person who has just written to the bot has not blocked it (their update
-            # cleared ``blocked_at``): no need to look that up again.
-            await outbox.enqueue(
-                session, MessageKind.CHECKIN, person_unblocked=person.blocked_at is None, **checkin
-            )
-        # The nurse knows the caller's language better than Telegram's setting does.
-        if not person.locale_chosen and person.locale != dispatch.locale:
-            await connection.execute(
-                guessed_locale(person.telegram_user_id, as_locale(dispatch.locale))
-            )
-        await _tell_opened(session, dispatch, "telegram", now)
+        result = await _open(rt, session, token, person, now or utcnow())
         await session.commit()
-    log.info("dispatch %s opened (via %s)", dispatch.id, "telegram")
+    _opened(result)
+    return result
+
+
+async def open_link_as(
+    rt: Runtime, token: str, telegram_user_id: int, guessed: Locale
+) -> tuple[OpenResult, Person]:
+    """``open_link`` for a Telegram user, with the write every update makes of its person
+    (``people.ensure_person``) in the same transaction: the person as they were before the
+    opening (their language guess may change with it), and the outcome."""
+    async with rt.sessions() as session:
+        person = await upsert_person(await session.connection(), telegram_user_id, guessed)
+        result = await _open(rt, session, token, person, utcnow())
+        await session.commit()
+    _opened(result)
+    return result, person
+
+
+def _opened(result: OpenResult) -> None:
+    if result.outcome is Opened.FIRST and result.dispatch is not None:
+        log.info("dispatch %s opened (via %s)", result.dispatch.id, "telegram")
+
+
+async def _open(
+    rt: Runtime, session: AsyncSession, token: str, person: Person, now: dt.datetime
+) -> OpenResult:
+    """``open_link`` in the caller's transaction; writes nothing unless the outcome is
+    ``FIRST`` (the caller commits either way)."""
+    connection = await session.connection()  # the session's transaction, without the ORM
+    row = (await connection.execute(_BY_TOKEN, {"digest": token_hash(token)})).first()
+    if row is None:
+        return OpenResult(Opened.UNKNOWN)
+    dispatch = detached(Dispatch, row._asdict())
+    if dispatch.person_id is not None:
+        if dispatch.person_id == person.id:
+            return OpenResult(Opened.AGAIN, dispatch)
+        return OpenResult(Opened.TAKEN)
+    if now > dispatch.expires_at:
+        return OpenResult(Opened.EXPIRED)
+    values: dict[str, Any] = {"person_id": person.id, "opened_at": now}
+    checkin = _checkin_message(rt, dispatch, person, now)
+    if checkin is not None:
+        values |= {
+            "checkin_status": CheckinStatus.SCHEDULED,
+            "checkin_due_at": checkin["due_at"],
+        }
+    claimed = (
+        await connection.execute(
+            _claim_dispatch(tuple(values)),
+            {f"new_{name}": value for name, value in values.items()} | {"dispatch_id": dispatch.id},
+        )
+    ).first()
+    if claimed is None:  # another chat claimed it first; this UPDATE changed nothing
+        return OpenResult(Opened.TAKEN)
+    for name, value in values.items():
+        setattr(dispatch, name, value)
+    if checkin is not None:
+        # A person who has just written to the bot has not blocked it (their update
+        # cleared ``blocked_at``): no need to look that up again.
+        await outbox.enqueue(
+            session, MessageKind.CHECKIN, person_unblocked=person.blocked_at is None, **checkin
+        )
+    # The nurse knows the caller's language better than Telegram's setting does.
+    if not person.locale_chosen and person.locale != dispatch.locale:
+        await connection.execute(
+            guessed_locale(person.telegram_user_id, as_locale(dispatch.locale))
+        )
+    await _tell_opened(session, dispatch, "telegram", now)
     # No sender wake-up: the check-in just queued is hours away, and the tick finds it then.
     return OpenResult(Opened.FIRST, dispatch)
 

@@ -9,6 +9,7 @@ import functools
 
 from sqlalchemy import Insert, Update, bindparam, delete, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 
 from bot.db import Sessions, detached, table_of
@@ -25,12 +26,18 @@ async def ensure_person(sessions: Sessions, telegram_user_id: int, guessed: Loca
     (an upsert with RETURNING), since this runs for every update; the row becomes a ``Person``
     without an ORM load.
     """
-    now = utcnow()
     async with sessions() as session:
-        connection = await session.connection()
-        params = {"telegram_user_id": telegram_user_id, "locale": guessed, "now": now}
-        row = (await connection.execute(_upsert_person(connection.dialect.name), params)).one()
+        person = await upsert_person(await session.connection(), telegram_user_id, guessed)
         await session.commit()
+    return person
+
+
+async def upsert_person(
+    connection: AsyncConnection, telegram_user_id: int, guessed: Locale
+) -> Person:
+    """``ensure_person``'s statement in the caller's transaction (the caller commits)."""
+    params = {"telegram_user_id": telegram_user_id, "locale": guessed, "now": utcnow()}
+    row = (await connection.execute(_upsert_person(connection.dialect.name), params)).one()
     values = row._asdict()
     values["locale"] = as_locale(values["locale"])
     return detached(Person, values)
