@@ -43,6 +43,15 @@ def make_sessions(engine: AsyncEngine) -> Sessions:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+def engine_of(sessions: Sessions) -> AsyncEngine:
+    """The engine behind a session factory: for a read on a plain connection (``engine.connect()``),
+    which needs no identity map, and closes with one rollback where a session's close costs two."""
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, AsyncEngine):
+        raise TypeError("the session factory is not bound to an async engine")
+    return bind
+
+
 def is_postgres(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "postgresql"
 
