@@ -466,6 +466,66 @@ def _per_id(table: Any, values: dict[int, Any], column: str) -> Any:
     )
 
 
+def _cases(table: Any, column: str, n: int, prefix: str) -> Any:
+    """``_per_id``'s CASE for ``n`` rows with bound parameters: ``:k0…`` the ids (shared by every
+    CASE of a statement), ``:<prefix>0…`` the values. A statement built from these is built once
+    per (shape, n) and cached; ``_case_params`` fills it."""
+    return case(
+        {
+            bindparam(f"k{i}", type_=table.c.id.type): bindparam(
+                f"{prefix}{i}", type_=table.c[column].type
+            )
+            for i in range(n)
+        },
+        value=table.c.id,
+        else_=table.c[column],
+    )
+
+
+def _case_params(ids: list[int], **columns: list[Any]) -> dict[str, Any]:
+    """The parameters of a statement built with ``_cases``: ``ids`` as ``:ids`` (the expanding
+    IN) and ``:k0…``, each of ``columns`` (values in the order of ``ids``) as ``:<name>0…``."""
+    params: dict[str, Any] = {"ids": ids}
+    params.update((f"k{i}", key) for i, key in enumerate(ids))
+    for name, values in columns.items():
+        params.update((f"{name}{i}", value) for i, value in enumerate(values))
+    return params
+
+
+@functools.lru_cache(maxsize=64)
+def _claim_weeks_statement(n: int, postgres: bool) -> Any:
+    """The claim of ``n`` due weeks (see ``_write_weeks``), built once per ``n``."""
+    table, person = table_of(Leader), table_of(Person)
+    # The conditions sit in the subquery, which finds the rows by their ids: SQLite would
+    # otherwise walk every active leader on ``leader(status, …)``. (PostgreSQL re-checks them
+    # on the locked row.)
+    candidates: Any = select(table.c.id).where(
+        table.c.id.in_(bindparam("ids", expanding=True)),
+        table.c.status == _cases(table, "status", n, "status"),
+        table.c.next_due_at == _cases(table, "next_due_at", n, "old_due"),
+        table.c.position == _cases(table, "position", n, "old_position"),
+        table.c.cycle == _cases(table, "cycle", n, "old_cycle"),
+        table.c.person_id.in_(
+            select(person.c.id).where(
+                person.c.id.in_(bindparam("people", expanding=True)),
+                person.c.blocked_at.is_(None),
+            )
+        ),
+    )
+    if postgres:
+        candidates = candidates.with_for_update(of=table, skip_locked=True)
+    return (
+        update(table)
+        .where(table.c.id.in_(candidates.scalar_subquery()))
+        .values(
+            next_due_at=_cases(table, "next_due_at", n, "new_due"),
+            position=_cases(table, "position", n, "position"),
+            cycle=_cases(table, "cycle", n, "cycle"),
+        )
+        .returning(table.c.id)
+    )
+
+
 async def _resume(
     session: Any, resumes: list[_Due], dues: dict[int, dt.datetime | None]
 ) -> set[int]:
@@ -500,41 +560,24 @@ async def _write_weeks(
     ``problem`` (no question in the content: claimed, so it does not repeat every tick)."""
     late = dt.timedelta(hours=rt.settings.prompt_late_hours)
     by_id = {plan.leader.id: plan for plan in weeks}
+    plans = list(by_id.values())
     table = table_of(Leader)
-    person = table_of(Person)
     # The claim: only one process moves a due time on. Each row only if it is still as read
     # (due then, active, at that place in the programme), its person has not blocked the bot
-    # since, and (PostgreSQL) no other process holds it.
-    # The conditions sit in the subquery, which finds the rows by their ids: SQLite would
-    # otherwise walk every active leader on ``leader(status, …)``. (PostgreSQL re-checks them
-    # on the locked row.)
-    old = {key: plan.old_due for key, plan in by_id.items()}
-    candidates: Any = select(table.c.id).where(
-        table.c.id.in_(list(by_id)),
-        table.c.status == _per_id(table, dict.fromkeys(by_id, ACTIVE), "status"),
-        table.c.next_due_at == _per_id(table, old, "next_due_at"),
-        table.c.position
-        == _per_id(table, {k: p.leader.position for k, p in by_id.items()}, "position"),
-        table.c.cycle == _per_id(table, {k: p.leader.cycle for k, p in by_id.items()}, "cycle"),
-        table.c.person_id.in_(
-            select(person.c.id).where(
-                person.c.id.in_([p.leader.person_id for p in weeks]),
-                person.c.blocked_at.is_(None),
-            )
-        ),
+    # since, and (PostgreSQL) no other process holds it. One statement, built once per size.
+    postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+    params = _case_params(
+        list(by_id),
+        status=[ACTIVE] * len(plans),
+        old_due=[p.old_due for p in plans],
+        old_position=[p.leader.position for p in plans],
+        old_cycle=[p.leader.cycle for p in plans],
+        new_due=[p.new_due for p in plans],
+        position=[p.position for p in plans],
+        cycle=[p.cycle for p in plans],
     )
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        candidates = candidates.with_for_update(of=table, skip_locked=True)
-    result: Any = await session.exec(
-        update(table)
-        .where(table.c.id.in_(candidates.scalar_subquery()))
-        .values(
-            next_due_at=_per_id(table, {k: p.new_due for k, p in by_id.items()}, "next_due_at"),
-            position=_per_id(table, {k: p.position for k, p in by_id.items()}, "position"),
-            cycle=_per_id(table, {k: p.cycle for k, p in by_id.items()}, "cycle"),
-        )
-        .returning(table.c.id)
-    )
+    params["people"] = [p.leader.person_id for p in plans]
+    result: Any = await session.exec(_claim_weeks_statement(len(plans), postgres), params=params)
     claimed = [by_id[int(row[0])] for row in result.all()]
     done: list[tuple[_Week, str]] = [(plan, "problem") for plan in claimed if plan.prompt is None]
     writing = [plan for plan in claimed if plan.prompt is not None]
@@ -718,26 +761,38 @@ async def send_due_reminders(rt: Runtime, now: dt.datetime | None = None) -> int
     return sent
 
 
+@functools.lru_cache(maxsize=64)
+def _claim_reminders_statement(n: int) -> Any:
+    """The claim of ``n`` due reminders: each cleared (and counted if it is sent) only if still
+    as read; built once per ``n``. Status compared through ``CASE id …`` as in the weeks'."""
+    table = table_of(Prompt)
+    return (
+        update(table)
+        .where(
+            table.c.id.in_(bindparam("ids", expanding=True)),
+            table.c.status == _cases(table, "status", n, "status"),
+            table.c.reminder_due_at == _cases(table, "reminder_due_at", n, "seen_due"),
+            table.c.reminders_sent == _cases(table, "reminders_sent", n, "seen_count"),
+        )
+        .values(reminder_due_at=None, reminders_sent=_cases(table, "reminders_sent", n, "counted"))
+        .returning(table.c.id)
+    )
+
+
 async def _write_reminders(
     session: Any, plans: list[_Reminder], now: dt.datetime, late: dt.timedelta
 ) -> list[_Reminder]:
     """Claim the reminders (each only if still as read) and queue the wanted ones."""
-    table = table_of(Prompt)
     by_id = {plan.id: plan for plan in plans}
-    seen_due = {key: plan.reminder_due_at for key, plan in by_id.items()}
-    seen_count = {key: plan.reminders_sent for key, plan in by_id.items()}
-    counted = {key: plan.reminders_sent + (1 if plan.wanted else 0) for key, plan in by_id.items()}
-    result: Any = await session.exec(
-        update(table)
-        .where(
-            table.c.id.in_(list(by_id)),
-            table.c.status == _per_id(table, dict.fromkeys(by_id, PromptStatus.SENT), "status"),
-            table.c.reminder_due_at == _per_id(table, seen_due, "reminder_due_at"),
-            table.c.reminders_sent == _per_id(table, seen_count, "reminders_sent"),
-        )
-        .values(reminder_due_at=None, reminders_sent=_per_id(table, counted, "reminders_sent"))
-        .returning(table.c.id)
+    mine = list(by_id.values())
+    params = _case_params(
+        list(by_id),
+        status=[PromptStatus.SENT] * len(mine),
+        seen_due=[plan.reminder_due_at for plan in mine],
+        seen_count=[plan.reminders_sent for plan in mine],
+        counted=[plan.reminders_sent + (1 if plan.wanted else 0) for plan in mine],
     )
+    result: Any = await session.exec(_claim_reminders_statement(len(mine)), params=params)
     done = [by_id[int(row[0])] for row in result.all()]
     queued = [
         {
