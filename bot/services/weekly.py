@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import and_, bindparam, case, exists, literal, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, case, exists, literal, or_, select, update
 
 from bot import outbox
 from bot.content.schema import Programme, Question, Theme
@@ -764,8 +764,22 @@ async def send_due_reminders(rt: Runtime, now: dt.datetime | None = None) -> int
 @functools.lru_cache(maxsize=64)
 def _claim_reminders_statement(n: int) -> Any:
     """The claim of ``n`` due reminders: each cleared (and counted if it is sent) only if still
-    as read; built once per ``n``. Status compared through ``CASE id …`` as in the weeks'."""
-    table = table_of(Prompt)
+    as read, and one to be sent only if its person has not blocked the bot since (checked here,
+    in the claim, so the queued rows need no second look); built once per ``n``. Status
+    compared through ``CASE id …`` as in the weeks'."""
+    table, leader, person = table_of(Prompt), table_of(Leader), table_of(Person)
+    reachable = (
+        select(leader.c.id)
+        .select_from(leader.join(person, person.c.id == leader.c.person_id))
+        .where(leader.c.id.in_(bindparam("leaders", expanding=True)), person.c.blocked_at.is_(None))
+    )
+    wanted = case(
+        {
+            bindparam(f"k{i}", type_=table.c.id.type): bindparam(f"wanted{i}", type_=Integer)
+            for i in range(n)
+        },
+        value=table.c.id,
+    )
     return (
         update(table)
         .where(
@@ -773,6 +787,7 @@ def _claim_reminders_statement(n: int) -> Any:
             table.c.status == _cases(table, "status", n, "status"),
             table.c.reminder_due_at == _cases(table, "reminder_due_at", n, "seen_due"),
             table.c.reminders_sent == _cases(table, "reminders_sent", n, "seen_count"),
+            or_(wanted == 0, table.c.leader_id.in_(reachable)),
         )
         .values(reminder_due_at=None, reminders_sent=_cases(table, "reminders_sent", n, "counted"))
         .returning(table.c.id)
@@ -791,7 +806,9 @@ async def _write_reminders(
         seen_due=[plan.reminder_due_at for plan in mine],
         seen_count=[plan.reminders_sent for plan in mine],
         counted=[plan.reminders_sent + (1 if plan.wanted else 0) for plan in mine],
+        wanted=[1 if plan.wanted else 0 for plan in mine],
     )
+    params["leaders"] = [plan.leader_id for plan in mine if plan.wanted]
     result: Any = await session.exec(_claim_reminders_statement(len(mine)), params=params)
     done = [by_id[int(row[0])] for row in result.all()]
     queued = [
@@ -807,7 +824,8 @@ async def _write_reminders(
         if plan.wanted
     ]
     if queued:
-        await outbox.enqueue_many(session, MessageKind.REMINDER, queued)
+        # The claim checked the people in this transaction: no second look for blocked ones.
+        await outbox.enqueue_many(session, MessageKind.REMINDER, queued, check_blocked=False)
     return done
 
 
