@@ -63,9 +63,19 @@ def table_of(model: type[SQLModel]) -> Table:
     return table
 
 
-def upsert_insert(session: Any) -> Any:
-    """The dialect's ``insert`` (with ``on_conflict_do_*``) for the session's database."""
+def dialect_of(session: Any) -> str:
+    """The name of the session's database dialect (``sqlite`` or ``postgresql``)."""
+    return str(session.bind.dialect.name) if session.bind is not None else "sqlite"
+
+
+def insert_for(dialect: str) -> Any:
+    """The dialect's ``insert`` (with ``on_conflict_do_*``), by dialect name: for a statement
+    built once per dialect and cached."""
     from sqlalchemy.dialects import postgresql, sqlite
 
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+def upsert_insert(session: Any) -> Any:
+    """The dialect's ``insert`` (with ``on_conflict_do_*``) for the session's database."""
+    return insert_for(dialect_of(session))

@@ -20,7 +20,7 @@ from sqlmodel import col
 from sqlmodel import select as select_rows
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.db import Sessions, engine_of, table_of, upsert_insert
+from bot.db import Sessions, dialect_of, engine_of, insert_for, table_of, upsert_insert
 from bot.models import (
     FINAL,
     Channel,
@@ -171,14 +171,20 @@ async def enqueue_many(
                 "created_at": now,
             }
         )
+    result: Any = await session.exec(_enqueue_statement(dialect_of(session)), params=values)
+    return {str(key): int(new_id) for new_id, key in result.all()}
+
+
+@functools.cache
+def _enqueue_statement(dialect: str) -> Any:
+    """``enqueue_many``'s INSERT … ON CONFLICT (dedupe_key) DO NOTHING RETURNING: built once per
+    dialect."""
     table = table_of(OutboxMessage)
-    stmt = (
-        upsert_insert(session)(table)
+    return (
+        insert_for(dialect)(table)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(table.c.id, table.c.dedupe_key)
     )
-    result: Any = await session.exec(stmt, params=values)
-    return {str(key): int(new_id) for new_id, key in result.all()}
 
 
 async def claim_due(

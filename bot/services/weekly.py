@@ -52,7 +52,7 @@ from sqlalchemy import Integer, and_, bindparam, case, exists, literal, or_, sel
 
 from bot import outbox
 from bot.content.schema import Programme, Question, Theme
-from bot.db import table_of, upsert_insert
+from bot.db import dialect_of, insert_for, table_of
 from bot.models import Leader, LeaderStatus, MessageKind, Person, Prompt, PromptStatus, utcnow
 from bot.runtime import Runtime
 
@@ -552,6 +552,18 @@ async def _resume(
     return {int(row[0]) for row in result.all()}
 
 
+@functools.cache
+def _insert_prompts_statement(dialect: str) -> Any:
+    """The round's prompts: INSERT … ON CONFLICT (leader, week) DO NOTHING RETURNING, built once
+    per dialect."""
+    prompts = table_of(Prompt)
+    return (
+        insert_for(dialect)(prompts)
+        .on_conflict_do_nothing(index_elements=["leader_id", "week"])
+        .returning(prompts.c.id, prompts.c.leader_id)
+    )
+
+
 async def _write_weeks(
     rt: Runtime, session: Any, weeks: list[_Week], now: dt.datetime
 ) -> list[tuple[_Week, str]]:
@@ -565,7 +577,7 @@ async def _write_weeks(
     # The claim: only one process moves a due time on. Each row only if it is still as read
     # (due then, active, at that place in the programme), its person has not blocked the bot
     # since, and (PostgreSQL) no other process holds it. One statement, built once per size.
-    postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+    postgres = dialect_of(session) == "postgresql"
     params = _case_params(
         list(by_id),
         status=[ACTIVE] * len(plans),
@@ -583,13 +595,9 @@ async def _write_weeks(
     writing = [plan for plan in claimed if plan.prompt is not None]
     if not writing:
         return done
-    prompts = table_of(Prompt)
     values = [plan.prompt for plan in writing if plan.prompt]
     inserted: Any = await session.exec(
-        upsert_insert(session)(prompts)
-        .on_conflict_do_nothing(index_elements=["leader_id", "week"])
-        .returning(prompts.c.id, prompts.c.leader_id),
-        params=values,
+        _insert_prompts_statement(dialect_of(session)), params=values
     )
     ids = {int(leader_id): int(prompt_id) for prompt_id, leader_id in inserted.all()}
     queued: list[dict[str, Any]] = []
