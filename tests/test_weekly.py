@@ -541,6 +541,20 @@ async def test_a_reminder_is_not_sent_to_someone_who_blocked_the_bot_after_the_t
     assert await outbox_rows(rt, "remind:") == []
 
 
+async def test_the_rounds_prompt_rows_name_every_column_a_prompt_has(rt: Runtime) -> None:
+    """The round writes its prompts as plain rows, not model objects: a column added to
+    ``Prompt`` later must be added there too, or it would be written without its default."""
+    from bot.db import table_of
+    from bot.services import weekly
+
+    leader_id = await add_leader(rt)
+    [due] = await weekly._due_leaders(rt, DUE + dt.timedelta(minutes=1), set())
+    assert due.id == leader_id
+    plan = weekly._plan_week(rt, due, DUE + dt.timedelta(minutes=1))
+    assert plan.prompt is not None
+    assert set(plan.prompt) == {column.name for column in table_of(Prompt).columns} - {"id"}
+
+
 async def test_one_tick_sends_what_is_due_and_nothing_twice(rt: Runtime) -> None:
     """``send_due``, as the scheduler calls it: nothing due, nothing written; a week and a
     reminder due, each written once; the next tick finds nothing more."""
