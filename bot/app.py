@@ -274,10 +274,10 @@ async def _tick(context: ContextTypes.DEFAULT_TYPE) -> None:
     rt: Runtime = context.application.bot_data[RUNTIME_KEY]
     if rt.sender is not None:
         rt.sender.wake()
-    # The database is the schedule: weekly questions and reminders that are due now.
+    # The database is the schedule: weekly questions and reminders that are due now (one look
+    # first; most ticks find nothing due).
     try:
-        await weekly.send_due_prompts(rt)
-        await weekly.send_due_reminders(rt)
+        await weekly.send_due(rt)
         await groups.send_due_group_questions(rt)
     except Exception:  # a database hiccup must not stop the rest of the tick
         log.exception("weekly: tick failed")

@@ -43,6 +43,15 @@ def make_sessions(engine: AsyncEngine) -> Sessions:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+def engine_of(sessions: Sessions) -> AsyncEngine:
+    """The engine behind a session factory: for a read on a plain connection (``engine.connect()``),
+    which needs no identity map, and closes with one rollback where a session's close costs two."""
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, AsyncEngine):
+        raise TypeError("the session factory is not bound to an async engine")
+    return bind
+
+
 def is_postgres(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "postgresql"
 
@@ -54,9 +63,19 @@ def table_of(model: type[SQLModel]) -> Table:
     return table
 
 
-def upsert_insert(session: Any) -> Any:
-    """The dialect's ``insert`` (with ``on_conflict_do_*``) for the session's database."""
+def dialect_of(session: Any) -> str:
+    """The name of the session's database dialect (``sqlite`` or ``postgresql``)."""
+    return str(session.bind.dialect.name) if session.bind is not None else "sqlite"
+
+
+def insert_for(dialect: str) -> Any:
+    """The dialect's ``insert`` (with ``on_conflict_do_*``), by dialect name: for a statement
+    built once per dialect and cached."""
     from sqlalchemy.dialects import postgresql, sqlite
 
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+def upsert_insert(session: Any) -> Any:
+    """The dialect's ``insert`` (with ``on_conflict_do_*``) for the session's database."""
+    return insert_for(dialect_of(session))
