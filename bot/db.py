@@ -56,7 +56,16 @@ def table_of(model: type[SQLModel]) -> Table:
 
 def upsert_insert(session: Any) -> Any:
     """The dialect's ``insert`` (with ``on_conflict_do_*``) for the session's database."""
-    from sqlalchemy.dialects import postgresql, sqlite
+    return upsert_insert_for(session.bind.dialect.name if session.bind is not None else "sqlite")
 
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+def upsert_insert_for(dialect: str) -> Any:
+    """``upsert_insert`` by dialect name; imports only that dialect (PostgreSQL's package pulls
+    in every one of its drivers' modules, ~50 ms that a SQLite start need not pay)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert
