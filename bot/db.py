@@ -70,10 +70,15 @@ def dialect_of(session: Any) -> str:
 
 def insert_for(dialect: str) -> Any:
     """The dialect's ``insert`` (with ``on_conflict_do_*``), by dialect name: for a statement
-    built once per dialect and cached."""
-    from sqlalchemy.dialects import postgresql, sqlite
+    built once per dialect and cached. Imports only that dialect (PostgreSQL's package pulls in
+    every one of its drivers' modules, ~50 ms that a SQLite start need not pay)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
 
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+        return postgresql.insert
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert
 
 
 def upsert_insert(session: Any) -> Any:

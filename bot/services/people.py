@@ -8,10 +8,9 @@ from __future__ import annotations
 import functools
 
 from sqlalchemy import Insert, Update, bindparam, delete, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 
-from bot.db import Sessions, table_of
+from bot.db import Sessions, table_of, insert_for
 from bot.i18n import Locale, as_locale
 from bot.models import Dispatch, Person, utcnow
 
@@ -40,7 +39,7 @@ async def ensure_person(sessions: Sessions, telegram_user_id: int, guessed: Loca
 def _upsert_person(dialect: str) -> Insert:
     """``ensure_person``'s statement, built once per dialect (values bound at each execution):
     building and cache-keying it anew cost more than running it."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = insert_for(dialect)
     now = bindparam("now", type_=_PERSON.c.last_seen_at.type)  # UTCDateTime, as the columns
     return (
         insert(_PERSON)
