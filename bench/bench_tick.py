@@ -6,9 +6,10 @@ A temp SQLite database gets 100,000 leaders (``--small``: 10,000) by bulk insert
 with their next question later this week, the rest paused, stopped or enrolling; each active
 leader has last week's prompt and its sent outbox row, as a running bot would have. Then:
 
-1. One tick as the scheduler runs it: ``weekly.send_due_prompts`` + ``weekly.send_due_reminders``
-   + the outbox depth query. Before each timed tick (not timed) five leaders are made due and
-   five prompts' reminders fall due: "a handful due". Median of 20 ticks (target < 20 ms); the
+1. One tick as the scheduler runs it: ``weekly.send_due`` (one look, then
+   ``send_due_prompts`` and ``send_due_reminders`` if anything is due) + the outbox depth
+   query. Before each timed tick (not timed) five leaders are made due and five prompts'
+   reminders fall due: "a handful due". Median of 20 ticks (target < 20 ms); the
    same with nothing due; and, for information, the hourly purge at that scale.
    Then a whole organisation due at once: 20,000 leaders (``--small``: 2,000; ``--bulk N``)
    made due together, and the prompts written per second until none is left (target ≥ 500/s).
@@ -229,11 +230,11 @@ async def one_tick(rt: Any) -> tuple[float, dict[str, int], int]:
     from bot.services import weekly
 
     began, cpu = time.perf_counter(), time.process_time()
-    counts = await weekly.send_due_prompts(rt)
-    reminders = await weekly.send_due_reminders(rt)
+    due = await weekly.send_due(rt)
     await outbox.depth(rt.sessions)
     CPU.append(time.process_time() - cpu)
-    return time.perf_counter() - began, counts, reminders
+    counts = {"sent": due.sent, "missed": due.missed, "resumed": due.resumed}
+    return time.perf_counter() - began, counts, due.reminders
 
 
 async def ticks(rt: Any, n_leaders: int) -> tuple[float, float]:

@@ -41,7 +41,6 @@ from bot.i18n import LOCALES, Catalogs
 from bot.messages import ChannelAdapter
 from bot.models import ApiKey, Channel
 from bot.ptb import BotApplication
-from bot.reload import reload_and_tell_admins
 from bot.renderers import Renderers
 from bot.runtime import RUNTIME_KEY, Runtime
 from bot.sender import Sender
@@ -225,8 +224,19 @@ def build_sender(rt: Runtime, adapters: list[ChannelAdapter], **options: Any) ->
 
 
 def telegram_bot(token: str, base_url: str, pool_size: int) -> ExtBot[None]:
-    """A Bot of the sender's own (not yet initialised): HTML by default, like the replies."""
-    return ExtBot(token, base_url=base_url, request=http_request(pool_size), defaults=HTML)
+    """A Bot of the sender's own (not yet initialised): HTML by default, like the replies.
+
+    It never calls getUpdates, but a Bot given no ``get_updates_request`` builds PTB's default
+    client for it, with a TLS context of its own (~50 ms of every start): a one-connection pool
+    of ours, sharing the TLS context, stands in.
+    """
+    return ExtBot(
+        token,
+        base_url=base_url,
+        request=http_request(pool_size),
+        get_updates_request=http_request(1),
+        defaults=HTML,
+    )
 
 
 def make_sender(rt: Runtime, token: str, base_url: str, sms: SmsProvider) -> Sender:
@@ -278,10 +288,10 @@ async def _tick(context: ContextTypes.DEFAULT_TYPE) -> None:
     rt: Runtime = context.application.bot_data[RUNTIME_KEY]
     if rt.sender is not None:
         rt.sender.wake()
-    # The database is the schedule: weekly questions and reminders that are due now.
+    # The database is the schedule: weekly questions and reminders that are due now (one look
+    # first; most ticks find nothing due).
     try:
-        await weekly.send_due_prompts(rt)
-        await weekly.send_due_reminders(rt)
+        await weekly.send_due(rt)
         await groups.send_due_group_questions(rt)
     except Exception:  # a database hiccup must not stop the rest of the tick
         log.exception("weekly: tick failed")
@@ -373,7 +383,9 @@ async def running_bot(
     )
     try:
         rt.bot_username = app.bot.username
-        await startup.start("command_menus", lambda: _set_command_menus(app, rt))
+        # Set while the bot already serves: nobody needs the menu before the first update can be
+        # answered, and three Bot API round trips are not spent before /healthz says 200.
+        startup.begin("command_menus", lambda: _set_command_menus(app, rt))
         if web_port is not None:
             processor = app.update_processor
             web_app = build_web_app(
@@ -463,11 +475,21 @@ async def _all_answer(*calls: Awaitable[None]) -> None:
 
 
 async def _set_command_menus(app: BotApplication, rt: Runtime) -> None:
+    """The default menu and one per language, all at once (each is its own Bot API call); an
+    attempt ends when every call has answered, and fails with the first error."""
     from handlers.common import commands
 
-    await app.bot.set_my_commands(commands(rt.catalogs, rt.settings.default_locale))
-    for locale in LOCALES:
-        await app.bot.set_my_commands(commands(rt.catalogs, locale), language_code=locale)
+    answers = await asyncio.gather(
+        app.bot.set_my_commands(commands(rt.catalogs, rt.settings.default_locale)),
+        *(
+            app.bot.set_my_commands(commands(rt.catalogs, locale), language_code=locale)
+            for locale in LOCALES
+        ),
+        return_exceptions=True,
+    )
+    for answer in answers:
+        if isinstance(answer, BaseException):
+            raise answer
 
 
 async def serve(settings: Settings, rt: Runtime) -> None:
@@ -487,6 +509,8 @@ async def serve(settings: Settings, rt: Runtime) -> None:
     reloads: set[asyncio.Task[Any]] = set()
 
     def on_sighup() -> None:  # validate and swap content; a bad edit never stops the bot
+        from bot.reload import reload_and_tell_admins  # the content check, babel's .po reader
+
         task = asyncio.create_task(reload_and_tell_admins(rt), name="reload")
         reloads.add(task)
         task.add_done_callback(reloads.discard)

@@ -46,6 +46,15 @@ def make_sessions(engine: AsyncEngine) -> Sessions:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+def engine_of(sessions: Sessions) -> AsyncEngine:
+    """The engine behind a session factory: for a read on a plain connection (``engine.connect()``),
+    which needs no identity map, and closes with one rollback where a session's close costs two."""
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, AsyncEngine):
+        raise TypeError("the session factory is not bound to an async engine")
+    return bind
+
+
 def is_postgres(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "postgresql"
 
@@ -55,6 +64,24 @@ def table_of(model: type[SQLModel]) -> Table:
     table = inspect(model).local_table
     assert isinstance(table, Table)
     return table
+
+
+def dialect_of(session: Any) -> str:
+    """The name of the session's database dialect (``sqlite`` or ``postgresql``)."""
+    return str(session.bind.dialect.name) if session.bind is not None else "sqlite"
+
+
+def insert_for(dialect: str) -> Any:
+    """The dialect's ``insert`` (with ``on_conflict_do_*``), by dialect name: for a statement
+    built once per dialect and cached. Imports only that dialect (PostgreSQL's package pulls in
+    every one of its drivers' modules, ~50 ms that a SQLite start need not pay)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert
 
 
 def detached(model: type[M], values: Mapping[str, Any]) -> M:
@@ -71,7 +98,4 @@ def detached(model: type[M], values: Mapping[str, Any]) -> M:
 
 def upsert_insert(session: Any) -> Any:
     """The dialect's ``insert`` (with ``on_conflict_do_*``) for the session's database."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert_for(dialect_of(session))

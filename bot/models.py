@@ -4,12 +4,13 @@ Times are stored as UTC (naive in the database, aware in Python, see ``UTCDateTi
 Only models live here; queries belong to the services and the outbox.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: with real annotations SQLModel and SQLAlchemy
+# need not evaluate some 500 strings when the tables are built (~15 ms of every start).
 import datetime as dt
 from enum import StrEnum
 from typing import Any
 
+from pydantic import ConfigDict
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -33,6 +34,14 @@ SQLModel.metadata.naming_convention = {
 metadata: MetaData = SQLModel.metadata
 
 
+class TableModel(SQLModel):
+    """The base of every table: pydantic's validators and serialisers for a table are built on
+    first use (``defer_build``), not for all of them at import (~20 ms of every start): rows are
+    made and read through SQLAlchemy, and few paths validate or dump a table model."""
+
+    model_config = ConfigDict(defer_build=True)  # type: ignore[assignment]
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -54,7 +63,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return None if value is None else value.replace(tzinfo=dt.UTC)
 
 
-class Person(SQLModel, table=True):
+class Person(TableModel, table=True):
     """Someone who has written to the bot: a caller or a leader. Holds the language choice."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -104,7 +113,7 @@ class MessageKind(StrEnum):
     CLINIC_EVENT = "clinic_event"
 
 
-class OutboxMessage(SQLModel, table=True):
+class OutboxMessage(TableModel, table=True):
     """One message waiting to go out on some channel: *what* to send, never *how*.
 
     ``kind`` and the typed references (person, dispatch, prompt) say what it is; the renderer
@@ -155,7 +164,7 @@ class OutboxMessage(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class ApiKey(SQLModel, table=True):
+class ApiKey(TableModel, table=True):
     """A key a clinic's call system uses for the HTTP API. Only its SHA-256 is stored.
 
     Every key belongs to a clinic (an ``Organisation``): its re-contact look-ups see that
@@ -203,7 +212,7 @@ class SmsStatus:
     NOT_SENT = "not_sent"  # SMS_PROVIDER=console: printed (link masked), never sent
 
 
-class Dispatch(SQLModel, table=True):
+class Dispatch(TableModel, table=True):
     """Advice sent to one caller after one call: what was sent, and what the caller did with it.
 
     Caller data: deleted after ``RETENTION_DAYS``, or at once when the caller asks.
@@ -256,7 +265,7 @@ class Dispatch(SQLModel, table=True):
     expiry_noted_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
-class IdempotentRequest(SQLModel, table=True):
+class IdempotentRequest(TableModel, table=True):
     """A dispatch request made with an ``Idempotency-Key``: a retry gets the same answer.
 
     The answer holds the link, so it is kept encrypted, and only for ``IDEMPOTENCY_HOURS``.
@@ -277,7 +286,7 @@ class IdempotentRequest(SQLModel, table=True):
 # --- weekly reflection for leaders ---------------------------------------------------------
 
 
-class Organisation(SQLModel, table=True):
+class Organisation(TableModel, table=True):
     """A health service: a clinic with API keys, or one whose leaders take part (or both).
 
     Clinics with the same ``region`` see each other's dispatches in re-contact look-ups (a
@@ -296,7 +305,7 @@ class Organisation(SQLModel, table=True):
 DISPLAY_NAME_MAX = 32  # characters; the SMS is checked to fit two segments with this many
 
 
-class GoneLink(SQLModel, table=True):
+class GoneLink(TableModel, table=True):
     """An advice page whose dispatch was deleted (by the caller, or with their data): its URL
     answers 410 Gone, with the numbers, instead of 404. Only the token's hash is kept, and only
     until ``forget_at`` (the dispatch's own retention)."""
@@ -308,7 +317,7 @@ class GoneLink(SQLModel, table=True):
     forget_at: dt.datetime = Field(sa_type=UTCDateTime, index=True)
 
 
-class LookupAudit(SQLModel, table=True):
+class LookupAudit(TableModel, table=True):
     """One re-contact look-up: who asked, when, about which number (its keyed hash only), and
     how many dispatches they were shown. Kept ``AUDIT_RETENTION_DAYS``."""
 
@@ -331,7 +340,7 @@ class InviteKind:
     RAABRA = "raabra"  # lets a member of staff send #Råbra stories; no role, no weekly questions
 
 
-class Invite(SQLModel, table=True):
+class Invite(TableModel, table=True):
     """A link that enrols leaders of one organisation in one role, or (kind ``raabra``) lets its
     staff send #Råbra stories. Only its SHA-256 is stored."""
 
@@ -354,7 +363,7 @@ class LeaderStatus:
     STOPPED = "stopped"  # left, but chose to keep their answers
 
 
-class Leader(SQLModel, table=True):
+class Leader(TableModel, table=True):
     """A person taking part in the weekly reflection: role, day and time, place in the programme."""
 
     # The tick asks every second for paused leaders whose pause has ended.
@@ -391,7 +400,7 @@ class PromptStatus:
     MISSED = "missed"  # the bot was down too long: not sent, recorded
 
 
-class Prompt(SQLModel, table=True):
+class Prompt(TableModel, table=True):
     """One week's question to one leader, and what became of it (the answer lives here too)."""
 
     __table_args__ = (
@@ -426,7 +435,7 @@ class Prompt(SQLModel, table=True):
 # --- #Råbra: what went well ----------------------------------------------------------------
 
 
-class RaabraMember(SQLModel, table=True):
+class RaabraMember(TableModel, table=True):
     """A member of staff who joined #Råbra with an invite of kind ``raabra``: they may send
     stories to their organisation, and get nothing else (no weekly questions)."""
 
@@ -452,7 +461,7 @@ class RaabraStep:
     DONE = "done"
 
 
-class RaabraStory(SQLModel, table=True):
+class RaabraStory(TableModel, table=True):
     """One #Råbra story: good work or good colleagueship someone wants to tell about.
 
     The text (and, for a named story, the name it is signed with) is Fernet-encrypted with the
@@ -481,7 +490,7 @@ class RaabraStory(SQLModel, table=True):
     shared_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)  # month of digest
 
 
-class RaabraDigest(SQLModel, table=True):
+class RaabraDigest(TableModel, table=True):
     """That a leader's monthly #Råbra digest was queued: at most one per leader and month,
     whatever the outbox's retention (its queued row refers to the organisation and month)."""
 
@@ -500,7 +509,7 @@ class RaabraDigest(SQLModel, table=True):
 # --- leader groups: the week's question for discussion -------------------------------------
 
 
-class GroupLink(SQLModel, table=True):
+class GroupLink(TableModel, table=True):
     """A ``startgroup`` link that links one Telegram group to an organisation (and perhaps a
     role), with the day and time of its weekly question. Single use; only its SHA-256 is kept."""
 
@@ -520,7 +529,7 @@ class GroupLink(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class TeamGroup(SQLModel, table=True):
+class TeamGroup(TableModel, table=True):
     """A Telegram group linked to an organisation (and perhaps one role): it gets the week's
     question for discussion, and leaders of the organisation may share their answers there.
 
@@ -553,7 +562,7 @@ class GroupPostKind:
     ANSWER = "answer"  # a leader's own answer, shared by them
 
 
-class GroupPost(SQLModel, table=True):
+class GroupPost(TableModel, table=True):
     """Something the bot posts to a leader group: the week's question (one per ISO week), or
     a leader's answer they chose to share (once per group). Holds ids, never text: the text
     of a shared answer waits encrypted in its queued message and is gone once it is posted."""
@@ -581,7 +590,7 @@ class GroupPost(SQLModel, table=True):
 # --- the clinic's events: what happened to its dispatches -----------------------------------
 
 
-class ClinicEvent(SQLModel, table=True):
+class ClinicEvent(TableModel, table=True):
     """Something that happened to a dispatch, told to the clinic that made it: by the events
     feed (``GET /api/v1/events``) and, where its key has one, by a signed webhook.
 

@@ -16,12 +16,11 @@ from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Insert, and_, bindparam, delete, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 from sqlmodel import select as select_rows
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.db import Sessions, table_of, upsert_insert
+from bot.db import Sessions, dialect_of, engine_of, insert_for, table_of
 from bot.models import (
     FINAL,
     Channel,
@@ -106,13 +105,8 @@ async def enqueue(
         "attempts": 0,
         "created_at": now,
     }
-    bind = session.bind
     connection = await session.connection()
-    row = (
-        await connection.execute(
-            _enqueue_one(bind.dialect.name if bind is not None else "sqlite"), values
-        )
-    ).first()
+    row = (await connection.execute(_enqueue_one(dialect_of(session)), values)).first()
     return None if row is None else int(row[0])
 
 
@@ -122,9 +116,8 @@ def _enqueue_one(dialect: str) -> Insert:
     its column's type (UTCDateTime). RETURNING, not rowcount: PostgreSQL's implicit RETURNING
     of the key made rowcount 1 even on a conflict."""
     table = table_of(OutboxMessage)
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return (
-        insert(table)
+        insert_for(dialect)(table)
         .values({name: bindparam(name, type_=table.c[name].type) for name in _ENQUEUED})
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(table.c.id)
@@ -204,14 +197,20 @@ async def enqueue_many(
                 "created_at": now,
             }
         )
+    result: Any = await session.exec(_enqueue_statement(dialect_of(session)), params=values)
+    return {str(key): int(new_id) for new_id, key in result.all()}
+
+
+@functools.cache
+def _enqueue_statement(dialect: str) -> Any:
+    """``enqueue_many``'s INSERT … ON CONFLICT (dedupe_key) DO NOTHING RETURNING: built once per
+    dialect."""
     table = table_of(OutboxMessage)
-    stmt = (
-        upsert_insert(session)(table)
+    return (
+        insert_for(dialect)(table)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(table.c.id, table.c.dedupe_key)
     )
-    result: Any = await session.exec(stmt, params=values)
-    return {str(key): int(new_id) for new_id, key in result.all()}
 
 
 async def claim_due(
@@ -281,20 +280,29 @@ class Depth:
 async def depth(
     sessions: Sessions, channel: Channel | None = None, now: dt.datetime | None = None
 ) -> Depth:
-    """The queue's depth, for one channel or all."""
-    now = now or utcnow()
-    waiting = col(OutboxMessage.status).in_((OutboxStatus.PENDING, OutboxStatus.SENDING))
-    query = select(
-        func.count(),
-        func.count().filter(col(OutboxMessage.due_at) <= now),
-        func.min(col(OutboxMessage.due_at)),
-    ).where(waiting)
+    """The queue's depth, for one channel or all: one statement (built once) on a plain
+    connection."""
+    params: dict[str, Any] = {"now": now or utcnow()}
     if channel is not None:
-        query = query.where(col(OutboxMessage.channel) == channel)
-    async with sessions() as session:
-        connection = await session.connection()
-        row = (await connection.execute(query)).one()
+        params["channel"] = channel
+    async with engine_of(sessions).connect() as connection:
+        row = (await connection.execute(_depth_query(channel is not None), params)).one()
     oldest = row[2]
     if oldest is not None and oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=dt.UTC)
     return Depth(int(row[0]), int(row[1]), oldest)
+
+
+@functools.cache
+def _depth_query(one_channel: bool) -> Any:
+    """Rows waiting, due at ``:now``, the oldest due time (of ``:channel`` if ``one_channel``),
+    on ``outbox(status, due_at)``."""
+    table = table_of(OutboxMessage)
+    query = select(
+        func.count(),
+        func.count().filter(table.c.due_at <= bindparam("now")),
+        func.min(table.c.due_at),
+    ).where(table.c.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)))
+    if one_channel:
+        query = query.where(table.c.channel == bindparam("channel"))
+    return query

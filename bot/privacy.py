@@ -23,9 +23,7 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Literal
 
-import phonenumbers
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from stdnum.no import fodselsnummer
 
 from bot.problems import N_, Problem
 
@@ -69,6 +67,8 @@ _NOT_A_NUMBER = N_("it must be a phone number, e.g. +4791234567")
 
 def normalise_phone(raw: str) -> str:
     """The number in E.164 (``+4791234567``); Norwegian if written without a country code."""
+    import phonenumbers  # its metadata is ~30 ms of import: paid by the first number, not a start
+
     text = raw.strip()
     if not text or len(text) > 32 or not re.fullmatch(r"[+0-9 ().-]+", text):
         raise PhoneError(_NOT_A_NUMBER)
@@ -83,17 +83,18 @@ def normalise_phone(raw: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-_MOBILE = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
-
-
 def sms_reachable(e164: str, countries: Sequence[str]) -> Literal["ok", "country", "not_mobile"]:
     """Whether an SMS may go to this number: a mobile number (by ``phonenumbers``' number type)
     in one of ``countries`` (ISO codes). Landlines, toll-free, premium and shared-cost numbers
     never get one: sending to them costs money and reaches no caller (SMS pumping)."""
+    import phonenumbers
+
+    kinds = phonenumbers.PhoneNumberType
+    mobile = (kinds.MOBILE, kinds.FIXED_LINE_OR_MOBILE)
     number = phonenumbers.parse(e164, DEFAULT_REGION)
     if phonenumbers.region_code_for_number(number) not in countries:
         return "country"
-    if phonenumbers.number_type(number) not in _MOBILE:
+    if phonenumbers.number_type(number) not in mobile:
         return "not_mobile"
     return "ok"
 
@@ -137,6 +138,8 @@ def contains_national_id(text: str) -> bool:
     full-width or other scripts' digits. Eleven digits that start and end at the edges of digit
     groups (so a longer number is not cut to fit) and pass the check digits count.
     """
+    from stdnum.no import fodselsnummer  # python-stdnum imports pydoc: not paid by every start
+
     for match in _GROUPS.finditer(_canonical(text)):
         groups = match.group().split()
         for first in range(len(groups)):

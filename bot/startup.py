@@ -4,9 +4,10 @@
 a refused token (401/404, ``InvalidToken``) ends start-up, as ``BotTokenRefused``. Everything
 else a start needs but can do without for a while (the command menus, ``setWebhook``, starting
 long polling) is a ``StartupTasks`` entry: tried once during start-up, and if that fails, again
-in the background with backoff until it succeeds, while the bot serves. Each failure is logged
-once, when it first happens, and once more when it finally succeeds; ``/healthz`` shows each
-task's state.
+in the background with backoff until it succeeds, while the bot serves; what it serves without
+(the command menus) is tried in the background from the first try on (``begin``). Each failure
+is logged once, when it first happens, and once more when it finally succeeds; ``/healthz``
+shows each task's state.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from telegram.error import InvalidToken, TelegramError
 
@@ -96,7 +98,21 @@ class StartupTasks:
         self._tasks.append(task)
         if await self._attempt(task):
             return
-        runner = asyncio.create_task(self._retry(task), name=f"startup:{name}")
+        self._in_background(task, self._retry(task))
+
+    def begin(self, name: str, call: Callable[[], Awaitable[object]]) -> None:
+        """As ``start``, but the first try too runs in the background: for what the bot can
+        serve without (the command menus), so start-up does not wait for it. Not essential."""
+        task = _Task(name, call, essential=False)
+        self._tasks.append(task)
+        self._in_background(task, self._first_then_retry(task))
+
+    async def _first_then_retry(self, task: _Task) -> None:
+        if not await self._attempt(task):
+            await self._retry(task)
+
+    def _in_background(self, task: _Task, work: Coroutine[Any, Any, None]) -> None:
+        runner = asyncio.create_task(work, name=f"startup:{task.name}")
         self._running.add(runner)
         runner.add_done_callback(self._running.discard)
 

@@ -27,9 +27,8 @@ from bot.content.loader import localize
 from bot.i18n import Locale, as_locale
 from bot.models import Channel, utcnow
 from bot.ptb import BotApplication
-from bot.reload import reload_content, result_text
 from bot.runtime import Runtime, runtime
-from bot.services import audit, stats, webhooks
+from bot.services import audit, webhooks
 from handlers.base import Context, Turn, begin, esc, reply
 from handlers.common import commands, unknown
 
@@ -82,6 +81,8 @@ async def set_admin_menu(
 
 async def admin_menus_at_start(context: Context) -> None:
     """Every admin gets the admin commands in their menu, in their language if known."""
+    from bot.services import stats  # the admin's figures: imported when an admin is served
+
     rt = runtime(context)
     known = await stats.admins_known(rt)
     for user_id in rt.settings.admin_user_ids:
@@ -92,6 +93,8 @@ async def admin_menus_at_start(context: Context) -> None:
 
 
 async def _refresh_menu(context: Context, turn: Turn) -> None:
+    from bot.services import stats
+
     known = await stats.admins_known(turn.rt)
     leader = known.get(turn.person.telegram_user_id, ("", False))[1]
     await set_admin_menu(
@@ -115,6 +118,8 @@ def _span(delta: dt.timedelta, locale: Locale) -> str:
 
 async def status(update: Update, context: Context, turn: Turn) -> None:
     """Versions, the outbox, the senders' counters and a few counts; plain, short HTML."""
+    from bot.services import stats
+
     rt = turn.rt
     content = rt.content  # read once: a reload swaps it whole
     _ = turn.gettext
@@ -255,6 +260,8 @@ def role_titles(rt: Runtime, locale: Locale) -> dict[str, str]:
 
 async def chart(update: Update, context: Context, turn: Turn) -> None:
     """The two-panel PNG: leaders' response rate by role and week, and dispatches per day."""
+    from bot.services import stats
+
     chat = update.effective_chat
     if chat is None:
         return
@@ -295,6 +302,8 @@ async def chart(update: Update, context: Context, turn: Turn) -> None:
 
 async def reload(update: Update, context: Context, turn: Turn) -> None:
     """Validate the content and translations on disk and swap them in, or say what is wrong."""
+    from bot.reload import reload_content, result_text  # the content check, babel's .po reader
+
     result = await reload_content(turn.rt)
     # turn.gettext reads rt.catalogs, so a successful reload answers with the new translations.
     await reply(update, esc(result_text(result, turn.gettext)))

@@ -259,6 +259,10 @@ async def bot(settings: Settings, local_api: LocalBotApi) -> AsyncIterator[Runni
             web_port=0,
             shutdown_deadline=2,
         ) as running:
+            # The command menus are set after start-up (in the background): tests that read
+            # them begin once they are there.
+            assert running.startup is not None
+            await asyncio.wait_for(running.startup.wait(), 30)
             yield running
     finally:
         await rt.engine.dispose()

@@ -132,8 +132,9 @@ async def test_a_production_start_loads_no_migrations_chart_demo_or_content_chec
 ) -> None:
     """Alembic (migrations), matplotlib (/stats' chart), wordfreq (the content check) and the
     devkit (local Bot API, demo) serve no request of a production bot whose schema is current;
-    each costs every start time. The interpreter's own import log of the real ``python -m bot
-    run`` (``PYTHONPROFILEIMPORTTIME``) shows what it loaded until /healthz answered."""
+    each costs every start time. What only some requests use waits for them. The interpreter's
+    own import log of the real ``python -m bot run`` (``PYTHONPROFILEIMPORTTIME``) shows what it
+    loaded until /healthz answered."""
     env = bot_env(api, tmp_path, PYTHONPROFILEIMPORTTIME="1")
     await cli(env, tmp_path, "db", "upgrade")
     bot = BotProcess(env, tmp_path, "imports")
@@ -158,6 +159,19 @@ async def test_a_production_start_loads_no_migrations_chart_demo_or_content_chec
     assert {"bot.app", "handlers", "telegram.ext", "sqlalchemy", "aiohttp.web"} <= imported
     packages = {name.split(".")[0] for name in imported}
     assert packages.isdisjoint({"alembic", "mako", "matplotlib", "wordfreq", "devkit"})
+    # Imported when first used, not by every start: phone numbers (the first dispatch with one),
+    # the ID-number check (the first free text), /reload's content check and .po reader, the
+    # admin's figures, and PostgreSQL's dialect (its drivers' modules) on a SQLite database.
+    first_use = {
+        "phonenumbers",
+        "stdnum",
+        "bot.reload",
+        "bot.content.check",
+        "babel.messages",
+        "bot.services.stats",
+        "sqlalchemy.dialects.postgresql",
+    }
+    assert imported.isdisjoint(first_use), imported & first_use
 
 
 async def test_run_with_a_refused_token_stops_and_says_so_without_the_token(
@@ -187,7 +201,8 @@ async def settings_migrated(settings: Settings) -> Settings:
 async def test_a_500_to_set_my_commands_does_not_stop_the_bot_starting_and_serving(
     settings_migrated: Settings, api: LocalBotApi, caplog: pytest.LogCaptureFixture
 ) -> None:
-    api.inject("setMyCommands", 500, times=3, description="Internal Server Error")
+    # The three menus (default, nb, nn) are set together: three tries fail in full.
+    api.inject("setMyCommands", 500, times=9, description="Internal Server Error")
     rt = build_runtime(settings_migrated)
     try:
         with caplog.at_level(logging.INFO):
@@ -212,6 +227,38 @@ async def test_a_500_to_set_my_commands_does_not_stop_the_bot_starting_and_servi
     failures = [r for r in caplog.records if "command_menus failed" in r.getMessage()]
     assert len(failures) == 1  # logged once, not at every retry
     assert "done after 3 failed attempts" in caplog.text
+
+
+async def test_the_command_menus_are_set_while_the_bot_already_serves(
+    settings_migrated: Settings, api: LocalBotApi
+) -> None:
+    """Start-up does not wait for the three setMyCommands (default, nb, nn): /healthz says 200
+    and people are answered while Telegram holds them; they are all set in the end."""
+    api.inject_delay("setMyCommands", 3.0, times=3)  # held, then performed
+    rt = build_runtime(settings_migrated)
+    try:
+        async with running_bot(
+            rt, api.token, api.base_url, web_host="127.0.0.1", web_port=0
+        ) as running:
+            assert running.startup is not None
+            status, health = await healthz_status(running)
+            assert status == 200 and health["startup"]["command_menus"] == "pending"
+            assert api.commands() == [] and api.commands(language_code="nn") == []
+
+            kari = await people_of(api)
+            async with kari:
+                [answer] = await kari.says("/start")
+                assert answer.text.startswith("Sikkerhetsnett gir deg")
+
+            await asyncio.wait_for(running.startup.wait(), 20)
+            assert (await healthz(running))["startup"]["command_menus"] == "ok"
+            for language in ("", "nb", "nn"):
+                menu = [command["command"] for command in api.commands(language_code=language)]
+                assert {"start", "help", "language", "privacy"} <= set(menu), language
+            nn = {c["command"]: c["description"] for c in api.commands(language_code="nn")}
+            assert nn["language"] == "Vel bokmål eller nynorsk"
+    finally:
+        await rt.engine.dispose()
 
 
 async def test_polling_that_cannot_start_is_retried_and_shown_in_healthz(

@@ -33,10 +33,12 @@ from bot.models import (
 from bot.renderers import Renderers
 from bot.runtime import Runtime
 from bot.services.weekly import (
+    Due,
     iso_week,
     local_occurrence,
     next_due,
     question_at,
+    send_due,
     send_due_prompts,
     send_due_reminders,
     tomorrow_at,
@@ -500,6 +502,77 @@ async def test_no_reminders_when_switched_off(rt: Runtime) -> None:
     assert prompt.reminder_due_at is None
     assert await send_due_reminders(rt, DUE + dt.timedelta(days=6)) == 0
     assert await outbox_rows(rt, "remind:") == []
+
+
+async def test_a_reminder_is_not_sent_to_someone_who_blocked_the_bot_after_the_tick_read_it(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """They block the bot between the tick's look-up and its write: nothing is queued and the
+    reminder is not counted as sent; the next tick drops it."""
+    from sqlalchemy import update
+
+    from bot.services import weekly
+
+    leader_id = await add_leader(rt, telegram_user_id=881_002)
+    sent_at = DUE + dt.timedelta(minutes=1)
+    await send_due_prompts(rt, sent_at)
+    write = weekly._write_reminders
+
+    async def blocked_meanwhile(session, plans, now, late):  # type: ignore[no-untyped-def]
+        async with rt.sessions() as other:
+            await other.exec(
+                update(Person)
+                .where(col(Person.telegram_user_id) == 881_002)
+                .values(blocked_at=sent_at)
+            )
+            await other.commit()
+        return await write(session, plans, now, late)
+
+    monkeypatch.setattr(weekly, "_write_reminders", blocked_meanwhile)
+    assert await send_due_reminders(rt, sent_at + dt.timedelta(hours=48)) == 0
+    monkeypatch.undo()
+    assert await outbox_rows(rt, "remind:") == []
+    [prompt] = await prompts_of(rt, leader_id)
+    assert prompt.reminders_sent == 0
+
+    assert await send_due_reminders(rt, sent_at + dt.timedelta(hours=49)) == 0
+    [prompt] = await prompts_of(rt, leader_id)
+    assert (prompt.reminders_sent, prompt.reminder_due_at) == (0, None)  # dropped
+    assert await outbox_rows(rt, "remind:") == []
+
+
+async def test_the_rounds_prompt_rows_name_every_column_a_prompt_has(rt: Runtime) -> None:
+    """The round writes its prompts as plain rows, not model objects: a column added to
+    ``Prompt`` later must be added there too, or it would be written without its default."""
+    from bot.db import table_of
+    from bot.services import weekly
+
+    leader_id = await add_leader(rt)
+    [due] = await weekly._due_leaders(rt, DUE + dt.timedelta(minutes=1), set())
+    assert due.id == leader_id
+    plan = weekly._plan_week(rt, due, DUE + dt.timedelta(minutes=1))
+    assert plan.prompt is not None
+    assert set(plan.prompt) == {column.name for column in table_of(Prompt).columns} - {"id"}
+
+
+async def test_one_tick_sends_what_is_due_and_nothing_twice(rt: Runtime) -> None:
+    """``send_due``, as the scheduler calls it: nothing due, nothing written; a week and a
+    reminder due, each written once; the next tick finds nothing more."""
+    early = await add_leader(rt, next_due_at=DUE - dt.timedelta(days=2), weekday=MONDAY + 5)
+    await send_due_prompts(rt, DUE - dt.timedelta(days=2) + dt.timedelta(minutes=1))
+    leader_id = await add_leader(rt)
+    assert await send_due(rt, DUE - dt.timedelta(minutes=1)) == Due()
+    assert len(await outbox_rows(rt)) == 1
+
+    now = DUE + dt.timedelta(minutes=1)
+    assert await send_due(rt, now) == Due(sent=1, reminders=1)
+    assert len(await prompts_of(rt, leader_id)) == 1
+    assert len(await outbox_rows(rt, f"prompt:{leader_id}:")) == 1
+    [earlier] = await prompts_of(rt, early)
+    [row] = await outbox_rows(rt, "remind:")
+    assert row.dedupe_key == f"remind:{earlier.id}:1"
+    assert await send_due(rt, now + dt.timedelta(minutes=1)) == Due()
+    assert len(await outbox_rows(rt)) == 3
 
 
 async def test_a_paused_leader_resumes_at_the_next_scheduled_time(rt: Runtime) -> None:

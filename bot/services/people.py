@@ -8,11 +8,10 @@ from __future__ import annotations
 import functools
 
 from sqlalchemy import Insert, Update, bindparam, delete, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 
-from bot.db import Sessions, detached, table_of
+from bot.db import Sessions, detached, insert_for, table_of
 from bot.i18n import Locale, as_locale
 from bot.models import Dispatch, Person, utcnow
 
@@ -47,7 +46,7 @@ async def upsert_person(
 def _upsert_person(dialect: str) -> Insert:
     """``ensure_person``'s statement, built once per dialect (values bound at each execution):
     building and cache-keying it anew cost more than running it."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = insert_for(dialect)
     now = bindparam("now", type_=_PERSON.c.last_seen_at.type)  # UTCDateTime, as the columns
     return (
         insert(_PERSON)

@@ -48,13 +48,11 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import and_, bindparam, case, exists, literal, or_, update
-from sqlalchemy.orm import aliased
-from sqlmodel import col, select
+from sqlalchemy import Integer, and_, bindparam, case, exists, literal, or_, select, update
 
 from bot import outbox
 from bot.content.schema import Programme, Question, Theme
-from bot.db import table_of, upsert_insert
+from bot.db import dialect_of, insert_for, table_of
 from bot.models import Leader, LeaderStatus, MessageKind, Person, Prompt, PromptStatus, utcnow
 from bot.runtime import Runtime
 
@@ -110,7 +108,7 @@ def iso_week(moment: dt.datetime, zone: ZoneInfo) -> str:
     return f"{year}-W{week:02d}"
 
 
-def leader_zone(rt: Runtime, leader: Leader) -> ZoneInfo:
+def leader_zone(rt: Runtime, leader: Leader | _Due) -> ZoneInfo:
     """The leader's zone; the bot's own if the stored name is not a known zone."""
     try:
         return ZoneInfo(leader.timezone)
@@ -194,20 +192,40 @@ def is_restart(prompt: Prompt) -> bool:
 # again in a savepoint of its own, so one leader's failure never stops the others.
 
 
+@dataclass(slots=True)
+class _Due:
+    """A due leader as the tick reads it: the columns it needs, no ORM object (a Core row)."""
+
+    id: int
+    person_id: int
+    status: str
+    weekday: int | None
+    minute_of_day: int | None
+    timezone: str
+    programme_id: str
+    role_id: str
+    position: int
+    cycle: int
+    next_due_at: dt.datetime | None
+    paused_until: dt.datetime | None
+    chat_id: int  # the person's Telegram user id
+
+
 @dataclass
 class _Week:
     """One due week of one leader, as planned before the round's transaction."""
 
-    leader: Leader
-    person: Person
+    leader: _Due
     old_due: dt.datetime
     new_due: dt.datetime | None
     week: str
     missed: bool
-    prompt: Prompt | None  # None: the content has no question for the leader (logged, claimed)
+    # The prompt's columns (None: the content has no question for the leader; logged, claimed)
+    prompt: dict[str, Any] | None
     problem: str = ""
     position: int = 0  # the leader's place after this week (moved on only if sent)
     cycle: int = 0
+    prompt_id: int | None = None  # once written
 
 
 async def send_due_prompts(rt: Runtime, now: dt.datetime | None = None) -> dict[str, int]:
@@ -222,15 +240,15 @@ async def send_due_prompts(rt: Runtime, now: dt.datetime | None = None) -> dict[
         rows = await _due_leaders(rt, now, skip)
         if not rows:
             break
-        resumes = [(leader, person) for leader, person in rows if leader.status != ACTIVE]
+        resumes = [leader for leader in rows if leader.status != ACTIVE]
         weeks: list[_Week] = []
-        for leader, person in rows:
+        for leader in rows:
             if leader.status != ACTIVE:
                 continue
             try:
-                weeks.append(_plan_week(rt, leader, person, now))
+                weeks.append(_plan_week(rt, leader, now))
             except Exception:  # one leader's trouble must not stop the others
-                skip.add(_id(leader))
+                skip.add(leader.id)
                 log.exception("leader %s: weekly question failed", leader.id)
         again = await _write_round(rt, resumes, weeks, now, counts, skip)
         if len(rows) < BATCH and not again:
@@ -250,48 +268,65 @@ async def send_due_prompts(rt: Runtime, now: dt.datetime | None = None) -> dict[
 ACTIVE = LeaderStatus.ACTIVE
 
 
-def _id(row: Leader | Prompt) -> int:
-    assert row.id is not None
-    return row.id
-
-
-async def _due_leaders(
-    rt: Runtime, now: dt.datetime, skip: set[int]
-) -> list[tuple[Leader, Person]]:
+async def _due_leaders(rt: Runtime, now: dt.datetime, skip: set[int]) -> list[_Due]:
     """Up to BATCH leaders with a week due (not blocked) or a pause that is over: one query,
     each half of it on its own index (``leader(status, next_due_at)``,
-    ``leader(status, paused_until)``)."""
+    ``leader(status, paused_until)``), on a plain connection (no session: a look-up needs no
+    identity map, and a session's close costs the driver a second rollback)."""
     query = _due_leaders_query()
     if skip:
-        query = query.where(col(Leader.id).not_in(skip))
-    async with rt.sessions() as session:
-        found = (await session.exec(query, params={"now": now})).all()
-        return [(leader, person) for leader, person in found]
+        query = query.where(table_of(Leader).c.id.not_in(skip))
+    async with rt.engine.connect() as connection:
+        found = (await connection.execute(query, {"now": now})).all()
+    return [_Due(*row) for row in found]
+
+
+def _leaders_due_where() -> Any:
+    """Due at ``:now`` (active, not blocked) or the pause over then: the tick's look-up and
+    ``send_due``'s check share it."""
+    leader, person = table_of(Leader), table_of(Person)
+    return and_(
+        or_(
+            and_(leader.c.status == ACTIVE, leader.c.next_due_at <= bindparam("now")),
+            and_(
+                leader.c.status == LeaderStatus.PAUSED,
+                leader.c.paused_until <= bindparam("now"),
+            ),
+        ),
+        # Not to people who blocked the bot: due again once they write.
+        or_(person.c.blocked_at.is_(None), leader.c.status != ACTIVE),
+    )
 
 
 @functools.cache
 def _due_leaders_query() -> Any:
-    """Up to BATCH leaders due at ``:now`` (not blocked) or whose pause is over then: built
-    once."""
+    """Up to BATCH leaders due at ``:now`` (not blocked) or whose pause is over then, with the
+    columns ``_Due`` holds: built once."""
+    leader, person = table_of(Leader), table_of(Person)
+    c = leader.c
     return (
-        select(Leader, Person)
-        .join(Person, col(Person.id) == col(Leader.person_id))
-        .where(
-            or_(
-                and_(col(Leader.status) == ACTIVE, col(Leader.next_due_at) <= bindparam("now")),
-                and_(
-                    col(Leader.status) == LeaderStatus.PAUSED,
-                    col(Leader.paused_until) <= bindparam("now"),
-                ),
-            ),
-            # Not to people who blocked the bot: due again once they write.
-            or_(col(Person.blocked_at).is_(None), col(Leader.status) != ACTIVE),
+        select(
+            c.id,
+            c.person_id,
+            c.status,
+            c.weekday,
+            c.minute_of_day,
+            c.timezone,
+            c.programme_id,
+            c.role_id,
+            c.position,
+            c.cycle,
+            c.next_due_at,
+            c.paused_until,
+            person.c.telegram_user_id,
         )
+        .select_from(leader.join(person, person.c.id == c.person_id))
+        .where(_leaders_due_where())
         .limit(BATCH)
     )
 
 
-def _plan_week(rt: Runtime, leader: Leader, person: Person, now: dt.datetime) -> _Week:
+def _plan_week(rt: Runtime, leader: _Due, now: dt.datetime) -> _Week:
     """What this leader's due week will write: pure, before the transaction."""
     assert leader.next_due_at is not None
     old_due = leader.next_due_at
@@ -303,7 +338,7 @@ def _plan_week(rt: Runtime, leader: Leader, person: Person, now: dt.datetime) ->
         new_due = next_due(old_due, leader.weekday, leader.minute_of_day, zone)
     week = iso_week(old_due, zone)
     missed = now - old_due > dt.timedelta(hours=rt.settings.prompt_late_hours)
-    plan = _Week(leader, person, old_due, new_due, week, missed, None)
+    plan = _Week(leader, old_due, new_due, week, missed, None)
     plan.position, plan.cycle = leader.position, leader.cycle
     try:
         _programme, questions = _role_questions(rt, leader.programme_id, leader.role_id)
@@ -313,21 +348,30 @@ def _plan_week(rt: Runtime, leader: Leader, person: Person, now: dt.datetime) ->
     count = len(questions)
     index = leader.position % count
     theme, question = questions[index]
-    plan.prompt = Prompt(
-        leader_id=_id(leader),
-        programme_id=leader.programme_id,
-        theme_id=theme.id,
-        question_id=question.id,
-        role_id=leader.role_id,
-        position=index,
-        cycle=leader.cycle,
-        week=week,
-        due_at=old_due,
-        status=PromptStatus.MISSED if missed else PromptStatus.SENT,
-        sent_at=None if missed else now,
-        reminder_due_at=None if missed else _reminder_due(rt, now),
-        created_at=now,
-    )
+    # Every column of a new ``Prompt`` (its defaults written out): a plain dict for the round's
+    # one INSERT, without building and validating a model object per leader.
+    plan.prompt = {
+        "leader_id": leader.id,
+        "programme_id": leader.programme_id,
+        "theme_id": theme.id,
+        "question_id": question.id,
+        "role_id": leader.role_id,
+        "position": index,
+        "cycle": leader.cycle,
+        "week": week,
+        "due_at": old_due,
+        "status": PromptStatus.MISSED if missed else PromptStatus.SENT,
+        "sent_at": None if missed else now,
+        "reminder_due_at": None if missed else _reminder_due(rt, now),
+        "reminders_sent": 0,
+        "skip_reason": None,
+        "answer_ciphertext": None,
+        "answer_message_id": None,
+        "answered_at": None,
+        "edited_at": None,
+        "shared": False,
+        "created_at": now,
+    }
     if not missed:
         plan.position, plan.cycle = index + 1, leader.cycle
         if plan.position >= count:
@@ -337,7 +381,7 @@ def _plan_week(rt: Runtime, leader: Leader, person: Person, now: dt.datetime) ->
 
 async def _write_round(
     rt: Runtime,
-    resumes: list[tuple[Leader, Person]],
+    resumes: list[_Due],
     weeks: list[_Week],
     now: dt.datetime,
     counts: dict[str, int],
@@ -355,9 +399,9 @@ async def _write_round(
                 log.info("leader %s: pause over, resumed", leader_id)
                 due = dues[leader_id]
                 again = again or (due is not None and due <= now)
-            for leader, _person in resumes:
-                if _id(leader) not in resumed:
-                    skip.add(_id(leader))
+            for leader in resumes:
+                if leader.id not in resumed:
+                    skip.add(leader.id)
         done: list[tuple[_Week, str]] = []
         if weeks:
             try:
@@ -371,19 +415,18 @@ async def _write_round(
                         async with session.begin_nested():
                             done += await _write_weeks(rt, session, [plan], now)
                     except Exception:  # one leader's trouble must not stop the others
-                        skip.add(_id(plan.leader))
+                        skip.add(plan.leader.id)
                         log.exception("leader %s: weekly question failed", plan.leader.id)
         await session.commit()
-    claimed = {_id(plan.leader) for plan, _outcome in done}
+    claimed = {plan.leader.id for plan, _outcome in done}
     for plan in weeks:
-        if _id(plan.leader) not in claimed:
-            skip.add(_id(plan.leader))  # another process has it, or it failed
+        if plan.leader.id not in claimed:
+            skip.add(plan.leader.id)  # another process has it, or it failed
     for plan, outcome in done:
         who = plan.leader.id
         if outcome == "sent":
             counts["sent"] += 1
-            assert plan.prompt is not None
-            log.info("leader %s: week %s sent (prompt %s)", who, plan.week, plan.prompt.id)
+            log.info("leader %s: week %s sent (prompt %s)", who, plan.week, plan.prompt_id)
         elif outcome == "missed":
             counts["missed"] += 1
             log.info("leader %s: week %s missed (bot was down)", who, plan.week)
@@ -396,17 +439,15 @@ async def _write_round(
     return again
 
 
-def _resumed_due(
-    rt: Runtime, resumes: list[tuple[Leader, Person]]
-) -> dict[int, dt.datetime | None]:
+def _resumed_due(rt: Runtime, resumes: list[_Due]) -> dict[int, dt.datetime | None]:
     """The first scheduled time at or after the end of each pause."""
     dues: dict[int, dt.datetime | None] = {}
-    for leader, _person in resumes:
+    for leader in resumes:
         assert leader.paused_until is not None
         if leader.weekday is None or leader.minute_of_day is None:
-            dues[_id(leader)] = None
+            dues[leader.id] = None
         else:
-            dues[_id(leader)] = first_due_at_or_after(
+            dues[leader.id] = first_due_at_or_after(
                 leader.paused_until, leader.weekday, leader.minute_of_day, leader_zone(rt, leader)
             )
     return dues
@@ -425,12 +466,72 @@ def _per_id(table: Any, values: dict[int, Any], column: str) -> Any:
     )
 
 
+def _cases(table: Any, column: str, n: int, prefix: str) -> Any:
+    """``_per_id``'s CASE for ``n`` rows with bound parameters: ``:k0…`` the ids (shared by every
+    CASE of a statement), ``:<prefix>0…`` the values. A statement built from these is built once
+    per (shape, n) and cached; ``_case_params`` fills it."""
+    return case(
+        {
+            bindparam(f"k{i}", type_=table.c.id.type): bindparam(
+                f"{prefix}{i}", type_=table.c[column].type
+            )
+            for i in range(n)
+        },
+        value=table.c.id,
+        else_=table.c[column],
+    )
+
+
+def _case_params(ids: list[int], **columns: list[Any]) -> dict[str, Any]:
+    """The parameters of a statement built with ``_cases``: ``ids`` as ``:ids`` (the expanding
+    IN) and ``:k0…``, each of ``columns`` (values in the order of ``ids``) as ``:<name>0…``."""
+    params: dict[str, Any] = {"ids": ids}
+    params.update((f"k{i}", key) for i, key in enumerate(ids))
+    for name, values in columns.items():
+        params.update((f"{name}{i}", value) for i, value in enumerate(values))
+    return params
+
+
+@functools.lru_cache(maxsize=64)
+def _claim_weeks_statement(n: int, postgres: bool) -> Any:
+    """The claim of ``n`` due weeks (see ``_write_weeks``), built once per ``n``."""
+    table, person = table_of(Leader), table_of(Person)
+    # The conditions sit in the subquery, which finds the rows by their ids: SQLite would
+    # otherwise walk every active leader on ``leader(status, …)``. (PostgreSQL re-checks them
+    # on the locked row.)
+    candidates: Any = select(table.c.id).where(
+        table.c.id.in_(bindparam("ids", expanding=True)),
+        table.c.status == _cases(table, "status", n, "status"),
+        table.c.next_due_at == _cases(table, "next_due_at", n, "old_due"),
+        table.c.position == _cases(table, "position", n, "old_position"),
+        table.c.cycle == _cases(table, "cycle", n, "old_cycle"),
+        table.c.person_id.in_(
+            select(person.c.id).where(
+                person.c.id.in_(bindparam("people", expanding=True)),
+                person.c.blocked_at.is_(None),
+            )
+        ),
+    )
+    if postgres:
+        candidates = candidates.with_for_update(of=table, skip_locked=True)
+    return (
+        update(table)
+        .where(table.c.id.in_(candidates.scalar_subquery()))
+        .values(
+            next_due_at=_cases(table, "next_due_at", n, "new_due"),
+            position=_cases(table, "position", n, "position"),
+            cycle=_cases(table, "cycle", n, "cycle"),
+        )
+        .returning(table.c.id)
+    )
+
+
 async def _resume(
-    session: Any, resumes: list[tuple[Leader, Person]], dues: dict[int, dt.datetime | None]
+    session: Any, resumes: list[_Due], dues: dict[int, dt.datetime | None]
 ) -> set[int]:
     """Make the leaders active again, each only if still paused until the time seen."""
     table = table_of(Leader)
-    until = {_id(leader): leader.paused_until for leader, _person in resumes}
+    until = {leader.id: leader.paused_until for leader in resumes}
     result: Any = await session.exec(
         update(table)
         .where(
@@ -451,6 +552,18 @@ async def _resume(
     return {int(row[0]) for row in result.all()}
 
 
+@functools.cache
+def _insert_prompts_statement(dialect: str) -> Any:
+    """The round's prompts: INSERT … ON CONFLICT (leader, week) DO NOTHING RETURNING, built once
+    per dialect."""
+    prompts = table_of(Prompt)
+    return (
+        insert_for(dialect)(prompts)
+        .on_conflict_do_nothing(index_elements=["leader_id", "week"])
+        .returning(prompts.c.id, prompts.c.leader_id)
+    )
+
+
 async def _write_weeks(
     rt: Runtime, session: Any, weeks: list[_Week], now: dt.datetime
 ) -> list[tuple[_Week, str]]:
@@ -458,75 +571,55 @@ async def _write_weeks(
     became of it: ``sent``, ``missed``, ``duplicate`` (the week has its question already) or
     ``problem`` (no question in the content: claimed, so it does not repeat every tick)."""
     late = dt.timedelta(hours=rt.settings.prompt_late_hours)
-    by_id = {_id(plan.leader): plan for plan in weeks}
+    by_id = {plan.leader.id: plan for plan in weeks}
+    plans = list(by_id.values())
     table = table_of(Leader)
-    person = table_of(Person)
     # The claim: only one process moves a due time on. Each row only if it is still as read
     # (due then, active, at that place in the programme), its person has not blocked the bot
-    # since, and (PostgreSQL) no other process holds it.
-    # The conditions sit in the subquery, which finds the rows by their ids: SQLite would
-    # otherwise walk every active leader on ``leader(status, …)``. (PostgreSQL re-checks them
-    # on the locked row.)
-    old = {key: plan.old_due for key, plan in by_id.items()}
-    candidates: Any = select(table.c.id).where(
-        table.c.id.in_(list(by_id)),
-        table.c.status == _per_id(table, dict.fromkeys(by_id, ACTIVE), "status"),
-        table.c.next_due_at == _per_id(table, old, "next_due_at"),
-        table.c.position
-        == _per_id(table, {k: p.leader.position for k, p in by_id.items()}, "position"),
-        table.c.cycle == _per_id(table, {k: p.leader.cycle for k, p in by_id.items()}, "cycle"),
-        table.c.person_id.in_(
-            select(person.c.id).where(
-                person.c.id.in_([p.person.id for p in weeks]), person.c.blocked_at.is_(None)
-            )
-        ),
+    # since, and (PostgreSQL) no other process holds it. One statement, built once per size.
+    postgres = dialect_of(session) == "postgresql"
+    params = _case_params(
+        list(by_id),
+        status=[ACTIVE] * len(plans),
+        old_due=[p.old_due for p in plans],
+        old_position=[p.leader.position for p in plans],
+        old_cycle=[p.leader.cycle for p in plans],
+        new_due=[p.new_due for p in plans],
+        position=[p.position for p in plans],
+        cycle=[p.cycle for p in plans],
     )
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        candidates = candidates.with_for_update(of=table, skip_locked=True)
-    result: Any = await session.exec(
-        update(table)
-        .where(table.c.id.in_(candidates.scalar_subquery()))
-        .values(
-            next_due_at=_per_id(table, {k: p.new_due for k, p in by_id.items()}, "next_due_at"),
-            position=_per_id(table, {k: p.position for k, p in by_id.items()}, "position"),
-            cycle=_per_id(table, {k: p.cycle for k, p in by_id.items()}, "cycle"),
-        )
-        .returning(table.c.id)
-    )
+    params["people"] = [p.leader.person_id for p in plans]
+    result: Any = await session.exec(_claim_weeks_statement(len(plans), postgres), params=params)
     claimed = [by_id[int(row[0])] for row in result.all()]
     done: list[tuple[_Week, str]] = [(plan, "problem") for plan in claimed if plan.prompt is None]
     writing = [plan for plan in claimed if plan.prompt is not None]
     if not writing:
         return done
-    prompts = table_of(Prompt)
-    values = [plan.prompt.model_dump(exclude={"id"}) for plan in writing if plan.prompt]
+    values = [plan.prompt for plan in writing if plan.prompt]
     inserted: Any = await session.exec(
-        upsert_insert(session)(prompts)
-        .on_conflict_do_nothing(index_elements=["leader_id", "week"])
-        .returning(prompts.c.id, prompts.c.leader_id),
-        params=values,
+        _insert_prompts_statement(dialect_of(session)), params=values
     )
     ids = {int(leader_id): int(prompt_id) for prompt_id, leader_id in inserted.all()}
     queued: list[dict[str, Any]] = []
     undo: list[_Week] = []
     for plan in writing:
         assert plan.prompt is not None
-        prompt_id = ids.get(_id(plan.leader))
+        prompt_id = ids.get(plan.leader.id)
         if prompt_id is None:
             done.append((plan, "duplicate"))
             if not plan.missed:
                 undo.append(plan)  # the place in the programme stays as it was
             continue
-        plan.prompt.id = prompt_id
+        plan.prompt_id = prompt_id
         if plan.missed:
             done.append((plan, "missed"))
             continue
         done.append((plan, "sent"))
         queued.append(
             {
-                "dedupe_key": f"prompt:{_id(plan.leader)}:{plan.week}",
-                "person_id": plan.person.id,
-                "chat_id": plan.person.telegram_user_id,
+                "dedupe_key": f"prompt:{plan.leader.id}:{plan.week}",
+                "person_id": plan.leader.person_id,
+                "chat_id": plan.leader.chat_id,
                 "prompt_id": prompt_id,
                 "due_at": now,
                 "expires_at": plan.old_due + late,
@@ -535,12 +628,10 @@ async def _write_weeks(
     if undo:  # rare: the leader moved their day within a week that has its question
         await session.exec(
             update(table)
-            .where(table.c.id.in_([_id(plan.leader) for plan in undo]))
+            .where(table.c.id.in_([plan.leader.id for plan in undo]))
             .values(
-                position=_per_id(
-                    table, {_id(p.leader): p.leader.position for p in undo}, "position"
-                ),
-                cycle=_per_id(table, {_id(p.leader): p.leader.cycle for p in undo}, "cycle"),
+                position=_per_id(table, {p.leader.id: p.leader.position for p in undo}, "position"),
+                cycle=_per_id(table, {p.leader.id: p.leader.cycle for p in undo}, "cycle"),
             )
         )
     if queued:
@@ -557,28 +648,64 @@ def _reminder_due(rt: Runtime, sent_at: dt.datetime) -> dt.datetime | None:
 # --- the tick: reminders -----------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class _Reminder:
+    """A due reminder as the tick reads it (a Core row), and whether it is still wanted."""
+
+    id: int  # the prompt's
+    reminder_due_at: dt.datetime
+    reminders_sent: int
+    leader_id: int
+    leader_status: str
+    person_id: int
+    chat_id: int
+    blocked_at: dt.datetime | None
+    superseded: bool
+    wanted: bool = False
+
+
+def _reminders_due_where() -> Any:
+    """Open prompts whose reminder is due at ``:now``: the look-up and ``send_due``'s check
+    share it (``prompt(status, reminder_due_at)``)."""
+    prompt = table_of(Prompt)
+    return and_(
+        prompt.c.status == PromptStatus.SENT,
+        prompt.c.reminder_due_at.is_not(None),
+        prompt.c.reminder_due_at <= bindparam("now"),
+    )
+
+
 @functools.cache
 def _due_reminders_query() -> Any:
-    """Open prompts whose reminder is due at ``:now``, with their leader and person and whether
-    a newer question has been sent: built once (building it each tick cost more than running
-    it)."""
-    newer = aliased(Prompt)
+    """Open prompts whose reminder is due at ``:now``, with what is needed of their leader and
+    person and whether a newer question has been sent: built once (building it each tick cost
+    more than running it)."""
+    prompt, leader, person = table_of(Prompt), table_of(Leader), table_of(Person)
+    newer = prompt.alias("newer")
     superseded = exists().where(
-        col(newer.leader_id) == col(Prompt.leader_id),
-        col(newer.due_at) > col(Prompt.due_at),
-        col(newer.sent_at).is_not(None),
+        newer.c.leader_id == prompt.c.leader_id,
+        newer.c.due_at > prompt.c.due_at,
+        newer.c.sent_at.is_not(None),
     )
     return (
-        select(Prompt, Leader, Person)
-        .join(Leader, col(Leader.id) == col(Prompt.leader_id))
-        .join(Person, col(Person.id) == col(Leader.person_id))
-        .where(
-            col(Prompt.status) == PromptStatus.SENT,
-            col(Prompt.reminder_due_at).is_not(None),
-            col(Prompt.reminder_due_at) <= bindparam("now"),
+        select(
+            prompt.c.id,
+            prompt.c.reminder_due_at,
+            prompt.c.reminders_sent,
+            leader.c.id,
+            leader.c.status,
+            person.c.id,
+            person.c.telegram_user_id,
+            person.c.blocked_at,
+            superseded.label("superseded"),
         )
-        .add_columns(superseded.label("superseded"))
-        .order_by(col(Prompt.reminder_due_at), col(Prompt.id))
+        .select_from(
+            prompt.join(leader, leader.c.id == prompt.c.leader_id).join(
+                person, person.c.id == leader.c.person_id
+            )
+        )
+        .where(_reminders_due_where())
+        .order_by(prompt.c.reminder_due_at, prompt.c.id)
         .limit(BATCH)
     )
 
@@ -592,25 +719,26 @@ async def send_due_reminders(rt: Runtime, now: dt.datetime | None = None) -> int
     now = now or utcnow()
     late = dt.timedelta(hours=rt.settings.prompt_late_hours)
     query = _due_reminders_query()
-    async with rt.sessions() as session:
-        rows = list((await session.exec(query, params={"now": now})).all())
+    async with rt.engine.connect() as connection:  # a look-up: no session (see _due_leaders)
+        rows = (await connection.execute(query, {"now": now})).all()
     if not rows:
         return 0
-    plans: list[tuple[Prompt, Leader, Person, bool]] = []
-    for prompt, leader, person, superseded in rows:
-        assert prompt.reminder_due_at is not None
-        stale = now - prompt.reminder_due_at > late
-        wanted = (
-            leader.status == LeaderStatus.ACTIVE
-            and person.blocked_at is None
-            and not superseded
+    plans: list[_Reminder] = []
+    for row in rows:
+        plan = _Reminder(*row)
+        plan.superseded = bool(plan.superseded)
+        stale = now - plan.reminder_due_at > late
+        plan.wanted = (
+            plan.leader_status == LeaderStatus.ACTIVE
+            and plan.blocked_at is None
+            and not plan.superseded
             and not stale
         )
-        plans.append((prompt, leader, person, wanted))
+        plans.append(plan)
     # One transaction: the claim of every reminder (cleared, and counted if it is sent) in one
     # conditional UPDATE … RETURNING, then the queued rows in one INSERT; in a savepoint, and
     # reminder by reminder in savepoints of their own if that fails.
-    done: list[tuple[Prompt, Leader, Person, bool]] = []
+    done: list[_Reminder] = []
     async with rt.sessions() as session:
         try:
             async with session.begin_nested():
@@ -622,61 +750,132 @@ async def send_due_reminders(rt: Runtime, now: dt.datetime | None = None) -> int
                     async with session.begin_nested():
                         done += await _write_reminders(session, [plan], now, late)
                 except Exception:  # one leader's trouble must not stop the others
-                    log.exception("leader %s: reminder failed", plan[1].id)
+                    log.exception("leader %s: reminder failed", plan.leader_id)
         await session.commit()
     sent = 0
-    for prompt, leader, _person, wanted in done:
-        if wanted:
+    for plan in done:
+        if plan.wanted:
             sent += 1
             log.info(
                 "leader %s: reminder %s for prompt %s",
-                leader.id,
-                prompt.reminders_sent + 1,
-                prompt.id,
+                plan.leader_id,
+                plan.reminders_sent + 1,
+                plan.id,
             )
         else:
-            log.info("leader %s: reminder for prompt %s dropped", leader.id, prompt.id)
+            log.info("leader %s: reminder for prompt %s dropped", plan.leader_id, plan.id)
     if sent and rt.sender is not None:
         rt.sender.wake()
     return sent
 
 
-async def _write_reminders(
-    session: Any,
-    plans: list[tuple[Prompt, Leader, Person, bool]],
-    now: dt.datetime,
-    late: dt.timedelta,
-) -> list[tuple[Prompt, Leader, Person, bool]]:
-    """Claim the reminders (each only if still as read) and queue the wanted ones."""
-    table = table_of(Prompt)
-    by_id = {_id(plan[0]): plan for plan in plans}
-    seen_due = {key: plan[0].reminder_due_at for key, plan in by_id.items()}
-    seen_count = {key: plan[0].reminders_sent for key, plan in by_id.items()}
-    counted = {key: plan[0].reminders_sent + (1 if plan[3] else 0) for key, plan in by_id.items()}
-    result: Any = await session.exec(
+@functools.lru_cache(maxsize=64)
+def _claim_reminders_statement(n: int) -> Any:
+    """The claim of ``n`` due reminders: each cleared (and counted if it is sent) only if still
+    as read, and one to be sent only if its person has not blocked the bot since (checked here,
+    in the claim, so the queued rows need no second look); built once per ``n``. Status
+    compared through ``CASE id …`` as in the weeks'."""
+    table, leader, person = table_of(Prompt), table_of(Leader), table_of(Person)
+    reachable = (
+        select(leader.c.id)
+        .select_from(leader.join(person, person.c.id == leader.c.person_id))
+        .where(leader.c.id.in_(bindparam("leaders", expanding=True)), person.c.blocked_at.is_(None))
+    )
+    wanted = case(
+        {
+            bindparam(f"k{i}", type_=table.c.id.type): bindparam(f"wanted{i}", type_=Integer)
+            for i in range(n)
+        },
+        value=table.c.id,
+    )
+    return (
         update(table)
         .where(
-            table.c.id.in_(list(by_id)),
-            table.c.status == _per_id(table, dict.fromkeys(by_id, PromptStatus.SENT), "status"),
-            table.c.reminder_due_at == _per_id(table, seen_due, "reminder_due_at"),
-            table.c.reminders_sent == _per_id(table, seen_count, "reminders_sent"),
+            table.c.id.in_(bindparam("ids", expanding=True)),
+            table.c.status == _cases(table, "status", n, "status"),
+            table.c.reminder_due_at == _cases(table, "reminder_due_at", n, "seen_due"),
+            table.c.reminders_sent == _cases(table, "reminders_sent", n, "seen_count"),
+            or_(wanted == 0, table.c.leader_id.in_(reachable)),
         )
-        .values(reminder_due_at=None, reminders_sent=_per_id(table, counted, "reminders_sent"))
+        .values(reminder_due_at=None, reminders_sent=_cases(table, "reminders_sent", n, "counted"))
         .returning(table.c.id)
     )
+
+
+async def _write_reminders(
+    session: Any, plans: list[_Reminder], now: dt.datetime, late: dt.timedelta
+) -> list[_Reminder]:
+    """Claim the reminders (each only if still as read) and queue the wanted ones."""
+    by_id = {plan.id: plan for plan in plans}
+    mine = list(by_id.values())
+    params = _case_params(
+        list(by_id),
+        status=[PromptStatus.SENT] * len(mine),
+        seen_due=[plan.reminder_due_at for plan in mine],
+        seen_count=[plan.reminders_sent for plan in mine],
+        counted=[plan.reminders_sent + (1 if plan.wanted else 0) for plan in mine],
+        wanted=[1 if plan.wanted else 0 for plan in mine],
+    )
+    params["leaders"] = [plan.leader_id for plan in mine if plan.wanted]
+    result: Any = await session.exec(_claim_reminders_statement(len(mine)), params=params)
     done = [by_id[int(row[0])] for row in result.all()]
     queued = [
         {
-            "dedupe_key": f"remind:{prompt.id}:{prompt.reminders_sent + 1}",
-            "person_id": person.id,
-            "chat_id": person.telegram_user_id,
-            "prompt_id": prompt.id,
+            "dedupe_key": f"remind:{plan.id}:{plan.reminders_sent + 1}",
+            "person_id": plan.person_id,
+            "chat_id": plan.chat_id,
+            "prompt_id": plan.id,
             "due_at": now,
             "expires_at": now + late,
         }
-        for prompt, _leader, person, wanted in done
-        if wanted
+        for plan in done
+        if plan.wanted
     ]
     if queued:
-        await outbox.enqueue_many(session, MessageKind.REMINDER, queued)
+        # The claim checked the people in this transaction: no second look for blocked ones.
+        await outbox.enqueue_many(session, MessageKind.REMINDER, queued, check_blocked=False)
+    return done
+
+
+# --- the tick: both, with one look first ---------------------------------------------------
+
+
+@functools.cache
+def _anything_due_query() -> Any:
+    """Whether a leader is due (or a pause over) and whether a reminder is due at ``:now``: one
+    statement, one indexed probe per table (the look-ups' own conditions): built once."""
+    leader, person, prompt = table_of(Leader), table_of(Person), table_of(Prompt)
+    leaders = (
+        select(leader.c.id)
+        .select_from(leader.join(person, person.c.id == leader.c.person_id))
+        .where(_leaders_due_where())
+        .exists()
+    )
+    reminders = select(prompt.c.id).where(_reminders_due_where()).exists()
+    return select(leaders.label("leaders"), reminders.label("reminders"))
+
+
+@dataclass
+class Due:
+    """What one tick of ``send_due`` wrote: ``send_due_prompts``'s counts and the reminders."""
+
+    sent: int = 0
+    missed: int = 0
+    resumed: int = 0
+    reminders: int = 0
+
+
+async def send_due(rt: Runtime, now: dt.datetime | None = None) -> Due:
+    """The scheduler tick's weekly part: ``send_due_prompts`` and ``send_due_reminders``, each
+    only if one look (``_anything_due_query``, one statement on a plain connection) finds it
+    has something to do. Most ticks find nothing, and then this is all they cost."""
+    now = now or utcnow()
+    async with rt.engine.connect() as connection:
+        leaders, reminders = (await connection.execute(_anything_due_query(), {"now": now})).one()
+    done = Due()
+    if leaders:
+        counts = await send_due_prompts(rt, now)
+        done.sent, done.missed, done.resumed = counts["sent"], counts["missed"], counts["resumed"]
+    if reminders:
+        done.reminders = await send_due_reminders(rt, now)
     return done
