@@ -84,24 +84,28 @@ async def group_start(update: Update, context: Context) -> None:
     """``/start g_<token>`` in a group (the startgroup link): link the group to its
     organisation. A plain /start says what the bot does here."""
     chat, user = update.effective_chat, update.effective_user
-    if chat is None or user is None or user.is_bot:
+    if chat is None or (user is not None and user.is_bot):
         return
     rt = runtime(context)
     payload = context.args[0] if context.args else ""
     if not payload.startswith(groups.PREFIX + "_"):
+        # Also when the message has no sender (an anonymous admin writes as the group): /start
+        # is the bot's own command, and /help and /privacy answer then too.
         await group_help(update, context)
         return
+    # Failed links are counted per person, or per group when nobody is named as the sender.
+    who = user.id if user is not None else chat.id
     throttle = link_throttle(context)
     locale = _group_locale(update, context, None)
     _ = rt.catalogs.gettext(locale)
-    if throttle.paused(user.id):
+    if throttle.paused(who):
         await reply(update, _("Too many links that do not work. Wait a while, then try again."))
         return
     result = await groups.link_group(
         rt, payload.split("_", 1)[1], chat.id, chat.effective_name or ""
     )
     if result.outcome in (groups.Linked.UNKNOWN, groups.Linked.EXPIRED, groups.Linked.USED):
-        throttle.failed(user.id)
+        throttle.failed(who)
         text = {
             groups.Linked.UNKNOWN: _(
                 "This link is not valid. Ask the person who sent it to you for a new one."

@@ -609,6 +609,14 @@ group_bodies = st.one_of(
     body=group_bodies,
     with_sender=st.booleans(),
 )
+# Found by this test: /start from an anonymous admin (no sender) went unanswered.
+@example(
+    kind="message",
+    chat_type="group",
+    chat_id=-100,
+    body={"text": "/start", "entities": [{"type": "bot_command", "offset": 0, "length": 6}]},
+    with_sender=False,
+)
 async def test_in_a_group_only_the_bots_own_commands_are_answered_and_in_a_channel_nothing(
     fuzz: Fuzz,
     kind: str,
