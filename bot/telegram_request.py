@@ -147,9 +147,13 @@ class AiohttpRequest(BaseRequest):
             ) from err
         except TimeoutError as err:  # aiohttp.ServerTimeoutError is one too
             raise TimedOut from err
-        except aiohttp.ClientError as err:
-            # With the class's name: some of aiohttp's errors have an empty message.
+        except aiohttp.ClientConnectorError as err:
+            # Names host and port only; the path, which holds the bot's token, is not in it.
             raise NetworkError(f"aiohttp.{type(err).__name__}: {err}") from err
+        except aiohttp.ClientError as err:
+            # The class's name only: some of aiohttp's errors quote the whole URL, and the
+            # URL's path holds the bot's token (logs mask tokens too; this is the first line).
+            raise NetworkError(f"aiohttp.{type(err).__name__}") from err
 
 
 def _multipart(request_data: RequestData) -> aiohttp.FormData:
