@@ -266,4 +266,6 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    from bot import eventloop  # the loop `python -m bot run` serves on
+
+    sys.exit(eventloop.run(main()))

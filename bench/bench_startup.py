@@ -74,7 +74,7 @@ migrate.require_current(settings.async_database_url)
 marks["schema check (already at head)"] = time.perf_counter()
 rt = build_runtime(settings)
 marks["content, catalogs, engine"] = time.perf_counter()
-import asyncio
+from bot import eventloop
 
 
 async def up():
@@ -89,7 +89,7 @@ async def up():
         marks["running_bot: handlers, getMe, web server, polling (menus: after)"] = now
 
 
-asyncio.run(up())
+eventloop.run(up())
 last, result = t0, {}
 for name, moment in marks.items():
     result[name] = moment - last

@@ -28,7 +28,7 @@ from telegram import Update
 from telegram.constants import ParseMode
 from telegram.ext import Application, BaseUpdateProcessor, ContextTypes, Defaults, ExtBot
 
-from bot import outbox
+from bot import eventloop, outbox
 from bot.budget import TelegramBudget
 from bot.channels.telegram import SharedRateLimiter, TelegramAdapter
 from bot.channels.webhook import WebhookAdapter
@@ -497,6 +497,7 @@ async def serve(settings: Settings, rt: Runtime) -> None:
     kit = require_demo() if settings.demo else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    log.info("event loop: %s", eventloop.describe(loop))
     starting = asyncio.current_task()
 
     def on_stop() -> None:  # while start-up still waits for the Bot API, stop waiting

@@ -73,6 +73,7 @@ def run(migrate_first: bool) -> None:
     """
     import logging
 
+    from bot import eventloop
     from bot.app import build_runtime, serve
     from bot.config import startup_warnings
     from bot.demokit import require_demo
@@ -100,7 +101,7 @@ def run(migrate_first: bool) -> None:
     except CatalogError as exc:
         _fail(str(exc), 1)
     try:
-        asyncio.run(serve(settings, rt))
+        eventloop.run(serve(settings, rt))
     except BotTokenRefused as exc:
         _fail(f"The bot cannot start: {exc}", 1)
     except asyncio.CancelledError:  # SIGTERM while start-up waited for the Bot API

@@ -102,7 +102,7 @@ async def test_run_with_a_token_and_no_public_url_refuses_naming_it(
 async def test_run_with_console_sms_starts_serves_and_warns_that_nothing_is_sent(
     api: LocalBotApi, tmp_path: Path
 ) -> None:
-    env = bot_env(api, tmp_path, SMS_PROVIDER="console")
+    env = bot_env(api, tmp_path, SMS_PROVIDER="console", LOG_LEVEL="INFO")
     await cli(env, tmp_path, "db", "upgrade")
     bot = BotProcess(env, tmp_path, "console")
     await bot.start()
@@ -125,6 +125,9 @@ async def test_run_with_console_sms_starts_serves_and_warns_that_nothing_is_sent
     finally:
         await bot.kill()
     assert "WARNING bot: SMS_PROVIDER=console: NO SMS IS SENT." in bot.log()
+    # The lock installs uvloop where the bot is deployed; the bot serves on it (bot/eventloop.py).
+    if sys.platform != "win32":
+        assert "event loop: uvloop " in bot.log()
 
 
 async def test_a_production_start_loads_no_migrations_chart_demo_or_content_checker(
