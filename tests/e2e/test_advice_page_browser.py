@@ -26,10 +26,17 @@ import pytest
 from bot.app import RunningBot
 from bot.models import Dispatch
 from tests.conftest import Api
-from tests.e2e.test_browser import WIDTH, Page, browser
+from tests.e2e.test_browser import WIDTH, Page, browser, need_browser
 
 VENDOR = Path(__file__).parent / "vendor"
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+@pytest.fixture(autouse=True)
+def _browser_installed() -> None:
+    """Skip (or, with CI set, fail) before the bot starts when there is no browser: as in
+    ``test_browser.py``, whose autouse fixture does not reach this module."""
+    need_browser()
 
 
 def axe_source() -> str:

@@ -57,10 +57,10 @@ FLAGS = [
 @pytest.fixture(autouse=True)
 def _browser_installed() -> None:
     """Skip (or, with CI set, fail) before the bot starts when there is no browser."""
-    _need_browser()
+    need_browser()
 
 
-def _need_browser() -> None:
+def need_browser() -> None:
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
     try:
         import selenium  # noqa: F401
