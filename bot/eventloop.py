@@ -3,8 +3,9 @@
 uvloop (libuv under asyncio's API) is in the lock for Linux and macOS, where the bot is deployed.
 Measured with ``bench/bench_deeplink.py --small``, six pairs side by side on one quiet machine:
 the bot's CPU per opened advice link 0.89× at 50/s and 0.86× at 25/s of asyncio's loop (the
-selector, callbacks and sockets were ~15 % of that CPU). Where uvloop is not installed (Windows,
-PyPy) the bot runs on asyncio's loop and says so at start-up; nothing else differs.
+selector, callbacks and sockets were ~15 % of that CPU); at full size 0.90× and 0.88×
+(bench/RESULTS.md). Where uvloop is not installed (Windows,
+PyPy) the bot runs on asyncio's loop; the start-up log (INFO) names the loop either way.
 
 The benchmarks run the bot through ``run`` too, so they measure the loop production uses. The
 one-shot commands (``apikey``, ``dispatch`` …) keep ``asyncio.run``: they are not hot.
